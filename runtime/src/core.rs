@@ -1,0 +1,326 @@
+//! The executor core: task slab, run queue, and the loop that drives them with the reactor
+//! and the timers.
+//!
+//! One turn of the loop:
+//! 1. poll up to `budget` tasks from the run queue (the budget is what keeps an always-ready
+//!    task from starving I/O completions and timers);
+//! 2. move wakes that arrived from other threads onto the run queue;
+//! 3. submit queued io_uring entries and reap completions; if nothing is ready to run, this is
+//!    where the thread parks, in one `io_uring_enter` that waits for a completion, the eventfd,
+//!    or the next timer deadline;
+//! 4. fire expired timers;
+//! 5. end the turn: the turn counter advances and the turn-end hooks run. No task is running
+//!    here, so a task cannot hold a reference across this point: it is the loop's quiescent
+//!    point, where deferred reclamation can safely happen.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::task::waker_ref;
+use slab::Slab;
+
+use crate::reactor::Reactor;
+use crate::runtime::{Builder, RuntimeStats};
+use crate::task::{Header, JoinHandle, Runnable, TaskCell};
+use crate::time::Timers;
+use crate::wake::Shared;
+
+/// The run-queue key of the future passed to `block_on`.
+const MAIN_KEY: usize = usize::MAX;
+
+thread_local! {
+    /// The core of the runtime whose `block_on` (or shutdown) is running on this thread.
+    static CURRENT: Cell<*const Core> = const { Cell::new(ptr::null()) };
+}
+
+/// Counters kept by the executor, read by `Runtime::stats`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) turns: Cell<u64>,
+    pub(crate) polls: Cell<u64>,
+    pub(crate) spawned: Cell<u64>,
+    pub(crate) parks: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+/// Everything a runtime owns on its thread.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    tasks: RefCell<Slab<Arc<dyn Runnable>>>,
+    run_queue: RefCell<VecDeque<usize>>,
+    pub(crate) reactor: RefCell<Reactor>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) counters: Counters,
+    turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
+    budget: usize,
+    remote_scratch: RefCell<Vec<usize>>,
+}
+
+impl Core {
+    pub(crate) fn new(builder: &Builder) -> io::Result<Rc<Core>> {
+        let shared = Arc::new(Shared::new()?);
+        let reactor = Reactor::new(builder, shared.eventfd())?;
+        Ok(Rc::new(Core {
+            shared,
+            tasks: RefCell::new(Slab::with_capacity(64)),
+            run_queue: RefCell::new(VecDeque::with_capacity(64)),
+            reactor: RefCell::new(reactor),
+            timers: RefCell::new(Timers::default()),
+            counters: Counters::default(),
+            turn_hooks: RefCell::new(Vec::new()),
+            budget: builder.budget.max(1),
+            remote_scratch: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Spawns a future onto this core.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let cell = TaskCell::new(future, entry.key(), self.shared.clone());
+        entry.insert(cell.clone());
+        drop(tasks);
+        bump(&self.counters.spawned);
+        cell.header().scheduled.store(true, Ordering::Relaxed);
+        self.run_queue.borrow_mut().push_back(cell.header().key);
+        JoinHandle::new(cell)
+    }
+
+    /// Number of tasks that have not finished.
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    pub(crate) fn add_turn_hook(&self, hook: Box<dyn FnMut()>) {
+        self.turn_hooks.borrow_mut().push(hook);
+    }
+
+    fn poll_task(&self, key: usize) {
+        let task: *const dyn Runnable = match self.tasks.borrow().get(key) {
+            Some(t) => Arc::as_ptr(t),
+            None => return, // a stale key: the task already finished
+        };
+        // SAFETY: the slab holds an Arc to the task until the `remove` below, and nothing
+        // else removes slab entries while a task is being polled (tasks can only insert by
+        // spawning; a slab reallocation moves the Arc, not the task it points to).
+        let task = unsafe { &*task };
+        task.header().scheduled.store(false, Ordering::Release);
+        bump(&self.counters.polls);
+        if task.run() {
+            let removed = self.tasks.borrow_mut().remove(key);
+            drop(removed);
+        }
+    }
+
+    /// Runs `future` to completion on this thread, driving every spawned task meanwhile.
+    pub(crate) fn block_on<F: Future>(self: &Rc<Self>, future: F) -> F::Output {
+        let _enter = Enter::new(self, false);
+        let mut future = std::pin::pin!(future);
+        let main = Arc::new(Header::new(MAIN_KEY, self.shared.clone()));
+        let main_waker = waker_ref(&main);
+        let mut main_cx = Context::from_waker(&main_waker);
+        main.scheduled.store(true, Ordering::Relaxed);
+        self.run_queue.borrow_mut().push_back(MAIN_KEY);
+        let _finish_main = FinishOnDrop(&main);
+        loop {
+            // 1. run ready tasks, up to the budget
+            for _ in 0..self.budget {
+                let Some(key) = self.run_queue.borrow_mut().pop_front() else {
+                    break;
+                };
+                if key == MAIN_KEY {
+                    main.scheduled.store(false, Ordering::Release);
+                    bump(&self.counters.polls);
+                    if let Poll::Ready(out) = future.as_mut().poll(&mut main_cx) {
+                        return out;
+                    }
+                } else {
+                    self.poll_task(key);
+                }
+            }
+            self.turn();
+        }
+    }
+
+    /// Steps 2 to 5 of a turn: everything but running tasks.
+    fn turn(&self) {
+        // 2. wakes from other threads
+        {
+            let mut scratch = self.remote_scratch.borrow_mut();
+            self.shared.drain_remote(&mut scratch);
+            if !scratch.is_empty() {
+                self.run_queue.borrow_mut().extend(scratch.drain(..));
+            }
+        }
+        // 3. the reactor: park only when there is nothing to run
+        let mut may_block = self.run_queue.borrow().is_empty();
+        let timeout = if may_block {
+            self.timers
+                .borrow()
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+        } else {
+            None
+        };
+        if timeout.is_some_and(|t| t.is_zero()) {
+            may_block = false;
+        }
+        if may_block && !self.shared.prepare_sleep() {
+            may_block = false;
+        }
+        if may_block {
+            bump(&self.counters.parks);
+        }
+        let graveyard = self.reactor.borrow_mut().turn(may_block, timeout);
+        if may_block {
+            self.shared.end_sleep();
+        }
+        // Resources of abandoned operations are dropped outside the reactor borrow.
+        drop(graveyard);
+        // 4. timers
+        self.timers.borrow_mut().fire_expired(Instant::now());
+        // 5. quiescent point
+        bump(&self.counters.turns);
+        let mut hooks = self.turn_hooks.borrow_mut();
+        for hook in hooks.iter_mut() {
+            hook();
+        }
+    }
+
+    /// Drops every task's future and waits for the kernel to finish with every operation.
+    pub(crate) fn shutdown(self: &Rc<Self>) {
+        let _enter = Enter::new(self, true);
+        let tasks: Vec<Arc<dyn Runnable>> = self.tasks.borrow_mut().drain().collect();
+        for task in &tasks {
+            task.shutdown();
+        }
+        drop(tasks);
+        self.run_queue.borrow_mut().clear();
+        self.turn_hooks.borrow_mut().clear();
+        let graveyard = self.reactor.borrow_mut().shutdown();
+        drop(graveyard);
+    }
+
+    pub(crate) fn stats(&self) -> RuntimeStats {
+        let reactor = self.reactor.borrow();
+        RuntimeStats {
+            turns: self.counters.turns.get(),
+            polls: self.counters.polls.get(),
+            tasks_spawned: self.counters.spawned.get(),
+            tasks_alive: self.tasks.borrow().len(),
+            parks: self.counters.parks.get(),
+            ops_submitted: reactor.stats.submitted,
+            ops_completed: reactor.stats.completed,
+            ops_cancelled: reactor.stats.cancelled,
+            ops_in_flight: reactor.in_flight(),
+            submit_calls: reactor.stats.enters,
+            remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
+            eventfd_signals: self.shared.eventfd_signals.load(Ordering::Relaxed),
+            timers_pending: self.timers.borrow().len(),
+        }
+    }
+}
+
+/// Marks the `block_on` future's header finished when `block_on` returns or unwinds, so
+/// wakers that outlive it are ignored instead of queueing `MAIN_KEY` for a later `block_on`.
+struct FinishOnDrop<'a>(&'a Arc<Header>);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Release);
+    }
+}
+
+/// Sets this thread's current core for the guard's lifetime.
+struct Enter {
+    prev: *const Core,
+}
+
+impl Enter {
+    /// Enters `core`. With `nested == false` (block_on) it is a programming error to be
+    /// inside a runtime already; shutdown may nest (a runtime dropped inside a task).
+    fn new(core: &Rc<Core>, nested: bool) -> Enter {
+        let prev = CURRENT.with(|c| c.get());
+        if !nested && !prev.is_null() {
+            if prev == Rc::as_ptr(core) {
+                panic!("Runtime::block_on called from within the same runtime; use spawn or .await");
+            }
+            panic!("cannot run a faultless runtime inside another one on the same thread");
+        }
+        CURRENT.with(|c| c.set(Rc::as_ptr(core)));
+        Enter { prev }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+/// Queues task `key` of the runtime that owns `shared`: directly on the local run queue when
+/// called on that runtime's thread while it runs, through the remote queue otherwise.
+pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
+    let local = CURRENT.with(|c| {
+        let core = c.get();
+        if core.is_null() {
+            return false;
+        }
+        // SAFETY: CURRENT is non-null only while an `Enter` guard for that core is alive, and
+        // the guard's owner holds an Rc to the core for at least that long.
+        let core = unsafe { &*core };
+        if core.shared.id != shared.id {
+            return false;
+        }
+        match core.run_queue.try_borrow_mut() {
+            Ok(mut q) => {
+                q.push_back(key);
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    if !local {
+        shared.push_remote(key);
+    }
+}
+
+/// Runs `f` with the current thread's core, if a runtime is running on it.
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        let core = c.get();
+        if core.is_null() {
+            return None;
+        }
+        // SAFETY: as in `schedule`; the pointer came from `Rc::as_ptr` of an Rc that the
+        // guard's owner holds for as long as CURRENT points at it. ManuallyDrop keeps us from
+        // releasing a count we did not take.
+        let rc = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(core) });
+        Some(f(&rc))
+    })
+}
+
+/// The current core as an `Rc`; panics outside a runtime.
+pub(crate) fn current() -> Rc<Core> {
+    try_with_current(|c| c.clone()).unwrap_or_else(|| no_runtime())
+}
+
+#[cold]
+fn no_runtime() -> ! {
+    panic!("this function must be called from within a faultless runtime (inside Runtime::block_on or a task it runs)")
+}

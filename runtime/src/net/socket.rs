@@ -1,0 +1,169 @@
+//! The socket type under every public socket: an fd shared with the operations in flight.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use io_uring::{opcode, types};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Type};
+
+use crate::io_ops::SharedFd;
+use crate::op::Op;
+
+/// A socket fd shared with the operations in flight on it.
+pub(crate) struct Socket {
+    pub(crate) fd: SharedFd,
+}
+
+impl Socket {
+    /// Creates a socket (close-on-exec, blocking: io_uring polls it without blocking the thread).
+    pub(crate) fn new(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
+        let s = socket2::Socket::new(domain, ty, protocol)?;
+        Ok(Socket {
+            fd: Rc::new(OwnedFd::from(s)),
+        })
+    }
+
+    pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
+        Socket { fd: Rc::new(fd) }
+    }
+
+    /// A borrowed socket2 view for synchronous setup calls.
+    pub(crate) fn with_sock<R>(&self, f: impl FnOnce(&socket2::Socket) -> R) -> R {
+        let sock = socket2::SockRef::from(&*self.fd);
+        f(&sock)
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Binds a new socket of type `ty` for `addr`'s family; `listen` backlog if given.
+    pub(crate) fn bind(addr: &SockAddr, ty: Type, listen: Option<i32>) -> io::Result<Socket> {
+        let socket = Socket::new(addr.domain(), ty, None)?;
+        socket.with_sock(|s| -> io::Result<()> {
+            if listen.is_some() && addr.domain() != Domain::UNIX {
+                s.set_reuse_address(true)?;
+            }
+            s.bind(addr)?;
+            if let Some(backlog) = listen {
+                s.listen(backlog)?;
+            }
+            Ok(())
+        })?;
+        Ok(socket)
+    }
+
+    /// Accepts one connection; the new socket is close-on-exec.
+    pub(crate) async fn accept(&self) -> io::Result<(Socket, SockAddr)> {
+        struct AcceptData {
+            fd: SharedFd,
+            addr: Box<(MaybeUninit<SockAddrStorage>, libc::socklen_t)>,
+        }
+        let data = AcceptData {
+            fd: self.fd.clone(),
+            addr: Box::new((
+                MaybeUninit::zeroed(),
+                std::mem::size_of::<SockAddrStorage>() as libc::socklen_t,
+            )),
+        };
+        // SAFETY: the entry points into the boxed address storage and uses the listener fd,
+        // both owned by the op's data until completion.
+        let op = unsafe {
+            Op::submit(data, |d| {
+                opcode::Accept::new(
+                    types::Fd(d.fd.as_raw_fd()),
+                    d.addr.0.as_mut_ptr().cast(),
+                    &mut d.addr.1,
+                )
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+            })
+        };
+        let done = op.await;
+        let fd = done.result.into_io()? as RawFd;
+        // SAFETY: a successful accept returns a new fd that nothing else owns.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let (storage, len) = *done.data.addr;
+        // SAFETY: the kernel wrote a socket address of `len` bytes into the storage (zeroed
+        // before, so every byte is initialised).
+        let addr = unsafe { SockAddr::new(storage.assume_init(), len) };
+        Ok((Socket::from_owned(fd), addr))
+    }
+
+    /// Connects to `addr`.
+    pub(crate) async fn connect(&self, addr: &SockAddr) -> io::Result<()> {
+        let data = (self.fd.clone(), Box::new(addr.clone()));
+        // SAFETY: the entry points into the boxed address and uses the fd, both owned by the
+        // op's data until completion.
+        let op = unsafe {
+            Op::submit(data, |(fd, addr)| {
+                opcode::Connect::new(types::Fd(fd.as_raw_fd()), addr.as_ptr().cast(), addr.len())
+                    .build()
+            })
+        };
+        op.await.result.into_io().map(|_| ())
+    }
+
+    pub(crate) async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        crate::io_ops::fd_op(&self.fd, |fd| opcode::Shutdown::new(fd, how).build())
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SockAddr> {
+        self.with_sock(|s| s.local_addr())
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SockAddr> {
+        self.with_sock(|s| s.peer_addr())
+    }
+
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.with_sock(|s| s.take_error())
+    }
+}
+
+/// Resolves `addr` into socket addresses (a numeric address resolves without any lookup).
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "address resolved to no socket addresses",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Converts an inet `SockAddr` into a `SocketAddr`.
+pub(crate) fn to_inet(addr: SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "not an IPv4 or IPv6 socket address")
+    })
+}
+
+/// Tries `f` on each address in turn and returns the first success or the last error.
+pub(crate) async fn try_each<T, Fut>(
+    addrs: Vec<SocketAddr>,
+    mut f: impl FnMut(SocketAddr) -> Fut,
+) -> io::Result<T>
+where
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let mut last = None;
+    for a in addrs {
+        match f(a).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+}

@@ -142,3 +142,10 @@ pub(crate) async fn fd_op(
     let op = unsafe { Op::submit(fd.clone(), |fd| build(types::Fd(fd.as_raw_fd()))) };
     op.await.result.into_io()
 }
+
+/// Waits until `fd` is readable (one-shot `POLL_ADD` for `POLLIN`). The poll is not
+/// exclusive, so cancelling it can never swallow a wakeup meant for another waiter.
+pub(crate) async fn readable(fd: &SharedFd) -> std::io::Result<()> {
+    fd_op(fd, |fd| opcode::PollAdd::new(fd, libc::POLLIN as u32).build()).await?;
+    Ok(())
+}

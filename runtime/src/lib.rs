@@ -14,12 +14,12 @@
 //!         faultless_runtime::spawn(async move {
 //!             let mut buf = Vec::with_capacity(4096);
 //!             loop {
-//!                 let (n, b) = stream.read(buf).await;
+//!                 let (n, b) = stream.recv(buf).await;
 //!                 match n {
 //!                     Ok(0) | Err(_) => return,
 //!                     Ok(_) => {}
 //!                 }
-//!                 let (res, b) = stream.write_all(b).await;
+//!                 let (res, b) = stream.send_all(b).await;
 //!                 if res.is_err() {
 //!                     return;
 //!                 }
@@ -28,8 +28,10 @@
 //!         })
 //!         .detach();
 //!     }
-//! })
-//! # ; Ok::<(), std::io::Error>(())
+//!     #[allow(unreachable_code)]
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
 //! ```
 //!
 //! ## Design

@@ -160,9 +160,9 @@ fn always_ready_task_does_not_starve_timers_or_io() {
         });
         time::sleep(Duration::from_millis(20)).await;
         let (a, b) = faultless_runtime::net::UnixStream::pair().unwrap();
-        let (res, _) = a.write_all(b"ping".to_vec()).await;
+        let (res, _) = a.send_all(b"ping".to_vec()).await;
         res.unwrap();
-        let (n, buf) = b.read(Vec::with_capacity(16)).await;
+        let (n, buf) = b.recv(Vec::with_capacity(16)).await;
         assert_eq!(n.unwrap(), 4);
         assert_eq!(&buf, b"ping");
         stop.set(true);

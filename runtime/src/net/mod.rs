@@ -2,11 +2,13 @@
 //!
 //! Each socket type offers two interfaces:
 //!
-//! * owned-buffer methods (`read`, `write`, `write_all`, `send_to`, ...) that map one-to-one
+//! * owned-buffer methods (`recv`, `send`, `send_all`, `send_to`, ...) that map one-to-one
 //!   onto io_uring operations: the buffer moves into the operation and comes back with the
 //!   result, so no copy is made;
 //! * the `futures::io::AsyncRead` / `AsyncWrite` traits (on stream sockets), so the futures
 //!   ecosystem's combinators work; these copy through internal buffers (see `poll_io`).
+//!   The owned methods are named `recv`/`send` so they never shadow `AsyncReadExt::read`
+//!   or `AsyncWriteExt::write_all`.
 //!
 //! Socket setup that never blocks (socket, bind, listen, setsockopt) uses plain syscalls;
 //! everything that may wait (accept, connect, send, receive, shutdown) is an io_uring
@@ -28,19 +30,19 @@ pub use std::net::Shutdown;
 macro_rules! stream_impls {
     ($ty:ident) => {
         impl $ty {
-            /// Reads into `buf` (from its start, up to its capacity) and returns the byte
+            /// Receives into `buf` (from its start, up to its capacity) and returns the byte
             /// count with the buffer; 0 means the peer closed its side.
-            pub async fn read<B: $crate::IoBufMut>(&self, buf: B) -> $crate::BufResult<usize, B> {
+            pub async fn recv<B: $crate::IoBufMut>(&self, buf: B) -> $crate::BufResult<usize, B> {
                 $crate::io_ops::recv(&self.socket.fd, buf).await
             }
 
             /// Sends some of `buf` and returns how many bytes were sent, with the buffer.
-            pub async fn write<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<usize, B> {
+            pub async fn send<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<usize, B> {
                 $crate::io_ops::send(&self.socket.fd, buf, 0).await
             }
 
             /// Sends all of `buf`, resubmitting after partial sends.
-            pub async fn write_all<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<(), B> {
+            pub async fn send_all<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<(), B> {
                 $crate::io_ops::send_all(&self.socket.fd, buf).await
             }
 

@@ -48,8 +48,8 @@ impl std::os::fd::AsRawFd for TcpListener {
 
 /// A TCP connection.
 ///
-/// Offers owned-buffer methods ([`read`](Self::read), [`write`](Self::write),
-/// [`write_all`](Self::write_all)) that map directly to io_uring, and implements
+/// Offers owned-buffer methods ([`recv`](Self::recv), [`send`](Self::send),
+/// [`send_all`](Self::send_all)) that map directly to io_uring, and implements
 /// `futures::io::AsyncRead`/`AsyncWrite`. Use one style per direction at a time.
 pub struct TcpStream {
     socket: Socket,

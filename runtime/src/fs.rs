@@ -326,8 +326,9 @@ impl File {
 
     /// Size, type and times of the open file.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        // SAFETY: statx is plain old data; all-zero is a valid value.
-        let buf: Box<types::statx> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: libc::statx is plain old data; all-zero is a valid value. (io-uring's
+        // `types::statx` is an opaque zero-sized stand-in, so the buffer is libc's struct.)
+        let buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
         static EMPTY: &[u8; 1] = b"\0";
         // SAFETY: the entry points at the boxed statx buffer (owned by the op's data) and at
         // a static empty path; the fd is kept open by the data.
@@ -336,7 +337,7 @@ impl File {
                 opcode::Statx::new(
                     types::Fd(fd.as_raw_fd()),
                     EMPTY.as_ptr().cast(),
-                    (&mut **buf as *mut types::statx).cast(),
+                    (&mut **buf as *mut libc::statx).cast::<types::statx>(),
                 )
                 .flags(libc::AT_EMPTY_PATH)
                 .mask(libc::STATX_BASIC_STATS)
@@ -345,8 +346,7 @@ impl File {
         };
         let done = op.await;
         done.result.into_io()?;
-        // SAFETY: types::statx has the kernel's struct statx layout, as does libc::statx.
-        let st: &libc::statx = unsafe { &*(&*done.data.1 as *const types::statx).cast() };
+        let st: &libc::statx = &done.data.1;
         let modified = SystemTime::UNIX_EPOCH
             + Duration::new(
                 st.stx_mtime.tv_sec.max(0) as u64,

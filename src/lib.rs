@@ -1,1 +1,27 @@
+//! # faultless
+//!
+//! An async coroutine runtime for Linux whose tasks never block the thread on a page fault,
+//! and a memory-mapped B+tree store built on it.
+//!
+//! This crate re-exports the workspace's crates:
+//!
+//! * [`runtime`]: the single-threaded io_uring executor, with time, net and fs
+//!   (crate `faultless-runtime`);
+//! * [`store`]: the memory-mapped copy-on-write B+tree (crate `faultless-store`).
+//!
+//! Most programs start with [`Runtime`]:
+//!
+//! ```
+//! let rt = faultless::Runtime::new()?;
+//! let answer = rt.block_on(async {
+//!     let task = faultless::spawn(async { 6 * 7 });
+//!     task.await.unwrap()
+//! });
+//! assert_eq!(answer, 42);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+pub use faultless_runtime as runtime;
+pub use faultless_store as store;
+
+pub use faultless_runtime::{spawn, yield_now, Builder, JoinHandle, Runtime};

@@ -108,7 +108,9 @@ fn yield_ping_pong(c: &mut Criterion) {
 /// the register/cancel churn of request timeouts plus real expiries.
 fn timer_churn(c: &mut Criterion) {
     let mut g = c.benchmark_group("timer_churn");
-    g.throughput(Throughput::Elements((TIMER_TASKS * (TIMEOUTS_PER_TASK + 1)) as u64));
+    g.throughput(Throughput::Elements(
+        (TIMER_TASKS * (TIMEOUTS_PER_TASK + 1)) as u64,
+    ));
     let rt = faultless_rt();
     g.bench_function(BenchmarkId::new("faultless", TIMER_TASKS), |b| {
         b.iter(|| {
@@ -201,7 +203,9 @@ fn tcp_echo(c: &mut Criterion) {
                 let hs: Vec<_> = (0..ECHO_CLIENTS)
                     .map(|_| {
                         faultless::spawn(async move {
-                            let s = faultless::runtime::net::TcpStream::connect(addr).await.unwrap();
+                            let s = faultless::runtime::net::TcpStream::connect(addr)
+                                .await
+                                .unwrap();
                             s.set_nodelay(true).unwrap();
                             let mut out = vec![1u8; ECHO_CHUNK];
                             let mut inb = Vec::with_capacity(ECHO_CHUNK);

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "faultless", version, about = "An io_uring runtime whose tasks never block on page faults")]
+#[command(
+    name = "faultless",
+    version,
+    about = "An io_uring runtime whose tasks never block on page faults"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -258,7 +258,9 @@ impl Enter {
         let prev = CURRENT.with(|c| c.get());
         if !nested && !prev.is_null() {
             if prev == Rc::as_ptr(core) {
-                panic!("Runtime::block_on called from within the same runtime; use spawn or .await");
+                panic!(
+                    "Runtime::block_on called from within the same runtime; use spawn or .await"
+                );
             }
             panic!("cannot run a faultless runtime inside another one on the same thread");
         }

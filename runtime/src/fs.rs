@@ -134,7 +134,10 @@ impl OpenOptions {
             })
         };
         let done = op.await;
-        let fd = done.result.into_io().map_err(|e| with_path(e, &done.data))?;
+        let fd = done
+            .result
+            .into_io()
+            .map_err(|e| with_path(e, &done.data))?;
         // SAFETY: a successful openat returns a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         Ok(File { fd: Rc::new(fd) })
@@ -348,10 +351,7 @@ impl File {
         done.result.into_io()?;
         let st: &libc::statx = &done.data.1;
         let modified = SystemTime::UNIX_EPOCH
-            + Duration::new(
-                st.stx_mtime.tv_sec.max(0) as u64,
-                st.stx_mtime.tv_nsec,
-            );
+            + Duration::new(st.stx_mtime.tv_sec.max(0) as u64, st.stx_mtime.tv_nsec);
         Ok(Metadata {
             len: st.stx_size,
             mode: st.stx_mode as u32,

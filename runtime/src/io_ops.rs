@@ -13,7 +13,11 @@ use crate::op::Op;
 pub(crate) type SharedFd = Rc<OwnedFd>;
 
 /// Reads into `buf` (from its start, up to its capacity) at `offset`.
-pub(crate) async fn read_at<B: IoBufMut>(fd: &SharedFd, buf: B, offset: u64) -> BufResult<usize, B> {
+pub(crate) async fn read_at<B: IoBufMut>(
+    fd: &SharedFd,
+    buf: B,
+    offset: u64,
+) -> BufResult<usize, B> {
     // SAFETY: the entry points into `buf`'s stable memory and uses the fd, both owned by the
     // op's data until completion.
     let op = unsafe {
@@ -146,6 +150,9 @@ pub(crate) async fn fd_op(
 /// Waits until `fd` is readable (one-shot `POLL_ADD` for `POLLIN`). The poll is not
 /// exclusive, so cancelling it can never swallow a wakeup meant for another waiter.
 pub(crate) async fn readable(fd: &SharedFd) -> std::io::Result<()> {
-    fd_op(fd, |fd| opcode::PollAdd::new(fd, libc::POLLIN as u32).build()).await?;
+    fd_op(fd, |fd| {
+        opcode::PollAdd::new(fd, libc::POLLIN as u32).build()
+    })
+    .await?;
     Ok(())
 }

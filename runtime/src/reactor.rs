@@ -286,7 +286,13 @@ impl Reactor {
                 if user_data == CANCEL_TOKEN {
                     continue;
                 }
-                complete(&mut self.ops, &mut self.graveyard, &mut self.stats, user_data, &cqe);
+                complete(
+                    &mut self.ops,
+                    &mut self.graveyard,
+                    &mut self.stats,
+                    user_data,
+                    &cqe,
+                );
             }
             drop(cq);
             if rearm {
@@ -305,11 +311,8 @@ impl Reactor {
         self.push(cancel_all);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let pending = self.eventfd_armed
-                || self
-                    .ops
-                    .iter()
-                    .any(|(_, s)| !matches!(s, OpSlot::Done(_)));
+            let pending =
+                self.eventfd_armed || self.ops.iter().any(|(_, s)| !matches!(s, OpSlot::Done(_)));
             if !pending || std::time::Instant::now() >= deadline {
                 break;
             }
@@ -357,9 +360,7 @@ fn complete(
     cqe: &cqueue::Entry,
 ) {
     let key = user_data as usize;
-    let result = CqeResult {
-        res: cqe.result(),
-    };
+    let result = CqeResult { res: cqe.result() };
     stats.completed += 1;
     match ops.get_mut(key) {
         Some(slot @ OpSlot::Waiting(_)) => {
@@ -380,7 +381,11 @@ fn complete(
 /// Builds the ring in the requested mode, falling back to simpler setups on older kernels.
 fn build_ring(entries: u32, mode: RingMode) -> io::Result<(IoUring, RingMode)> {
     let attempts: &[RingMode] = match mode {
-        RingMode::Auto => &[RingMode::DeferTaskrun, RingMode::CoopTaskrun, RingMode::Plain],
+        RingMode::Auto => &[
+            RingMode::DeferTaskrun,
+            RingMode::CoopTaskrun,
+            RingMode::Plain,
+        ],
         RingMode::DeferTaskrun => &[RingMode::DeferTaskrun],
         RingMode::CoopTaskrun => &[RingMode::CoopTaskrun],
         RingMode::Plain => &[RingMode::Plain],

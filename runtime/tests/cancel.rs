@@ -100,7 +100,8 @@ fn dropping_futures_mid_flight_is_safe_and_leaks_nothing() {
                 }
             }
             // Drain the listener's backlog of connections from cancelled accepts.
-            while let Ok(Ok(_)) = time::timeout(Duration::from_millis(20), listener.accept()).await {
+            while let Ok(Ok(_)) = time::timeout(Duration::from_millis(20), listener.accept()).await
+            {
                 accepted += 1;
             }
             // Let every cancellation complete.
@@ -111,8 +112,14 @@ fn dropping_futures_mid_flight_is_safe_and_leaks_nothing() {
                 time::sleep(Duration::from_millis(2)).await;
             }
             let stats = faultless_runtime::stats().unwrap();
-            assert_eq!(stats.ops_in_flight, 0, "every cancelled op must complete: {stats:?}");
-            assert!(stats.ops_cancelled > 100, "the test must really cancel ops: {stats:?}");
+            assert_eq!(
+                stats.ops_in_flight, 0,
+                "every cancelled op must complete: {stats:?}"
+            );
+            assert!(
+                stats.ops_cancelled > 100,
+                "the test must really cancel ops: {stats:?}"
+            );
             assert!(accepted > 0 && connected > 0);
 
             // The runtime still serves a real exchange.
@@ -134,6 +141,10 @@ fn dropping_futures_mid_flight_is_safe_and_leaks_nothing() {
         });
         assert_eq!(rt.stats().tasks_alive, 0, "all tasks finished or aborted");
     }
-    assert_eq!(open_fds(), baseline, "every fd (sockets, file, ring, eventfd) is closed");
+    assert_eq!(
+        open_fds(),
+        baseline,
+        "every fd (sockets, file, ring, eventfd) is closed"
+    );
     std::fs::remove_file(&path).unwrap();
 }

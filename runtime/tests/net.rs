@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use faultless_runtime::net::{Shutdown, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use faultless_runtime::net::{
+    Shutdown, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream,
+};
 use faultless_runtime::{spawn, time, Runtime};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -46,7 +48,10 @@ fn echo_round_trip_with_hundreds_of_connections() {
                 assert!(stream.nodelay().unwrap());
                 assert_eq!(stream.peer_addr().unwrap(), addr);
                 for round in 0..5u32 {
-                    let msg = format!("client {c} round {round} {}", "x".repeat((c * 37 % 3000) as usize));
+                    let msg = format!(
+                        "client {c} round {round} {}",
+                        "x".repeat((c * 37 % 3000) as usize)
+                    );
                     let (res, _) = stream.send_all(msg.clone().into_bytes()).await;
                     res.unwrap();
                     let mut got = Vec::new();
@@ -128,7 +133,10 @@ fn unix_listener_and_stream() {
     let path = dir.join("sock");
     rt.block_on(async {
         let listener = UnixListener::bind(&path).unwrap();
-        assert_eq!(listener.local_path().unwrap().as_deref(), Some(path.as_path()));
+        assert_eq!(
+            listener.local_path().unwrap().as_deref(),
+            Some(path.as_path())
+        );
         let p = path.clone();
         let client = spawn(async move {
             let mut s = UnixStream::connect(&p).await.unwrap();
@@ -160,7 +168,9 @@ fn connection_refused_surfaces_as_error() {
             .port();
         let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-        let err = UnixStream::connect("/nonexistent/faultless.sock").await.unwrap_err();
+        let err = UnixStream::connect("/nonexistent/faultless.sock")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     });
 }
@@ -177,7 +187,9 @@ fn bad_addresses_surface_as_errors() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let taken: SocketAddr = l.local_addr().unwrap();
         let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = TcpListener::bind(std_l.local_addr().unwrap()).err().unwrap();
+        let err = TcpListener::bind(std_l.local_addr().unwrap())
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
         let _ = taken;
         // An address this machine does not have.

@@ -20,10 +20,10 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use std::net::Shutdown;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
-pub use std::net::Shutdown;
 
 /// The methods and trait impls every stream socket shares. The type needs fields
 /// `socket: Socket` and `io: PollIo`.

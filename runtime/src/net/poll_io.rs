@@ -90,7 +90,11 @@ impl PollIo {
     }
 
     /// Waits until no send is in flight, resubmitting the rest after partial sends.
-    pub(crate) fn poll_drain(&mut self, fd: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_drain(
+        &mut self,
+        fd: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         while let Some(op) = &mut self.write_op {
             let done = ready!(std::pin::Pin::new(op).poll(cx));
             self.write_op = None;
@@ -143,7 +147,11 @@ impl PollIo {
         Poll::Ready(Ok(n))
     }
 
-    pub(crate) fn poll_close(&mut self, fd: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(
+        &mut self,
+        fd: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(fd, cx))?;
         let op = self.shutdown_op.get_or_insert_with(|| {
             // SAFETY: the entry uses only the fd, which the op's data keeps open.

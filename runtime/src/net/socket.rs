@@ -130,7 +130,10 @@ pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
 /// Converts an inet `SockAddr` into a `SocketAddr`.
 pub(crate) fn to_inet(addr: SockAddr) -> io::Result<SocketAddr> {
     addr.as_socket().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "not an IPv4 or IPv6 socket address")
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an IPv4 or IPv6 socket address",
+        )
     })
 }
 

@@ -103,4 +103,3 @@ impl TcpStream {
 }
 
 super::stream_impls!(TcpStream);
-

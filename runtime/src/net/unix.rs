@@ -30,7 +30,11 @@ impl UnixListener {
 
     /// The path the listener is bound to, if it has one.
     pub fn local_path(&self) -> io::Result<Option<PathBuf>> {
-        Ok(self.socket.local_addr()?.as_pathname().map(Path::to_path_buf))
+        Ok(self
+            .socket
+            .local_addr()?
+            .as_pathname()
+            .map(Path::to_path_buf))
     }
 }
 
@@ -73,7 +77,11 @@ impl UnixStream {
 
     /// The peer's path, if it is bound to one.
     pub fn peer_path(&self) -> io::Result<Option<PathBuf>> {
-        Ok(self.socket.peer_addr()?.as_pathname().map(Path::to_path_buf))
+        Ok(self
+            .socket
+            .peer_addr()?
+            .as_pathname()
+            .map(Path::to_path_buf))
     }
 }
 

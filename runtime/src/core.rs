@@ -63,6 +63,8 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Timers>,
     pub(crate) counters: Counters,
     turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
+    /// Hooks registered while the hooks run; they join `turn_hooks` at the next turn end.
+    new_turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
     budget: usize,
     remote_scratch: RefCell<Vec<usize>>,
 }
@@ -79,6 +81,7 @@ impl Core {
             timers: RefCell::new(Timers::default()),
             counters: Counters::default(),
             turn_hooks: RefCell::new(Vec::new()),
+            new_turn_hooks: RefCell::new(Vec::new()),
             budget: builder.budget.max(1),
             remote_scratch: RefCell::new(Vec::new()),
         }))
@@ -107,7 +110,7 @@ impl Core {
     }
 
     pub(crate) fn add_turn_hook(&self, hook: Box<dyn FnMut()>) {
-        self.turn_hooks.borrow_mut().push(hook);
+        self.new_turn_hooks.borrow_mut().push(hook);
     }
 
     fn poll_task(&self, key: usize) {
@@ -197,6 +200,7 @@ impl Core {
         // 5. quiescent point
         bump(&self.counters.turns);
         let mut hooks = self.turn_hooks.borrow_mut();
+        hooks.append(&mut self.new_turn_hooks.borrow_mut());
         for hook in hooks.iter_mut() {
             hook();
         }
@@ -212,6 +216,7 @@ impl Core {
         drop(tasks);
         self.run_queue.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
+        self.new_turn_hooks.borrow_mut().clear();
         let graveyard = self.reactor.borrow_mut().shutdown();
         drop(graveyard);
     }

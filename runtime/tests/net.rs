@@ -212,3 +212,33 @@ fn accept_with_timeout_and_no_clients_times_out() {
         c.await.unwrap().unwrap();
     });
 }
+
+/// A tiny submission queue must be flushed and refilled, never overflow or panic.
+#[test]
+fn more_ops_in_flight_than_ring_entries() {
+    let rt = faultless_runtime::Builder::new()
+        .ring_entries(4)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pairs: Vec<_> = (0..200).map(|_| UnixStream::pair().unwrap()).collect();
+        let readers: Vec<_> = pairs
+            .iter()
+            .map(|(a, _)| a.recv(Vec::with_capacity(8)))
+            .collect();
+        let all = futures::future::join_all(readers);
+        let writers = async {
+            time::sleep(Duration::from_millis(5)).await;
+            for (i, (_, b)) in pairs.iter().enumerate() {
+                let (r, _) = b.send_all(format!("{i:03}").into_bytes()).await;
+                r.unwrap();
+            }
+        };
+        let (results, ()) = futures::join!(all, writers);
+        for (i, (n, buf)) in results.into_iter().enumerate() {
+            assert_eq!(n.unwrap(), 3);
+            assert_eq!(buf, format!("{i:03}").into_bytes());
+        }
+    });
+    assert!(rt.stats().ops_submitted >= 400);
+}

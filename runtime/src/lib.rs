@@ -50,6 +50,7 @@ mod buf;
 mod core;
 pub mod fs;
 mod io_ops;
+pub mod mem;
 pub mod net;
 mod op;
 mod reactor;

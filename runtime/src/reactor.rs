@@ -411,8 +411,13 @@ fn build_ring(entries: u32, mode: RingMode) -> io::Result<(IoUring, RingMode)> {
         }
     }
     let e = last_err.unwrap_or_else(|| io::Error::other("no ring mode to try"));
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOMEM) => "the ring's memory is charged to RLIMIT_MEMLOCK; raise it (ulimit -l) or use fewer ring entries",
+        Some(libc::EPERM) | Some(libc::ENOSYS) => "io_uring is disabled (/proc/sys/kernel/io_uring_disabled) or blocked by seccomp",
+        _ => "check the kernel's io_uring support",
+    };
     Err(io::Error::new(
         e.kind(),
-        format!("cannot create an io_uring instance ({e}); is io_uring disabled (/proc/sys/kernel/io_uring_disabled) or blocked by seccomp?"),
+        format!("cannot create an io_uring instance ({e}): {hint}"),
     ))
 }

@@ -1,0 +1,125 @@
+//! The prefetch paths, and `auto`'s choice among them.
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+
+/// How a mapping brings cold pages in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Touch the memory on the executor thread: the thread blocks in each major fault. The
+    /// baseline every mmap user has today.
+    Blocking,
+    /// A helper-thread pool makes pages resident (`mlock_eventfd` in user space).
+    Helper,
+    /// `IORING_OP_MADVISE(MADV_POPULATE_READ)`: io-wq workers populate the pages.
+    UringMadvise,
+    /// A buffered `IORING_OP_READ` of the pages' file range into a scratch buffer brings them
+    /// into the page cache with no helper or io-wq thread; the executor then maps them in
+    /// with a minor fault.
+    UringRead,
+    /// Probe the kernel and pick the fastest that works (`UringRead` on any kernel with
+    /// io_uring reads, which is every kernel faultless runs on).
+    Auto,
+}
+
+impl Backend {
+    /// The non-`Auto` backends, in the order the benchmark reports them.
+    pub const ALL: [Backend; 4] = [
+        Backend::Blocking,
+        Backend::Helper,
+        Backend::UringMadvise,
+        Backend::UringRead,
+    ];
+
+    /// The name used on command lines and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Blocking => "blocking",
+            Backend::Helper => "helper",
+            Backend::UringMadvise => "uring-madvise",
+            Backend::UringRead => "uring-read",
+            Backend::Auto => "auto",
+        }
+    }
+
+    /// `Auto` resolved to a concrete backend for this kernel; others unchanged.
+    pub fn resolve(self) -> Backend {
+        if self != Backend::Auto {
+            return self;
+        }
+        let probe = probe();
+        if probe.read {
+            Backend::UringRead
+        } else if probe.madvise && probe.populate_read {
+            Backend::UringMadvise
+        } else {
+            Backend::Helper
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = io::Error;
+    fn from_str(s: &str) -> io::Result<Backend> {
+        match s {
+            "blocking" => Ok(Backend::Blocking),
+            "helper" => Ok(Backend::Helper),
+            "uring-madvise" => Ok(Backend::UringMadvise),
+            "uring-read" => Ok(Backend::UringRead),
+            "auto" => Ok(Backend::Auto),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "unknown backend {s:?} (expected blocking, helper, uring-madvise, uring-read or auto)"
+                ),
+            )),
+        }
+    }
+}
+
+/// What the kernel supports for page prefetching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// `IORING_OP_READ`.
+    pub read: bool,
+    /// `IORING_OP_MADVISE`.
+    pub madvise: bool,
+    /// `madvise(MADV_POPULATE_READ)` (Linux 5.14+).
+    pub populate_read: bool,
+}
+
+/// Probes the kernel (a throwaway ring's opcode probe, and a populate of one anonymous page).
+pub fn probe() -> Probe {
+    let mut p = Probe::default();
+    if let Ok(ring) = io_uring::IoUring::new(2) {
+        let mut probe = io_uring::Probe::new();
+        if ring.submitter().register_probe(&mut probe).is_ok() {
+            p.read = probe.is_supported(io_uring::opcode::Read::CODE);
+            p.madvise = probe.is_supported(io_uring::opcode::Madvise::CODE);
+        }
+    }
+    // SAFETY: maps, populates and unmaps one private anonymous page of our own.
+    unsafe {
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if m != libc::MAP_FAILED {
+            p.populate_read = libc::madvise(m, page, libc::MADV_POPULATE_READ) == 0;
+            libc::munmap(m, page);
+        }
+    }
+    p
+}

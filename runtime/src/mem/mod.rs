@@ -1,0 +1,72 @@
+//! Non-blocking access to memory-mapped files: a cold page makes the task yield, never the
+//! thread block.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use faultless_runtime::mem::{Mapping, MapOptions};
+//!
+//! let map = Mapping::open("data.bin", MapOptions::new()).await?;
+//! let page = map.read(0..4096).await?; // yields while the page is read from disk
+//! println!("first byte: {}", page[0]);
+//! # Ok(()) }
+//! ```
+//!
+//! ## How it works
+//!
+//! A [`Mapping`] is a read-only shared mapping of a file (`MADV_RANDOM`, so one fault reads
+//! one page rather than megabytes of readahead), optionally reserving more address space
+//! than the file has, so a growing file never needs a remap.
+//!
+//! [`Mapping::read`] first checks a residency bitmap kept by the runtime: a few nanoseconds,
+//! no syscall. If every page of the range is marked resident, it returns at once. Otherwise
+//! it starts a prefetch of the missing pages (one per run of pages; tasks that need a page
+//! already being fetched wait on the same request, so N tasks on one cold page cause one
+//! I/O), and the task yields until the request completes. How pages are brought in is the
+//! mapping's [`Backend`]:
+//!
+//! | backend | who waits for the disk | executor thread's fault |
+//! |---|---|---|
+//! | `blocking` | the executor thread itself | major |
+//! | `helper` | a helper thread (`MADV_POPULATE_READ`, `WILLNEED`+touch, or `mlock`) | none |
+//! | `uring-madvise` | an io-wq worker (`IORING_OP_MADVISE`, `MADV_POPULATE_READ`) | none |
+//! | `uring-read` | nobody: the kernel's async buffered read | minor (mapping the page in) |
+//!
+//! The bitmap is the runtime's own record, not the kernel's: a page the kernel reclaims
+//! under memory pressure still looks resident, and touching it faults on the executor thread.
+//! Only the `mlock` helper primitive pins pages (within its budget). See docs/faults.md.
+//!
+//! Ranges past the end of the file are an error. A file truncated under the mapping is
+//! caught by a SIGBUS safety net (see `sigbus.rs`): the process does not die, and reads of
+//! that mapping return errors from then on.
+
+mod backend;
+mod faults;
+mod helper;
+mod mapping;
+pub mod raw;
+mod request;
+mod residency;
+mod sigbus;
+
+pub use backend::{probe, Backend, Probe};
+pub use faults::{thread_faults, ThreadFaults};
+pub use helper::{default_mlock_budget, HelperPool, Primitive};
+pub use mapping::{MapOptions, Mapping, MemStats, PageGuard, WaitStats};
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// Reads one byte of every page in `[addr, addr + len)`, faulting each in.
+pub(crate) fn touch_pages(addr: usize, len: usize) {
+    let page = page_size();
+    let mut p = addr & !(page - 1);
+    while p < addr + len {
+        // SAFETY: callers pass ranges of a live mapping within the file's size; a page that
+        // vanished (file truncated since) is handled by the SIGBUS safety net.
+        unsafe { std::ptr::read_volatile(p as *const u8) };
+        p += page;
+    }
+}

@@ -192,8 +192,7 @@ fn truncated_file_gives_errors_not_a_signal() {
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
             let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
-            let stale = map.read(page(10)).await.unwrap();
-            drop(stale);
+            assert_eq!(map.read(page(10)).await.unwrap()[0], 10);
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -207,7 +206,6 @@ fn truncated_file_gives_errors_not_a_signal() {
                 .await
                 .expect("fast path, nothing checked the file");
             assert_eq!(g[0], 0, "{backend}: the vanished page reads as zeros");
-            drop(g);
             // From then on the mapping reports the damage instead of handing out pages.
             let err = map.read(page(1)).await.unwrap_err();
             assert!(err.to_string().contains("truncated"), "{backend}: {err}");

@@ -181,14 +181,8 @@ fn ranges_past_the_end_are_errors() {
 
 #[test]
 fn truncated_file_gives_errors_not_a_signal() {
-    let path = data_file("truncate", 16);
     for backend in Backend::ALL {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(16 * PAGE)
-            .unwrap();
+        let path = data_file(&format!("truncate-{backend}"), 16);
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
             let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "faultless",
@@ -20,12 +22,16 @@ enum Command {
     /// Report what this kernel offers the runtime: the ring setup it gets, and the limits
     /// that matter for fault-free page access.
     Probe,
+    /// The fault-latency benchmark: cold mmapped reads through each prefetch path, at
+    /// several concurrencies, against the device limit and tokio's spawn_blocking.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe => probe(),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +51,15 @@ fn probe() -> std::io::Result<()> {
     println!("io_uring_disabled: {disabled}");
     let rt = faultless::Runtime::new()?;
     println!("ring mode:         {:?}", rt.ring_mode());
+    let p = faultless::runtime::mem::probe();
+    println!(
+        "prefetch support:  IORING_OP_READ {}, IORING_OP_MADVISE {}, MADV_POPULATE_READ {}",
+        p.read, p.madvise, p.populate_read
+    );
+    println!(
+        "auto backend:      {}",
+        faultless::runtime::mem::Backend::Auto.resolve()
+    );
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

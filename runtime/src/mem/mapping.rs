@@ -3,14 +3,16 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::ops::{Deref, Range};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -147,6 +149,28 @@ pub struct Mapping {
     inner: Rc<Inner>,
 }
 
+/// Future returned by [`Mapping::read`].
+pub enum ReadFuture<'a> {
+    /// Every page was resident: the guard, until polled.
+    Ready(Option<PageGuard<'a>>),
+    /// Some page was not: the slow path.
+    Slow(Pin<Box<dyn Future<Output = io::Result<PageGuard<'a>>> + 'a>>),
+}
+
+impl<'a> Future for ReadFuture<'a> {
+    type Output = io::Result<PageGuard<'a>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            ReadFuture::Ready(g) => {
+                Poll::Ready(Ok(g.take().expect("ReadFuture polled after it completed")))
+            }
+            ReadFuture::Slow(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Bytes of a mapping whose pages were resident when it was handed out.
 pub struct PageGuard<'a> {
     bytes: &'a [u8],
@@ -242,6 +266,11 @@ impl Mapping {
         let base = mmap.as_ptr() as usize;
         if options.random {
             mmap.advise(memmap2::Advice::Random)?;
+            // The same for the file's reads (uring-read): no readahead around each page.
+            // SAFETY: advice on our own fd; no memory is passed.
+            unsafe {
+                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+            }
         }
         let backend = options.backend.resolve();
         let engine = match backend {
@@ -347,12 +376,16 @@ impl Mapping {
     /// The bytes of `range`, once every page of it is resident. While pages are not, the
     /// task yields and the executor runs other tasks (except with `Backend::Blocking`, which
     /// faults them in on the spot). A range past the end of the file is an error.
+    ///
+    /// The residency check happens in this call, so when every page is resident the
+    /// returned future holds the answer and its poll only hands it over: no syscall, no
+    /// allocation. Only a miss allocates the slow path's state.
     #[inline]
-    pub async fn read(&self, range: Range<u64>) -> io::Result<PageGuard<'_>> {
-        if let Some(g) = self.try_read(range.clone()) {
-            return Ok(g);
+    pub fn read(&self, range: Range<u64>) -> ReadFuture<'_> {
+        match self.try_read(range.clone()) {
+            Some(g) => ReadFuture::Ready(Some(g)),
+            None => ReadFuture::Slow(Box::pin(self.read_slow(range))),
         }
-        self.read_slow(range).await
     }
 
     /// Starts bringing the pages of `range` in without waiting for them.

@@ -51,7 +51,7 @@ mod sigbus;
 pub use backend::{probe, Backend, Probe};
 pub use faults::{thread_faults, ThreadFaults};
 pub use helper::{default_mlock_budget, HelperPool, Primitive};
-pub use mapping::{MapOptions, Mapping, MemStats, PageGuard, WaitStats};
+pub use mapping::{MapOptions, Mapping, MemStats, PageGuard, ReadFuture, WaitStats};
 
 /// The system page size.
 pub fn page_size() -> usize {

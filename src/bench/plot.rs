@@ -12,7 +12,13 @@ fn to_io(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+/// One color per backend, in report order, in both plots; black is the baselines'.
+const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, RGBColor(255, 140, 0)];
+
+fn color_of(r: &Report, backend: &str) -> RGBColor {
+    let i = backends(r).iter().position(|b| b == backend).unwrap_or(0);
+    COLORS[i % COLORS.len()]
+}
 
 /// Writes `throughput.svg` and `hot_latency_cdf.svg` into `dir`.
 pub fn write_plots(r: &Report, dir: &Path) -> io::Result<()> {
@@ -64,8 +70,8 @@ fn throughput(r: &Report, path: &Path) -> io::Result<()> {
         .y_desc("reads/s")
         .draw()
         .map_err(to_io)?;
-    for (i, name) in backends(r).iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for name in backends(r).iter() {
+        let color = color_of(r, name);
         let points: Vec<(f64, f64)> = r
             .runs
             .iter()
@@ -108,18 +114,22 @@ fn latency_cdf(r: &Report, path: &Path) -> io::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(to_io)?;
     let max_c = r.runs.iter().map(|x| x.concurrency).max().unwrap_or(0);
-    let series: Vec<(String, &Vec<(f64, f64)>)> =
-        std::iter::once(("hot only (no cold readers)".to_string(), &r.hot_only_cdf))
-            .chain(
-                r.runs
-                    .iter()
-                    .filter(|x| x.concurrency == max_c)
-                    .map(|x| (format!("{} (c={})", x.backend, x.concurrency), &x.hot_cdf)),
-            )
-            .collect();
+    let series: Vec<(String, RGBColor, &Vec<(f64, f64)>)> = std::iter::once((
+        "hot only (no cold readers)".to_string(),
+        BLACK,
+        &r.hot_only_cdf,
+    ))
+    .chain(r.runs.iter().filter(|x| x.concurrency == max_c).map(|x| {
+        (
+            format!("{} (c={})", x.backend, x.concurrency),
+            color_of(r, &x.backend),
+            &x.hot_cdf,
+        )
+    }))
+    .collect();
     let max_x = series
         .iter()
-        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
         .fold(10.0, f64::max);
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -137,8 +147,7 @@ fn latency_cdf(r: &Report, path: &Path) -> io::Result<()> {
         .y_desc("fraction of requests")
         .draw()
         .map_err(to_io)?;
-    for (i, (name, pts)) in series.into_iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (name, color, pts) in series {
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(to_io)?

@@ -33,16 +33,24 @@ pub struct Builder {
 
 impl Default for Builder {
     fn default() -> Self {
+        let ring_mode = match std::env::var("FAULTLESS_RING_MODE").as_deref() {
+            Ok("defer") => RingMode::DeferTaskrun,
+            Ok("coop") => RingMode::CoopTaskrun,
+            Ok("plain") => RingMode::Plain,
+            _ => RingMode::Auto,
+        };
         Builder {
             ring_entries: 256,
-            ring_mode: RingMode::Auto,
+            ring_mode,
             budget: 128,
         }
     }
 }
 
 impl Builder {
-    /// A builder with the defaults: 256 submission entries, `RingMode::Auto`, budget 128.
+    /// A builder with the defaults: 256 submission entries, `RingMode::Auto` (or the mode
+    /// named by the environment variable `FAULTLESS_RING_MODE`: `defer`, `coop` or `plain`,
+    /// for experiments), budget 128.
     pub fn new() -> Builder {
         Builder::default()
     }

@@ -114,7 +114,8 @@ fn latency_cdf(r: &Report, path: &Path) -> io::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(to_io)?;
     let max_c = r.runs.iter().map(|x| x.concurrency).max().unwrap_or(0);
-    let series: Vec<(String, RGBColor, &Vec<(f64, f64)>)> = std::iter::once((
+    type Series<'a> = (String, RGBColor, &'a Vec<(f64, f64)>);
+    let series: Vec<Series> = std::iter::once((
         "hot only (no cold readers)".to_string(),
         BLACK,
         &r.hot_only_cdf,

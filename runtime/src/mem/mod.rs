@@ -5,7 +5,7 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use faultless_runtime::mem::{Mapping, MapOptions};
 //!
-//! let map = Mapping::open("data.bin", MapOptions::new()).await?;
+//! let map = Mapping::open("data.bin", MapOptions::new())?;
 //! let page = map.read(0..4096).await?; // yields while the page is read from disk
 //! println!("first byte: {}", page[0]);
 //! # Ok(()) }

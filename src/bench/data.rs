@@ -63,6 +63,14 @@ pub fn ensure_data_file(path: &Path, size: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `drop_file_cache` may also drop the whole page cache (root only).
+static DROP_CACHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Disables the `drop_caches` step (`--no-drop-caches`).
+pub fn disable_drop_caches() {
+    DROP_CACHES.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Drops the file's pages from the page cache: `POSIX_FADV_DONTNEED` always, plus
 /// `drop_caches` when running as root. (Mappings evict their own pages first.)
 pub fn drop_file_cache(path: &Path) -> io::Result<()> {
@@ -71,7 +79,7 @@ pub fn drop_file_cache(path: &Path) -> io::Result<()> {
     // SAFETY: advice on our own fd; no memory is passed.
     unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 && DROP_CACHES.load(std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: sync has no preconditions.
         unsafe { libc::sync() };
         let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
@@ -110,5 +118,24 @@ impl DeviceReads {
             .and_then(|p| std::fs::canonicalize(p.parent()?).ok())
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "n/a".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

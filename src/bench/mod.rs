@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Write SVG plots into this directory.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Do not drop the whole page cache between runs (as root it does by default); the data
+    /// file's own pages are still evicted.
+    #[arg(long)]
+    no_drop_caches: bool,
 }
 
 enum Path_ {
@@ -106,6 +110,9 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
         .iter()
         .map(|b| parse_backend(b).map(|p| (b.clone(), p)))
         .collect::<io::Result<Vec<_>>>()?;
+    if args.no_drop_caches {
+        data::disable_drop_caches();
+    }
     let size = args.size.next_multiple_of(4096);
     let duration = Duration::from_secs_f64(args.seconds);
     data::ensure_data_file(&args.file, size)?;

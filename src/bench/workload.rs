@@ -317,3 +317,26 @@ pub fn resident_read_cost(path: &Path) -> io::Result<(f64, f64)> {
     }
     Ok((best_api, best_raw))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ColdOrder, HOT_PAGES};
+
+    #[test]
+    fn cold_order_visits_every_cold_page_once() {
+        for total in [HOT_PAGES + 1, HOT_PAGES + 1000, 16384, 65536 + 17] {
+            let order = ColdOrder::new(total, 7);
+            let n = total - HOT_PAGES;
+            let mut seen = vec![false; total as usize];
+            for i in 0..n {
+                let p = order.page(i);
+                assert!(
+                    (HOT_PAGES..total).contains(&p),
+                    "page {p} out of the cold range"
+                );
+                assert!(!seen[p as usize], "page {p} visited twice");
+                seen[p as usize] = true;
+            }
+        }
+    }
+}

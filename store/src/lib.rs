@@ -1,1 +1,39 @@
-pub fn placeholder() {}
+//! # faultless-store
+//!
+//! A memory-mapped, copy-on-write B+tree key-value store (LMDB / bbolt lineage) whose page
+//! reads go through faultless's non-blocking page access: a lookup that meets a cold page
+//! yields to other tasks instead of stalling the thread.
+//!
+//! ```no_run
+//! # async fn demo() -> faultless_store::Result<()> {
+//! use faultless_store::{Store, StoreOptions};
+//!
+//! let store = Store::open("data.db", StoreOptions::new()).await?;
+//! store.put(b"hello", b"world").await?; // durable when it returns (group commit)
+//! assert_eq!(&*store.get(b"hello").await?.unwrap(), b"world");
+//! # Ok(()) }
+//! ```
+//!
+//! * The file is an array of pages: two meta pages, then branch, leaf, overflow pages, and
+//!   the pages of the freelist tree. The format is written down byte by byte in
+//!   `docs/store-format.md`; every page carries a crc32c checksum and its own page number.
+//! * The file is mapped read-only with a large address-space reservation, so it grows
+//!   (fallocate, in steps) without a remap. It is never written through the mapping.
+//! * Readers get snapshots (MVCC) and never block the writer; one write transaction at a
+//!   time (an async lock); commits write new pages with io_uring, sync, then write the meta
+//!   page and sync again. `put`/`delete` from many tasks share one commit (group commit).
+//! * Freed pages are reused only once no live reader can see them.
+
+mod check;
+mod error;
+mod format;
+mod node;
+mod pager;
+mod read;
+mod store;
+mod write;
+
+pub use check::CheckReport;
+pub use error::{Error, Result};
+pub use read::{ReadTxn, ValueRef};
+pub use store::{Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -1,0 +1,319 @@
+//! `Store::check`: verifies every checksum and the B+tree invariants of the last commit.
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::format::{self, Meta, KIND_BRANCH, KIND_LEAF};
+use crate::node::PageView;
+use crate::store::Store;
+use crate::write::decode_pages;
+
+/// What a page is used for, during a check.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Use {
+    Unseen,
+    Meta,
+    Data,
+    FreeTree,
+    FreeListed,
+}
+
+/// The result of [`Store::check`].
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// The commit checked.
+    pub txid: u64,
+    /// Pages in the store (the meta's page count).
+    pub pages: u64,
+    /// Pages of the data tree, including overflow pages.
+    pub data_pages: u64,
+    /// Pages of the freelist tree, including overflow pages.
+    pub freelist_tree_pages: u64,
+    /// Pages listed as free.
+    pub free_pages: u64,
+    /// Keys found.
+    pub keys: u64,
+    /// Depth of the data tree (0 when empty).
+    pub depth: usize,
+    /// Non-root tree pages less than a quarter full (allowed, reported for information).
+    pub underfull_pages: u64,
+    /// Everything wrong; empty when the store is sound.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// True if no problem was found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "txid:                {}", self.txid)?;
+        writeln!(f, "pages:               {}", self.pages)?;
+        writeln!(f, "data tree pages:     {}", self.data_pages)?;
+        writeln!(f, "freelist tree pages: {}", self.freelist_tree_pages)?;
+        writeln!(f, "free pages:          {}", self.free_pages)?;
+        writeln!(f, "keys:                {}", self.keys)?;
+        writeln!(f, "depth:               {}", self.depth)?;
+        writeln!(f, "underfull pages:     {}", self.underfull_pages)?;
+        if self.problems.is_empty() {
+            write!(f, "ok")
+        } else {
+            writeln!(f, "{} problem(s):", self.problems.len())?;
+            for p in &self.problems {
+                writeln!(f, "  {p}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+struct Checker<'a> {
+    store: &'a Store,
+    meta: Meta,
+    uses: Vec<Use>,
+    report: CheckReport,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, p: String) {
+        if self.report.problems.len() < 1000 {
+            self.report.problems.push(p);
+        }
+    }
+
+    fn claim(&mut self, pgno: u64, count: u64, u: Use) {
+        for p in pgno..pgno + count {
+            if p >= self.meta.page_count {
+                self.problem(format!("page {p} ({u:?}) is past the page count"));
+                continue;
+            }
+            let prev = self.uses[p as usize];
+            if prev != Use::Unseen {
+                self.problem(format!("page {p} is used as {u:?} and as {prev:?}"));
+            } else {
+                self.uses[p as usize] = u;
+            }
+        }
+    }
+
+    /// Checks the subtree at `pgno`; keys must lie in `[lo, hi)`. Returns its depth.
+    async fn tree(
+        &mut self,
+        pgno: u64,
+        lo: Option<Vec<u8>>,
+        hi: Option<Vec<u8>>,
+        u: Use,
+        is_root: bool,
+        leaves: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        depth: usize,
+    ) -> Result<usize> {
+        if depth > 64 {
+            self.problem(format!("page {pgno}: tree deeper than 64 levels"));
+            return Ok(depth);
+        }
+        self.claim(pgno, 1, u);
+        if pgno >= self.meta.page_count || pgno < 2 {
+            self.problem(format!("page {pgno}: tree points outside the store"));
+            return Ok(depth);
+        }
+        let pager = self.store.pager().clone();
+        let bytes = match pager.raw_page(pgno).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.problem(e.to_string());
+                return Ok(depth);
+            }
+        };
+        let header = match format::verify(pgno, bytes, &[KIND_BRANCH, KIND_LEAF]) {
+            Ok(h) => h,
+            Err(e) => {
+                self.problem(e.to_string());
+                return Ok(depth);
+            }
+        };
+        let view = match PageView::new(pgno, bytes, &header) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem(e.to_string());
+                return Ok(depth);
+            }
+        };
+        if !is_root && view.count == 0 {
+            self.problem(format!("page {pgno}: empty non-root page"));
+        }
+        if !is_root && view.to_node().size() < pager.page_size / 4 {
+            self.report.underfull_pages += 1;
+        }
+        for i in 0..view.count {
+            let k = view.key(i);
+            if i > 0 && view.key(i - 1) >= k {
+                self.problem(format!("page {pgno}: keys out of order at entry {i}"));
+            }
+            let below_lo =
+                lo.as_deref().is_some_and(|lo| k < lo) && !(view.kind == KIND_BRANCH && i == 0);
+            let above_hi = hi.as_deref().is_some_and(|hi| k >= hi);
+            if below_lo || above_hi {
+                self.problem(format!(
+                    "page {pgno}: key at entry {i} outside its parent's range"
+                ));
+            }
+        }
+        if view.kind == KIND_LEAF {
+            for i in 0..view.count {
+                let e = view.leaf(i);
+                let value = match (e.inline, e.overflow) {
+                    (Some(v), _) => v.to_vec(),
+                    (None, Some((p, len))) => {
+                        let pages = pager.overflow_pages(len as u64);
+                        self.claim(p, pages, u);
+                        let raw = match pager.raw_page(p).await {
+                            Ok(_) => pager
+                                .map
+                                .read(
+                                    p * pager.page_size as u64
+                                        ..(p + pages) * pager.page_size as u64,
+                                )
+                                .await
+                                .map(|g| g.to_vec()),
+                            Err(e) => {
+                                self.problem(e.to_string());
+                                continue;
+                            }
+                        };
+                        match raw {
+                            Ok(run) => match format::verify(p, &run, &[format::KIND_OVERFLOW]) {
+                                Ok(h)
+                                    if h.overflow as u64 + 1 == pages
+                                        && format::get_u32(&run, 28) == len =>
+                                {
+                                    run[format::HEADER..format::HEADER + len as usize].to_vec()
+                                }
+                                Ok(_) => {
+                                    self.problem(format!("page {p}: overflow run length mismatch"));
+                                    continue;
+                                }
+                                Err(e) => {
+                                    self.problem(e.to_string());
+                                    continue;
+                                }
+                            },
+                            Err(e) => {
+                                self.problem(format!("page {p}: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    _ => Vec::new(),
+                };
+                leaves.push((e.key.to_vec(), value));
+            }
+            return Ok(depth + 1);
+        }
+        let mut child_depth = None;
+        for i in 0..view.count {
+            let child = view.child(i);
+            let clo = if i == 0 {
+                lo.clone()
+            } else {
+                Some(view.key(i).to_vec())
+            };
+            let chi = if i + 1 < view.count {
+                Some(view.key(i + 1).to_vec())
+            } else {
+                hi.clone()
+            };
+            let d = Box::pin(self.tree(child, clo, chi, u, false, leaves, depth + 1)).await?;
+            match child_depth {
+                None => child_depth = Some(d),
+                Some(cd) if cd != d => {
+                    self.problem(format!("page {pgno}: children at different depths"));
+                }
+                _ => {}
+            }
+        }
+        Ok(child_depth.unwrap_or(depth + 1))
+    }
+}
+
+impl Store {
+    /// Verifies the last commit: every page checksum, key order, that every key lies within
+    /// its parent's range, equal leaf depth, that every page is used exactly once (by the
+    /// data tree, the freelist tree, or the freelist) and none is leaked, and the key count.
+    pub async fn check(&self) -> Result<CheckReport> {
+        let _reader = self.read_txn(); // keeps the snapshot's pages from reuse meanwhile
+        let meta = self.meta();
+        let mut c = Checker {
+            store: self,
+            meta,
+            uses: vec![Use::Unseen; meta.page_count as usize],
+            report: CheckReport {
+                txid: meta.txid,
+                pages: meta.page_count,
+                ..CheckReport::default()
+            },
+        };
+        c.claim(0, 2, Use::Meta);
+        let mut data = Vec::new();
+        if meta.root != 0 {
+            c.report.depth = c
+                .tree(meta.root, None, None, Use::Data, true, &mut data, 0)
+                .await?;
+        }
+        c.report.keys = data.len() as u64;
+        if c.report.keys != meta.entries {
+            c.problem(format!(
+                "meta says {} keys, the tree holds {}",
+                meta.entries, c.report.keys
+            ));
+        }
+        drop(data);
+        let mut free_entries = Vec::new();
+        if meta.free_root != 0 {
+            c.tree(
+                meta.free_root,
+                None,
+                None,
+                Use::FreeTree,
+                true,
+                &mut free_entries,
+                0,
+            )
+            .await?;
+        }
+        for (k, v) in free_entries {
+            if k.len() != 8 {
+                c.problem("freelist key is not a transaction id".into());
+                continue;
+            }
+            let txid = u64::from_be_bytes(k.try_into().expect("8 bytes"));
+            if txid > meta.txid {
+                c.problem(format!("freelist entry from future transaction {txid}"));
+            }
+            match decode_pages(&v) {
+                Ok(pages) => {
+                    for p in pages {
+                        c.claim(p, 1, Use::FreeListed);
+                    }
+                }
+                Err(e) => c.problem(e.to_string()),
+            }
+        }
+        for (p, u) in c.uses.iter().enumerate() {
+            match u {
+                Use::Data => c.report.data_pages += 1,
+                Use::FreeTree => c.report.freelist_tree_pages += 1,
+                Use::FreeListed => c.report.free_pages += 1,
+                _ => {}
+            }
+            if *u == Use::Unseen && c.report.problems.len() < 1000 {
+                c.report
+                    .problems
+                    .push(format!("page {p} is neither used nor free (leaked)"));
+            }
+        }
+        Ok(c.report)
+    }
+}

@@ -1,0 +1,236 @@
+//! The on-disk format: page headers, checksums, and meta pages. `docs/store-format.md`
+//! describes the same bytes for people.
+//!
+//! All integers are little-endian. Every page starts with a 32-byte header:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | crc32c of the page's bytes 4.. (of the whole run, for overflow pages), seeded with the page number |
+//! | 4 | 1 | kind: 1 meta, 2 branch, 3 leaf, 4 overflow |
+//! | 5 | 1 | flags (0) |
+//! | 6 | 2 | count: entries in a branch or leaf |
+//! | 8 | 8 | page number (detects misdirected writes) |
+//! | 16 | 8 | id of the transaction that wrote the page |
+//! | 24 | 4 | overflow: extra pages in the run (overflow pages only) |
+//! | 28 | 4 | reserved (0) |
+
+use crate::error::{Error, Result};
+
+/// Page size of new stores.
+pub const PAGE_SIZE: usize = 4096;
+/// Bytes of the common page header.
+pub const HEADER: usize = 32;
+/// The magic number at the start of a meta page's body.
+pub const MAGIC: &[u8; 8] = b"FLTSTOR1";
+/// Format version.
+pub const VERSION: u32 = 1;
+
+/// Page kinds.
+pub const KIND_META: u8 = 1;
+/// A branch page.
+pub const KIND_BRANCH: u8 = 2;
+/// A leaf page.
+pub const KIND_LEAF: u8 = 3;
+/// The first page of an overflow run.
+pub const KIND_OVERFLOW: u8 = 4;
+
+/// The fields of a page header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u8,
+    pub count: u16,
+    pub pgno: u64,
+    pub txid: u64,
+    pub overflow: u32,
+}
+
+pub fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+pub fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
+}
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl Header {
+    pub fn write(&self, page: &mut [u8]) {
+        page[4] = self.kind;
+        page[5] = 0;
+        put_u16(page, 6, self.count);
+        put_u64(page, 8, self.pgno);
+        put_u64(page, 16, self.txid);
+        put_u32(page, 24, self.overflow);
+        put_u32(page, 28, 0);
+    }
+
+    pub fn read(page: &[u8]) -> Header {
+        Header {
+            kind: page[4],
+            count: get_u16(page, 6),
+            pgno: get_u64(page, 8),
+            txid: get_u64(page, 16),
+            overflow: get_u32(page, 24),
+        }
+    }
+}
+
+/// The checksum of a page (or overflow run): crc32c of bytes 4.., seeded with its number.
+pub fn checksum(pgno: u64, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&pgno.to_le_bytes()), &bytes[4..])
+}
+
+/// Fills in a page's checksum (the header must already be written).
+pub fn seal(pgno: u64, bytes: &mut [u8]) {
+    let c = checksum(pgno, bytes);
+    put_u32(bytes, 0, c);
+}
+
+/// Verifies a page's checksum, number, and kind.
+pub fn verify(pgno: u64, bytes: &[u8], kinds: &[u8]) -> Result<Header> {
+    if bytes.len() < HEADER {
+        return Err(Error::corrupt(pgno, "page shorter than its header"));
+    }
+    let stored = get_u32(bytes, 0);
+    if stored != checksum(pgno, bytes) {
+        return Err(Error::corrupt(pgno, "checksum mismatch"));
+    }
+    let h = Header::read(bytes);
+    if h.pgno != pgno {
+        return Err(Error::corrupt(
+            pgno,
+            format!("page claims to be page {}", h.pgno),
+        ));
+    }
+    if !kinds.contains(&h.kind) {
+        return Err(Error::corrupt(
+            pgno,
+            format!(
+                "unexpected page kind {} (expected one of {kinds:?})",
+                h.kind
+            ),
+        ));
+    }
+    Ok(h)
+}
+
+/// The body of a meta page (after the header).
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 32 | 8 | magic `FLTSTOR1` |
+/// | 40 | 4 | format version (1) |
+/// | 44 | 4 | page size |
+/// | 48 | 8 | transaction id of this commit |
+/// | 56 | 8 | root page of the data tree (0 = empty) |
+/// | 64 | 8 | root page of the freelist tree (0 = empty) |
+/// | 72 | 8 | page count: pages `0..count` are in use or free; the file may be longer |
+/// | 80 | 8 | number of keys in the data tree |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub page_size: u32,
+    pub txid: u64,
+    pub root: u64,
+    pub free_root: u64,
+    pub page_count: u64,
+    pub entries: u64,
+}
+
+impl Meta {
+    /// Serialises this meta into page `slot` (0 or 1).
+    pub fn to_page(&self, slot: u64) -> Vec<u8> {
+        let mut page = vec![0u8; self.page_size as usize];
+        Header {
+            kind: KIND_META,
+            count: 0,
+            pgno: slot,
+            txid: self.txid,
+            overflow: 0,
+        }
+        .write(&mut page);
+        page[32..40].copy_from_slice(MAGIC);
+        put_u32(&mut page, 40, VERSION);
+        put_u32(&mut page, 44, self.page_size);
+        put_u64(&mut page, 48, self.txid);
+        put_u64(&mut page, 56, self.root);
+        put_u64(&mut page, 64, self.free_root);
+        put_u64(&mut page, 72, self.page_count);
+        put_u64(&mut page, 80, self.entries);
+        seal(slot, &mut page);
+        page
+    }
+
+    /// Parses and verifies meta page `slot`.
+    pub fn from_page(slot: u64, page: &[u8]) -> Result<Meta> {
+        if page.len() < 88 {
+            return Err(Error::corrupt(slot, "meta page truncated"));
+        }
+        if &page[32..40] != MAGIC {
+            return Err(Error::corrupt(slot, "not a faultless store (bad magic)"));
+        }
+        let page_size = get_u32(page, 44);
+        if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+            return Err(Error::corrupt(slot, format!("bad page size {page_size}")));
+        }
+        let page = &page[..(page_size as usize).min(page.len())];
+        verify(slot, page, &[KIND_META])?;
+        let version = get_u32(page, 40);
+        if version != VERSION {
+            return Err(Error::corrupt(
+                slot,
+                format!("unsupported format version {version}"),
+            ));
+        }
+        let meta = Meta {
+            page_size,
+            txid: get_u64(page, 48),
+            root: get_u64(page, 56),
+            free_root: get_u64(page, 64),
+            page_count: get_u64(page, 72),
+            entries: get_u64(page, 80),
+        };
+        if meta.page_count < 2
+            || meta.root >= meta.page_count
+            || meta.free_root >= meta.page_count
+            || (meta.root == 1 || meta.free_root == 1)
+        {
+            return Err(Error::corrupt(slot, "meta page points outside the store"));
+        }
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trip_and_corruption() {
+        let m = Meta {
+            page_size: 4096,
+            txid: 7,
+            root: 5,
+            free_root: 9,
+            page_count: 12,
+            entries: 3,
+        };
+        let page = m.to_page(1);
+        assert_eq!(Meta::from_page(1, &page).unwrap(), m);
+        assert!(Meta::from_page(0, &page).is_err(), "wrong slot");
+        for at in [0, 5, 33, 50, 60, 4000] {
+            let mut bad = page.clone();
+            bad[at] ^= 0x40;
+            assert!(Meta::from_page(1, &bad).is_err(), "flip at {at}");
+        }
+    }
+}

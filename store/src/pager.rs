@@ -1,0 +1,149 @@
+//! Page access for the store: every page is read through the runtime's non-blocking page
+//! access, and its checksum is verified the first time this process reads it.
+
+use std::cell::RefCell;
+
+use faultless_runtime::fs::File;
+use faultless_runtime::mem::Mapping;
+
+use crate::error::{Error, Result};
+use crate::format::{self, get_u32, Header, HEADER, KIND_OVERFLOW};
+use crate::node::PageView;
+
+/// The mapping, the file, and which pages are known good.
+pub struct Pager {
+    pub map: Mapping,
+    pub file: File,
+    pub page_size: usize,
+    /// One bit per page: checksum verified (or written by us) since the store was opened.
+    verified: RefCell<Vec<u64>>,
+}
+
+impl Pager {
+    pub fn new(map: Mapping, file: File, page_size: usize) -> Pager {
+        Pager {
+            map,
+            file,
+            page_size,
+            verified: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn is_verified(&self, pgno: u64) -> bool {
+        let v = self.verified.borrow();
+        v.get((pgno >> 6) as usize)
+            .is_some_and(|w| w & (1 << (pgno & 63)) != 0)
+    }
+
+    /// Records pages as good (verified, or just written by this process).
+    pub fn mark_verified(&self, pgno: u64, count: u64) {
+        let mut v = self.verified.borrow_mut();
+        let need = ((pgno + count) >> 6) as usize + 1;
+        if v.len() < need {
+            v.resize(need, 0);
+        }
+        for p in pgno..pgno + count {
+            v[(p >> 6) as usize] |= 1 << (p & 63);
+        }
+    }
+
+    /// Forgets that pages were verified (they are about to be rewritten).
+    pub fn forget(&self, pgno: u64) {
+        if let Some(w) = self.verified.borrow_mut().get_mut((pgno >> 6) as usize) {
+            *w &= !(1 << (pgno & 63));
+        }
+    }
+
+    /// The bytes of page `pgno`; yields while it is not resident.
+    pub async fn raw_page(&self, pgno: u64) -> Result<&[u8]> {
+        let ps = self.page_size as u64;
+        let start = pgno
+            .checked_mul(ps)
+            .ok_or_else(|| Error::corrupt(pgno, "page number out of range"))?;
+        let guard = self.map.read(start..start + ps).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(pgno, "page lies past the end of the file")
+            } else {
+                Error::Io(e)
+            }
+        })?;
+        let bytes: &[u8] = &guard;
+        // SAFETY: the guard only borrows the mapping, which `self` owns; the slice stays
+        // valid as long as `self` does, and pages reachable from a live snapshot are never
+        // rewritten.
+        Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) })
+    }
+
+    /// A verified branch or leaf page.
+    pub async fn node(&self, pgno: u64) -> Result<PageView<'_>> {
+        if pgno < 2 {
+            return Err(Error::corrupt(pgno, "tree points at a meta page"));
+        }
+        let bytes = self.raw_page(pgno).await?;
+        let header = if self.is_verified(pgno) {
+            Header::read(bytes)
+        } else {
+            let h = format::verify(pgno, bytes, &[format::KIND_BRANCH, format::KIND_LEAF])?;
+            self.mark_verified(pgno, 1);
+            h
+        };
+        if header.kind != format::KIND_BRANCH && header.kind != format::KIND_LEAF {
+            return Err(Error::corrupt(pgno, "not a tree page"));
+        }
+        PageView::new(pgno, bytes, &header)
+    }
+
+    /// Pages an overflow value of `len` bytes occupies.
+    pub fn overflow_pages(&self, len: u64) -> u64 {
+        (HEADER as u64 + len).div_ceil(self.page_size as u64)
+    }
+
+    /// The bytes of an overflow value of `len` bytes starting at page `pgno`.
+    pub async fn overflow(&self, pgno: u64, len: u32) -> Result<&[u8]> {
+        if pgno < 2 {
+            return Err(Error::corrupt(pgno, "value points at a meta page"));
+        }
+        let ps = self.page_size as u64;
+        let pages = self.overflow_pages(len as u64);
+        let start = pgno * ps;
+        let guard = self
+            .map
+            .read(start..start + pages * ps)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    Error::corrupt(pgno, "overflow run lies past the end of the file")
+                }
+                _ => Error::Io(e),
+            })?;
+        let bytes: &[u8] = &guard;
+        // SAFETY: as in `raw_page`.
+        let bytes = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        if !self.is_verified(pgno) {
+            let h = format::verify(pgno, bytes, &[KIND_OVERFLOW])?;
+            if h.overflow as u64 + 1 != pages || get_u32(bytes, 28) != len {
+                return Err(Error::corrupt(pgno, "overflow run length mismatch"));
+            }
+            self.mark_verified(pgno, 1);
+        }
+        Ok(&bytes[HEADER..HEADER + len as usize])
+    }
+}
+
+/// Serialises an overflow run for `value` at `pgno`.
+pub fn overflow_run(pgno: u64, txid: u64, value: &[u8], page_size: usize) -> Vec<u8> {
+    let pages = (HEADER + value.len()).div_ceil(page_size);
+    let mut run = vec![0u8; pages * page_size];
+    Header {
+        kind: KIND_OVERFLOW,
+        count: 0,
+        pgno,
+        txid,
+        overflow: (pages - 1) as u32,
+    }
+    .write(&mut run);
+    format::put_u32(&mut run, 28, value.len() as u32);
+    run[HEADER..HEADER + value.len()].copy_from_slice(value);
+    format::seal(pgno, &mut run);
+    run
+}

@@ -1,0 +1,210 @@
+//! Store basics: put, get, delete, range, reopen, limits, transactions, check.
+
+mod common;
+
+use common::{key, value, TempPath};
+use faultless_runtime::Runtime;
+use faultless_store::{Error, Store, StoreOptions, MAX_KEY_LEN};
+use futures::StreamExt;
+
+#[test]
+fn put_get_delete_range_and_reopen() {
+    let path = TempPath::new("basic");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert!(store.is_empty());
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..5000u64 {
+            let len = if i % 97 == 0 {
+                5000 + i as usize
+            } else {
+                20 + (i % 50) as usize
+            };
+            txn.put(&key(i), &value(i, len)).await.unwrap();
+        }
+        assert_eq!(txn.get(&key(42)).await.unwrap().unwrap(), value(42, 62));
+        txn.commit().await.unwrap();
+        assert_eq!(store.len(), 5000);
+        assert_eq!(
+            &*store.get(&key(97)).await.unwrap().unwrap(),
+            &value(97, 5097)[..]
+        );
+        assert!(store.get(b"nope").await.unwrap().is_none());
+
+        // Range in key order, with bounds.
+        let got: Vec<Vec<u8>> = store
+            .range(key(100)..key(110))
+            .map(|r| r.unwrap().0)
+            .collect()
+            .await;
+        assert_eq!(got, (100..110).map(key).collect::<Vec<_>>());
+        let all: Vec<_> = store.range(..).collect().await;
+        assert_eq!(all.len(), 5000);
+
+        // Deletes shrink the tree.
+        let mut txn = store.write_txn().await.unwrap();
+        for i in (0..5000u64).filter(|i| i % 3 != 0) {
+            assert!(txn.delete(&key(i)).await.unwrap());
+        }
+        assert!(!txn.delete(b"missing").await.unwrap());
+        txn.commit().await.unwrap();
+        assert_eq!(store.len(), 1667);
+        let report = store.check().await.unwrap();
+        assert!(report.ok(), "{report}");
+    });
+    // Reopen: the data is there, instantly.
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert_eq!(store.len(), 1667);
+        assert_eq!(
+            &*store.get(&key(3)).await.unwrap().unwrap(),
+            &value(3, 23)[..]
+        );
+        assert!(store.get(&key(4)).await.unwrap().is_none());
+        let report = store.check().await.unwrap();
+        assert!(report.ok(), "{report}");
+    });
+}
+
+#[test]
+fn group_commit_coalesces_concurrent_puts() {
+    let path = TempPath::new("group");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                let store = store.clone();
+                faultless_runtime::spawn(async move {
+                    for i in 0..10u64 {
+                        store.put(&key(t * 100 + i), &value(i, 30)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let s = store.stats();
+        assert_eq!(s.entries, 640);
+        assert_eq!(s.grouped_ops, 640);
+        assert!(
+            s.commits < 100,
+            "640 puts from 64 tasks must share commits: {s:?}"
+        );
+        assert!(store.delete(&key(5)).await.unwrap());
+        assert!(!store.delete(&key(5)).await.unwrap());
+        assert!(store.check().await.unwrap().ok());
+    });
+}
+
+#[test]
+fn limits_are_errors() {
+    let path = TempPath::new("limits");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let big_key = vec![b'k'; MAX_KEY_LEN + 1];
+        assert!(matches!(
+            store.put(&big_key, b"v").await,
+            Err(Error::KeyTooLarge(_))
+        ));
+        assert!(matches!(
+            store.put(b"", b"v").await,
+            Err(Error::KeyTooLarge(0))
+        ));
+        let mut txn = store.write_txn().await.unwrap();
+        assert!(matches!(
+            txn.put(&big_key, b"v").await,
+            Err(Error::KeyTooLarge(_))
+        ));
+        txn.put(&vec![b'k'; MAX_KEY_LEN], &vec![1; 1024])
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(store.len(), 1);
+    });
+}
+
+#[test]
+fn snapshots_are_isolated_from_later_commits() {
+    let path = TempPath::new("snapshot");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        for i in 0..200 {
+            store.put(&key(i), b"v1").await.unwrap();
+        }
+        let snap = store.read_txn();
+        let old = snap.get(&key(7)).await.unwrap().unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..200 {
+            txn.put(&key(i), b"v2-longer-value").await.unwrap();
+        }
+        for i in 200..2000 {
+            txn.put(&key(i), b"new").await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        for i in 0..10 {
+            store.delete(&key(i)).await.unwrap();
+        }
+        // The old snapshot still sees v1 everywhere, and only 200 keys.
+        assert_eq!(&*old, b"v1");
+        for i in 0..200 {
+            assert_eq!(&*snap.get(&key(i)).await.unwrap().unwrap(), b"v1");
+        }
+        assert!(snap.get(&key(500)).await.unwrap().is_none());
+        assert_eq!(snap.range(..).count().await, 200);
+        assert_eq!(snap.len(), 200);
+        // New readers see the new state.
+        assert_eq!(
+            &*store.get(&key(50)).await.unwrap().unwrap(),
+            b"v2-longer-value"
+        );
+        assert!(store.get(&key(5)).await.unwrap().is_none());
+        assert!(store.stats().oldest_reader_lag > 0);
+        drop(old);
+        drop(snap);
+        assert_eq!(store.stats().readers, 0);
+        assert!(store.check().await.unwrap().ok());
+    });
+}
+
+#[test]
+fn second_writer_process_gets_a_clear_error() {
+    let path = TempPath::new("lock");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let _store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        // flock is per open file description: a second open in this process conflicts just
+        // as another process's would.
+        let err = Store::open(&path.0, StoreOptions::new())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Locked), "{err}");
+        assert!(err.to_string().contains("another process"));
+    });
+}
+
+#[test]
+fn aborted_transactions_change_nothing() {
+    let path = TempPath::new("abort");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        store.put(b"a", b"1").await.unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        txn.put(b"a", b"2").await.unwrap();
+        txn.put(b"b", b"2").await.unwrap();
+        txn.abort();
+        let mut txn = store.write_txn().await.unwrap();
+        txn.delete(b"a").await.unwrap();
+        drop(txn);
+        assert_eq!(&*store.get(b"a").await.unwrap().unwrap(), b"1");
+        assert!(store.get(b"b").await.unwrap().is_none());
+        assert!(store.check().await.unwrap().ok());
+    });
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by the store's tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A fresh path under the target directory, removed on drop.
+pub struct TempPath(pub PathBuf);
+
+impl TempPath {
+    pub fn new(name: &str) -> TempPath {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("store-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        TempPath(p)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn key(i: u64) -> Vec<u8> {
+    format!("key-{i:08}").into_bytes()
+}
+
+pub fn value(i: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("value-{i}-").into_bytes();
+    v.resize(len.max(v.len()), (i % 251) as u8);
+    v
+}

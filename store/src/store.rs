@@ -236,14 +236,23 @@ impl Store {
         } else {
             libc::LOCK_EX
         };
-        // SAFETY: flock on an fd we own; no memory is passed.
-        if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
+        // A writer that was just killed can hold the lock for a moment after it exits: the
+        // kernel tears its io_uring down asynchronously, and requests still in flight keep
+        // the file open. So a held lock is retried for up to a second before `Locked`.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            // SAFETY: flock on an fd we own; no memory is passed.
+            if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } == 0 {
+                break;
+            }
             let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                Error::Locked
-            } else {
-                Error::Io(e)
-            });
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::Io(e));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Locked);
+            }
+            faultless_runtime::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let mut len = file.metadata()?.len();
         if len == 0 {

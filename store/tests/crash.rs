@@ -1,0 +1,150 @@
+//! Crash safety: a child process commits in a loop and is killed with SIGKILL at random
+//! moments; the parent reopens the store, runs `check`, and finds every acknowledged commit
+//! complete and no commit half-applied. 60 cycles.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempPath;
+use faultless_runtime::Runtime;
+use faultless_store::{Store, StoreOptions};
+
+const KEYS_PER_COMMIT: u64 = 8;
+
+fn commit_key(n: u64, j: u64) -> Vec<u8> {
+    format!("c{n:08}-{j}").into_bytes()
+}
+
+/// The child: commits forever, printing "acked N" after each commit returns. Commit N writes
+/// KEYS_PER_COMMIT keys for N, rewrites the shared key "last" to N, and deletes commit N-20's
+/// keys (so pages are freed and reused), all in one transaction.
+#[test]
+fn crash_child() {
+    let Ok(path) = std::env::var("FAULTLESS_CRASH_CHILD") else {
+        return; // only runs when the parent starts this binary as its child
+    };
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path, StoreOptions::new()).await.unwrap();
+        let mut n = match store.get(b"last").await.unwrap() {
+            Some(v) => u64::from_le_bytes((*v).try_into().unwrap()) + 1,
+            None => 1,
+        };
+        loop {
+            let mut txn = store.write_txn().await.unwrap();
+            for j in 0..KEYS_PER_COMMIT {
+                let big = if j == 0 { 6000 } else { 40 };
+                txn.put(&commit_key(n, j), &vec![(n % 251) as u8; big])
+                    .await
+                    .unwrap();
+            }
+            if n > 20 {
+                for j in 0..KEYS_PER_COMMIT {
+                    txn.delete(&commit_key(n - 20, j)).await.unwrap();
+                }
+            }
+            txn.put(b"last", &n.to_le_bytes()).await.unwrap();
+            txn.commit().await.unwrap();
+            println!("acked {n}");
+            n += 1;
+        }
+    });
+}
+
+#[test]
+fn killed_writer_loses_no_acknowledged_commit() {
+    let path = TempPath::new("crash");
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut max_acked = 0u64;
+    for cycle in 0..60 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("FAULTLESS_CRASH_CHILD", &path.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest prints "test crash_child ... " before the first line.
+                if let Some(at) = line.find("acked ") {
+                    if tx.send(line[at + 6..].trim().parse().unwrap()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        // Kill after a random delay: sometimes before the first commit, mostly mid-loop.
+        let delay = Duration::from_micros(next() % 40_000);
+        let start = Instant::now();
+        while start.elapsed() < delay {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        for n in rx.try_iter() {
+            max_acked = max_acked.max(n);
+        }
+
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let report = store.check().await.unwrap();
+            assert!(report.ok(), "cycle {cycle}: {report}");
+            let last = match store.get(b"last").await.unwrap() {
+                Some(v) => u64::from_le_bytes((*v).try_into().unwrap()),
+                None => 0,
+            };
+            assert!(
+                last >= max_acked,
+                "cycle {cycle}: commit {max_acked} was acknowledged but the store ends at {last}"
+            );
+            // At most the commit in flight beyond the acknowledged ones may have landed.
+            assert!(
+                last <= max_acked + 1,
+                "cycle {cycle}: {last} > {max_acked} + 1"
+            );
+            max_acked = last;
+            // Every commit still expected is complete; deleted ones are completely gone.
+            for n in last.saturating_sub(25).max(1)..=last {
+                let present = store.get(&commit_key(n, 0)).await.unwrap().is_some();
+                for j in 1..KEYS_PER_COMMIT {
+                    assert_eq!(
+                        store.get(&commit_key(n, j)).await.unwrap().is_some(),
+                        present,
+                        "cycle {cycle}: commit {n} half-applied"
+                    );
+                }
+                assert_eq!(present, n + 20 > last, "cycle {cycle}: commit {n}");
+                if present {
+                    let v = store.get(&commit_key(n, 0)).await.unwrap().unwrap();
+                    assert_eq!(v.len(), 6000);
+                    assert!(v.iter().all(|&b| b == (n % 251) as u8));
+                }
+            }
+        });
+    }
+    assert!(
+        max_acked > 20,
+        "the child must have committed a fair amount ({max_acked})"
+    );
+}

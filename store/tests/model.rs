@@ -1,0 +1,128 @@
+//! Property test: random puts, deletes, ranges, commits, aborts and reopens against a
+//! `BTreeMap` model. After every step the store must agree with the model, and `check` must
+//! pass after every commit.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::TempPath;
+use faultless_runtime::Runtime;
+use faultless_store::{Store, StoreOptions};
+use futures::StreamExt;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Put(u16, usize),
+    Delete(u16),
+    Range(u16, u16),
+    Commit,
+    Abort,
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (0u16..600, prop_oneof![3 => 0usize..100, 1 => 900usize..3000, 1 => 4000usize..12000])
+            .prop_map(|(k, l)| Step::Put(k, l)),
+        4 => (0u16..600).prop_map(Step::Delete),
+        1 => (0u16..600, 0u16..600).prop_map(|(a, b)| Step::Range(a.min(b), a.max(b))),
+        2 => Just(Step::Commit),
+        1 => Just(Step::Abort),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+fn k(i: u16) -> Vec<u8> {
+    format!("k{i:05}").into_bytes()
+}
+
+fn v(i: u16, len: usize, gen: usize) -> Vec<u8> {
+    let mut out = format!("{i}/{gen}/").into_bytes();
+    out.resize(len.max(out.len()), (i as usize + gen) as u8);
+    out
+}
+
+async fn verify(store: &Store, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    assert_eq!(store.len(), model.len() as u64);
+    let all: Vec<(Vec<u8>, Vec<u8>)> = store
+        .range(..)
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k, v.to_vec())
+        })
+        .collect()
+        .await;
+    let expect: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+    assert!(all == expect, "store contents differ from the model");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, .. ProptestConfig::default() })]
+
+    #[test]
+    fn store_matches_btreemap(steps in proptest::collection::vec(step(), 1..250)) {
+        let path = TempPath::new("model");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let mut committed: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut pending = committed.clone();
+            let mut txn = Some(store.write_txn().await.unwrap());
+            for (gen, s) in steps.into_iter().enumerate() {
+                match s {
+                    Step::Put(i, len) => {
+                        let val = v(i, len, gen);
+                        txn.as_mut().unwrap().put(&k(i), &val).await.unwrap();
+                        pending.insert(k(i), val);
+                    }
+                    Step::Delete(i) => {
+                        let existed = txn.as_mut().unwrap().delete(&k(i)).await.unwrap();
+                        assert_eq!(existed, pending.remove(&k(i)).is_some());
+                    }
+                    Step::Range(a, b) => {
+                        let t = txn.as_ref().unwrap();
+                        assert_eq!(t.len(), pending.len() as u64);
+                        let got: Vec<Vec<u8>> = store
+                            .range(k(a)..=k(b))
+                            .map(|r| r.unwrap().0)
+                            .collect()
+                            .await;
+                        let want: Vec<Vec<u8>> = committed.range(k(a)..=k(b)).map(|(k, _)| k.clone()).collect();
+                        assert_eq!(got, want);
+                        if let Some(x) = pending.keys().next() {
+                            assert_eq!(t.get(x).await.unwrap().as_ref(), pending.get(x));
+                        }
+                    }
+                    Step::Commit => {
+                        txn.take().unwrap().commit().await.unwrap();
+                        committed = pending.clone();
+                        let report = store.check().await.unwrap();
+                        assert!(report.ok(), "{report}");
+                        verify(&store, &committed).await;
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                    Step::Abort => {
+                        txn.take().unwrap().abort();
+                        pending = committed.clone();
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                    Step::Reopen => {
+                        drop(txn.take());
+                        pending = committed.clone();
+                        drop(store);
+                        store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+                        verify(&store, &committed).await;
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                }
+            }
+            txn.take().unwrap().commit().await.unwrap();
+            verify(&store, &pending).await;
+            let report = store.check().await.unwrap();
+            assert!(report.ok(), "{report}");
+        });
+    }
+}

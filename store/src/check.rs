@@ -103,8 +103,7 @@ impl Checker<'_> {
     async fn tree(
         &mut self,
         pgno: u64,
-        lo: Option<Vec<u8>>,
-        hi: Option<Vec<u8>>,
+        (lo, hi): (Option<Vec<u8>>, Option<Vec<u8>>),
         u: Use,
         is_root: bool,
         leaves: &mut Vec<(Vec<u8>, Vec<u8>)>,
@@ -225,7 +224,7 @@ impl Checker<'_> {
             } else {
                 hi.clone()
             };
-            let d = Box::pin(self.tree(child, clo, chi, u, false, leaves, depth + 1)).await?;
+            let d = Box::pin(self.tree(child, (clo, chi), u, false, leaves, depth + 1)).await?;
             match child_depth {
                 None => child_depth = Some(d),
                 Some(cd) if cd != d => {

@@ -148,7 +148,7 @@ pub struct Meta {
 
 impl Meta {
     /// Serialises this meta into page `slot` (0 or 1).
-    pub fn to_page(&self, slot: u64) -> Vec<u8> {
+    pub fn to_page(self, slot: u64) -> Vec<u8> {
         let mut page = vec![0u8; self.page_size as usize];
         Header {
             kind: KIND_META,

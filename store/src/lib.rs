@@ -35,5 +35,5 @@ mod write;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};
-pub use read::{ReadTxn, ValueRef};
+pub use read::{RangeStream, ReadTxn, ValueRef};
 pub use store::{Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -136,7 +136,6 @@ pub struct PageView<'a> {
     pub bytes: &'a [u8],
     pub kind: u8,
     pub count: usize,
-    pub pgno: u64,
 }
 
 /// One leaf entry as seen in a mapped page.
@@ -156,7 +155,6 @@ impl<'a> PageView<'a> {
             bytes,
             kind: header.kind,
             count: header.count as usize,
-            pgno,
         };
         let slots_end = HEADER + 2 * view.count;
         if slots_end > bytes.len() {

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::format::{Meta, KIND_LEAF};
 use crate::pager::Pager;
 
+/// The stream of `(key, value)` pairs returned by `range`.
+pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, ValueRef)>>>>;
+
 /// Live readers: snapshot txid -> number of readers on it.
 #[derive(Default)]
 pub struct Readers {
@@ -157,11 +160,9 @@ impl ReadTxn {
         ))
     }
 
-    /// The entries with keys in `bounds`, in key order, as an async stream.
-    pub fn range<R: RangeBounds<Vec<u8>>>(
-        &self,
-        bounds: R,
-    ) -> impl Stream<Item = Result<(Vec<u8>, ValueRef)>> + 'static {
+    /// The entries with keys in `bounds`, in key order, as an async stream. The stream holds
+    /// the snapshot: it sees this transaction's version however long it is consumed.
+    pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
         let start = bounds.start_bound().cloned();
         let end = bounds.end_bound().cloned();
         let cursor = Cursor {
@@ -172,7 +173,7 @@ impl ReadTxn {
             end,
             done: false,
         };
-        futures::stream::unfold(cursor, |mut c| async move {
+        Box::pin(futures::stream::unfold(cursor, |mut c| async move {
             match c.next().await {
                 Ok(Some(item)) => Some((Ok(item), c)),
                 Ok(None) => None,
@@ -181,7 +182,7 @@ impl ReadTxn {
                     Some((Err(e), c))
                 }
             }
-        })
+        }))
     }
 }
 

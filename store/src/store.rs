@@ -13,12 +13,11 @@ use faultless_runtime::fs::File;
 use faultless_runtime::mem::{Backend, MapOptions, Mapping, MemStats};
 use futures::channel::oneshot;
 use futures::lock::{Mutex, OwnedMutexGuard};
-use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, PAGE_SIZE};
 use crate::pager::Pager;
-use crate::read::{ReadTxn, Readers, ValueRef};
+use crate::read::{RangeStream, ReadTxn, Readers, ValueRef};
 use crate::write::{Which, WriteState};
 
 /// Longest key, in bytes (keys are 1 to this many bytes).
@@ -178,7 +177,13 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 fn read_meta(file: &std::fs::File, len: u64) -> Result<Meta> {
     let mut best: Option<Meta> = None;
     let mut errors = Vec::new();
-    let mut first = vec![0u8; PAGE_SIZE];
+    if len < 2 * 512 {
+        return Err(Error::corrupt(
+            None,
+            format!("file is {len} bytes, shorter than its two meta pages"),
+        ));
+    }
+    let mut first = vec![0u8; PAGE_SIZE.min(len as usize)];
     file.read_exact_at(&mut first, 0)?;
     // The page size is in the meta; fall back to the default if page 0 is damaged.
     let ps = match Meta::from_page(0, &first) {
@@ -327,10 +332,7 @@ impl Store {
     }
 
     /// Entries with keys in `bounds`, in key order, from the last committed version.
-    pub fn range<R: RangeBounds<Vec<u8>>>(
-        &self,
-        bounds: R,
-    ) -> impl Stream<Item = Result<(Vec<u8>, ValueRef)>> + 'static {
+    pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
         self.read_txn().range(bounds)
     }
 

@@ -35,7 +35,6 @@ pub enum Which {
 
 /// The state of a write transaction.
 pub struct WriteState {
-    pub base: Meta,
     pub txid: u64,
     pub roots: [u64; 2],
     pub entries: u64,
@@ -134,7 +133,6 @@ pub fn decode_pages(bytes: &[u8]) -> Result<Vec<u64>> {
 impl WriteState {
     pub fn new(base: Meta, reuse_limit: u64) -> WriteState {
         WriteState {
-            base,
             txid: base.txid + 1,
             roots: [base.root, base.free_root],
             entries: base.entries,
@@ -607,23 +605,24 @@ impl WriteState {
     /// Steps 1 and 2 of the commit: updates the freelist and serialises every dirty page.
     /// Returns the meta to publish and the writes to make, as (first page, bytes) runs.
     pub async fn finish(&mut self, pager: &Pager) -> Result<(Meta, Vec<(u64, Vec<u8>)>)> {
-        // From here on, allocations come from the end of the file, so the pages listed in
-        // this transaction's freelist entry are never handed out again by this transaction.
+        // From here on no further freelist entries are consumed (their keys would have to
+        // be deleted too); allocations use the pages already taken for reuse, then the end of
+        // the file. This transaction's entry lists every page it freed plus the reusable
+        // pages it did not use; whenever writing the entry itself allocates or frees pages,
+        // the entry is rewritten, until it describes the final state.
+        // Take enough reusable pages first for the freelist tree's own copy-on-write (two
+        // root-to-leaf paths and a split), so updating it does not grow the file.
+        while self.reusable.len() < 16 && self.refill(pager).await? {}
         self.no_reuse = true;
-        let carry = std::mem::take(&mut self.reusable);
         for k in std::mem::take(&mut self.consumed) {
             self.delete(pager, Which::Free, &k).await?;
         }
         let key = free_key(self.txid);
+        let mut settled = false;
         for _ in 0..16 {
-            let mut list: Vec<u64> = self
-                .freed
-                .iter()
-                .chain(&carry)
-                .chain(&self.reusable)
-                .copied()
-                .collect();
+            let mut list: Vec<u64> = self.freed.iter().chain(&self.reusable).copied().collect();
             if list.is_empty() {
+                settled = true;
                 break;
             }
             list.sort_unstable();
@@ -631,8 +630,14 @@ impl WriteState {
             self.put(pager, Which::Free, &key, &encode_pages(&list))
                 .await?;
             if (self.freed.len(), self.reusable.len()) == before {
+                settled = true;
                 break;
             }
+        }
+        if !settled {
+            return Err(Error::Io(std::io::Error::other(
+                "the freelist entry did not settle; the commit was abandoned",
+            )));
         }
         let ps = self.page_size;
         let mut pages: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len());

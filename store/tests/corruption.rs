@@ -1,0 +1,234 @@
+//! Corruption: flipped bytes in meta, branch, leaf, overflow and freelist pages give a clear
+//! error (or, for one damaged meta page, the older meta), never a panic. Truncated files too.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+
+use common::{key, value, TempPath};
+use faultless_runtime::Runtime;
+use faultless_store::{Error, Store, StoreOptions};
+use futures::StreamExt;
+
+const PS: u64 = 4096;
+
+/// Builds a store with a multi-level data tree, overflow values and a non-empty freelist.
+fn build(path: &std::path::Path) -> u64 {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(path, StoreOptions::new()).await.unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..3000u64 {
+            let len = if i % 500 == 0 { 9000 } else { 40 };
+            txn.put(&key(i), &value(i, len)).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        // A second commit frees pages, so the freelist tree has an entry.
+        let mut txn = store.write_txn().await.unwrap();
+        for i in (0..3000u64).step_by(7) {
+            txn.put(&key(i), b"updated").await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        let report = store.check().await.unwrap();
+        assert!(report.ok(), "{report}");
+        assert!(report.free_pages > 0 && report.depth >= 2);
+        store.stats().txid
+    })
+}
+
+/// Page numbers of each kind, from the headers (kind byte at offset 4).
+fn pages_of_kind(path: &std::path::Path, kind: u8) -> Vec<u64> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    for p in 2..(data.len() as u64 / PS) {
+        let page = &data[(p * PS) as usize..((p + 1) * PS) as usize];
+        let stored = u32::from_le_bytes(page[0..4].try_into().unwrap());
+        if stored != 0 && page[4] == kind {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn flip(path: &std::path::Path, at: u64) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, at).unwrap();
+}
+
+/// Opens, reads everything, and checks; returns the first error seen, if any.
+fn read_all(path: &std::path::Path) -> Result<(), Error> {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(path, StoreOptions::new()).await?;
+        let mut n = 0;
+        let mut items = store.range(..);
+        while let Some(item) = items.next().await {
+            item?;
+            n += 1;
+        }
+        for i in (0..3000).step_by(13) {
+            store.get(&key(i)).await?;
+        }
+        let report = store.check().await?;
+        if !report.ok() {
+            return Err(Error::Corrupt {
+                page: None,
+                reason: report.problems.join("; "),
+            });
+        }
+        assert_eq!(n, 3000);
+        Ok(())
+    })
+}
+
+#[test]
+fn one_damaged_meta_falls_back_to_the_older_commit() {
+    let path = TempPath::new("meta1");
+    let txid = build(&path.0);
+    // The newest meta is in slot txid % 2: damage it.
+    flip(&path.0, (txid % 2) * PS + 60);
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert_eq!(store.stats().txid, txid - 1, "the older meta is used");
+        // The older commit is intact: values before the update.
+        assert_eq!(
+            &*store.get(&key(7)).await.unwrap().unwrap(),
+            &value(7, 40)[..]
+        );
+        assert!(store.check().await.unwrap().ok());
+    });
+}
+
+#[test]
+fn both_metas_damaged_is_a_clear_error() {
+    let path = TempPath::new("meta2");
+    build(&path.0);
+    flip(&path.0, 40);
+    flip(&path.0, PS + 40);
+    let rt = Runtime::new().unwrap();
+    let err = rt
+        .block_on(Store::open(&path.0, StoreOptions::new()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("meta"), "{err}");
+}
+
+#[test]
+fn damaged_tree_and_freelist_pages_are_detected() {
+    // kind 2 = branch, 3 = leaf, 4 = overflow. The freelist tree's pages are leaves too; the
+    // last-written leaf holding an 8-byte key is checked separately below.
+    for (kind, name) in [(2u8, "branch"), (3, "leaf"), (4, "overflow")] {
+        let path = TempPath::new(name);
+        build(&path.0);
+        let pages = pages_of_kind(&path.0, kind);
+        assert!(!pages.is_empty(), "no {name} pages");
+        // Damage every page of that kind that the last commit can reach, one byte each,
+        // in the middle of the page.
+        for p in &pages {
+            flip(&path.0, p * PS + 2000);
+        }
+        let err = read_all(&path.0).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("checksum"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn damaged_freelist_is_detected_by_check() {
+    let path = TempPath::new("freelist");
+    build(&path.0);
+    // The freelist tree is a leaf whose keys are 8-byte transaction ids (16-bit key length
+    // 8 at the cell's offset + 1). Find it by trying to read its first cell.
+    let data = std::fs::read(&path.0).unwrap();
+    let mut found = None;
+    for p in 2..(data.len() as u64 / PS) {
+        let page = &data[(p * PS) as usize..((p + 1) * PS) as usize];
+        if page[4] != 3 || u16::from_le_bytes([page[6], page[7]]) == 0 {
+            continue;
+        }
+        let off = u16::from_le_bytes([page[32], page[33]]) as usize;
+        let klen = u16::from_le_bytes([page[off + 1], page[off + 2]]);
+        if klen == 8 {
+            found = Some(p);
+        }
+    }
+    let p = found.expect("a freelist leaf");
+    flip(&path.0, p * PS + 4000);
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let report = store.check().await.unwrap();
+        assert!(!report.ok());
+        assert!(
+            report.problems.iter().any(|p| p.contains("checksum")),
+            "{report}"
+        );
+    });
+}
+
+#[test]
+fn truncated_and_foreign_files_are_clear_errors() {
+    let path = TempPath::new("trunc");
+    build(&path.0);
+    let len = std::fs::metadata(&path.0).unwrap().len();
+    let rt = Runtime::new().unwrap();
+    // Cut into the data pages: the meta promises more pages than the file has.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path.0)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = rt
+        .block_on(Store::open(&path.0, StoreOptions::new()))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    // Shorter than the meta pages.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path.0)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let err = rt
+        .block_on(Store::open(&path.0, StoreOptions::new()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    // Not a store at all.
+    std::fs::write(&path.0, vec![0xab; 3 * PS as usize]).unwrap();
+    let err = rt
+        .block_on(Store::open(&path.0, StoreOptions::new()))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("meta"), "{err}");
+}
+
+#[test]
+fn random_byte_flips_never_panic() {
+    let path = TempPath::new("fuzz");
+    build(&path.0);
+    let pristine = std::fs::read(&path.0).unwrap();
+    let mut rng = 0x243F_6A88_85A3_08D3u64;
+    for _ in 0..40 {
+        std::fs::write(&path.0, &pristine).unwrap();
+        for _ in 0..3 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            flip(&path.0, rng % pristine.len() as u64);
+        }
+        // Whatever happens, it is a Result, not a panic.
+        let _ = read_all(&path.0);
+    }
+}

@@ -1,0 +1,156 @@
+//! Page reuse: update churn with short readers keeps the file bounded; a long-lived reader
+//! holds pages back, and stats say so. Cold lookups yield without faulting the executor.
+
+mod common;
+
+use common::{key, value, TempPath};
+use faultless_runtime::mem::{thread_faults, Backend};
+use faultless_runtime::Runtime;
+use faultless_store::{Store, StoreOptions};
+
+#[test]
+fn update_churn_with_short_readers_keeps_the_file_bounded() {
+    let path = TempPath::new("churn");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..2000u64 {
+            txn.put(&key(i), &value(i, 100)).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        let base_pages = store.stats().page_count;
+        let mut rng = 7u64;
+        for round in 0..300u64 {
+            // A short reader per round, gone before the next commit.
+            let r = store.read_txn();
+            assert!(r.get(&key(round % 2000)).await.unwrap().is_some());
+            drop(r);
+            let mut txn = store.write_txn().await.unwrap();
+            for _ in 0..20 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let i = rng % 2000;
+                txn.put(&key(i), &value(i + round, 100)).await.unwrap();
+            }
+            txn.commit().await.unwrap();
+        }
+        let s = store.stats();
+        assert!(
+            s.page_count < base_pages * 2,
+            "300 update commits grew the store from {base_pages} to {} pages",
+            s.page_count
+        );
+        let report = store.check().await.unwrap();
+        assert!(report.ok(), "{report}");
+    });
+}
+
+#[test]
+fn a_long_lived_reader_holds_pages_back_and_is_reported() {
+    let path = TempPath::new("longreader");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        for i in 0..500u64 {
+            store.put(&key(i), &value(i, 100)).await.unwrap();
+        }
+        let long = store.read_txn();
+        let before = store.stats().page_count;
+        for round in 0..100u64 {
+            let mut txn = store.write_txn().await.unwrap();
+            for i in 0..50u64 {
+                txn.put(&key(i), &value(i + round, 100)).await.unwrap();
+            }
+            txn.commit().await.unwrap();
+        }
+        let s = store.stats();
+        assert_eq!(s.readers, 1);
+        assert_eq!(s.oldest_reader_lag, 100, "{s:?}");
+        assert!(
+            s.page_count > before + 50,
+            "pages cannot be reused under the reader"
+        );
+        // The old reader still sees its version.
+        assert_eq!(
+            &*long.get(&key(3)).await.unwrap().unwrap(),
+            &value(3, 100)[..]
+        );
+        drop(long);
+        // Once it is gone, churn reuses pages again.
+        let grown = store.stats().page_count;
+        for round in 0..100u64 {
+            let mut txn = store.write_txn().await.unwrap();
+            for i in 0..50u64 {
+                txn.put(&key(i), &value(i + round + 7, 100)).await.unwrap();
+            }
+            txn.commit().await.unwrap();
+        }
+        let after = store.stats().page_count;
+        assert!(
+            after <= grown + 10,
+            "grew from {grown} to {after} pages after the reader left"
+        );
+        assert!(store.check().await.unwrap().ok());
+    });
+}
+
+#[test]
+fn cold_lookups_do_not_fault_the_executor() {
+    let path = TempPath::new("cold");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..20_000u64 {
+            txn.put(&key(i), &value(i, 200)).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+    });
+    for backend in [Backend::UringRead, Backend::Helper, Backend::Blocking] {
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new().backend(backend))
+                .await
+                .unwrap();
+            // Make every page cold: a fresh mapping's pages, dropped from the page cache.
+            let f = std::fs::File::open(&path.0).unwrap();
+            // SAFETY: advice on our own fd.
+            unsafe {
+                libc::posix_fadvise(
+                    std::os::fd::AsRawFd::as_raw_fd(&f),
+                    0,
+                    0,
+                    libc::POSIX_FADV_DONTNEED,
+                )
+            };
+            let before = thread_faults();
+            let tasks: Vec<_> = (0..16u64)
+                .map(|t| {
+                    let store = store.clone();
+                    faultless_runtime::spawn(async move {
+                        for i in 0..50u64 {
+                            let k = (i * 397 + t * 1009) % 20_000;
+                            let v = store.get(&key(k)).await.unwrap().unwrap();
+                            assert_eq!(&*v, &value(k, 200)[..]);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let faults = thread_faults().since(&before);
+            if backend == Backend::Blocking {
+                assert!(
+                    faults.major > 0,
+                    "blocking must fault (is the file on tmpfs?)"
+                );
+            } else {
+                assert_eq!(faults.major, 0, "{backend}: executor major faults");
+                assert!(store.stats().pages.slow_reads > 0);
+            }
+        });
+    }
+}

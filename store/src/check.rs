@@ -258,7 +258,7 @@ impl Store {
         let mut data = Vec::new();
         if meta.root != 0 {
             c.report.depth = c
-                .tree(meta.root, None, None, Use::Data, true, &mut data, 0)
+                .tree(meta.root, (None, None), Use::Data, true, &mut data, 0)
                 .await?;
         }
         c.report.keys = data.len() as u64;
@@ -273,8 +273,7 @@ impl Store {
         if meta.free_root != 0 {
             c.tree(
                 meta.free_root,
-                None,
-                None,
+                (None, None),
                 Use::FreeTree,
                 true,
                 &mut free_entries,

@@ -255,7 +255,7 @@ impl<'a> PageView<'a> {
     }
 
     /// Parses into the editable form.
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(self) -> Node {
         if self.kind == KIND_LEAF {
             Node::Leaf(
                 (0..self.count)

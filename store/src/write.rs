@@ -52,6 +52,8 @@ pub struct WriteState {
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+/// A key and a copy of its value.
+type Entry = (Vec<u8>, Vec<u8>);
 
 /// Values longer than this go to overflow pages.
 pub fn max_inline(page_size: usize) -> usize {
@@ -118,7 +120,7 @@ pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
 
 /// Decodes a list of page numbers.
 pub fn decode_pages(bytes: &[u8]) -> Result<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(Error::corrupt(
             None,
             "freelist entry is not a list of page numbers",
@@ -297,7 +299,7 @@ impl WriteState {
         pager: &'a Pager,
         w: Which,
         after: Option<Vec<u8>>,
-    ) -> BoxFut<'a, Result<Option<(Vec<u8>, Vec<u8>)>>> {
+    ) -> BoxFut<'a, Result<Option<Entry>>> {
         Box::pin(async move {
             let root = self.roots[w as usize];
             if root == 0 {
@@ -313,7 +315,7 @@ impl WriteState {
         pgno: u64,
         after: Option<&'a [u8]>,
         depth: usize,
-    ) -> BoxFut<'a, Result<Option<(Vec<u8>, Vec<u8>)>>> {
+    ) -> BoxFut<'a, Result<Option<Entry>>> {
         Box::pin(async move {
             if depth > 64 {
                 return Err(Error::corrupt(

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod store_cli;
 
 #[derive(Parser)]
 #[command(
@@ -25,16 +26,21 @@ enum Command {
     /// The fault-latency benchmark: cold mmapped reads through each prefetch path, at
     /// several concurrencies, against the device limit and tokio's spawn_blocking.
     Bench(bench::BenchArgs),
+    /// Tools for store files: stat, check, dump, load.
+    #[command(subcommand)]
+    Store(store_cli::StoreCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Probe => probe(),
-        Command::Bench(args) => bench::run(args),
+        Command::Probe => probe().map(|()| true),
+        Command::Bench(args) => bench::run(args).map(|()| true),
+        Command::Store(cmd) => store_cli::run(cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("faultless: {e}");
             ExitCode::FAILURE

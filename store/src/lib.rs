@@ -27,6 +27,7 @@
 mod check;
 mod error;
 mod format;
+mod load;
 mod node;
 mod pager;
 mod read;

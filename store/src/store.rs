@@ -480,8 +480,22 @@ impl Store {
         }
     }
 
+    /// Takes the write lock for the bulk loader; returns the current meta with it.
+    pub(crate) async fn lock_for_load(&self) -> Result<(Meta, OwnedMutexGuard<()>)> {
+        self.writable()?;
+        let guard = self.inner.write_lock.clone().lock_owned().await;
+        Ok((self.inner.meta.get(), guard))
+    }
+
+    /// Syncs the data written so far and commits `meta` (the bulk loader's last step).
+    pub(crate) async fn publish(&self, meta: Meta, guard: OwnedMutexGuard<()>) -> Result<()> {
+        let r = self.write_out(meta, Vec::new()).await;
+        drop(guard);
+        r
+    }
+
     /// Grows the file ahead of `page_count` pages, in doubling steps of at most 1 GiB.
-    async fn ensure_size(&self, page_count: u64) -> Result<()> {
+    pub(crate) async fn ensure_size(&self, page_count: u64) -> Result<()> {
         let ps = self.inner.pager.page_size as u64;
         let need = page_count * ps;
         let have = self.inner.file_len.get();

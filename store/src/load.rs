@@ -85,7 +85,7 @@ impl Store {
             leaf.push(entry);
             leaf_size += size;
             count += 1;
-            if count % 10_000 == 0 {
+            if count.is_multiple_of(10_000) {
                 progress(count);
             }
             if w.buf.len() >= 4 << 20 {
@@ -162,7 +162,7 @@ impl Store {
             let (k, v) = item?;
             txn.put(&k, &v).await?;
             count += 1;
-            if count % 10_000 == 0 {
+            if count.is_multiple_of(10_000) {
                 txn.commit().await?;
                 progress(count);
                 txn = self.write_txn().await?;

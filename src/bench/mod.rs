@@ -12,6 +12,7 @@ mod data;
 mod device;
 mod plot;
 mod report;
+mod store;
 mod workload;
 
 use std::io;
@@ -27,9 +28,19 @@ use report::{Report, Run};
 
 const TOKIO: &str = "tokio-spawn-blocking";
 
+/// Benchmarks other than the default fault-latency one.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchMode {
+    /// The store against LMDB and redb: hot and cold gets, durable commits.
+    Store(store::StoreBenchArgs),
+}
+
 /// Options of `faultless bench`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    mode: Option<BenchMode>,
     /// Data file; created with real data if missing or of another size, reused otherwise.
     #[arg(long, default_value = "faultless-bench.data")]
     file: PathBuf,
@@ -87,6 +98,9 @@ fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 
 /// Runs the benchmark and prints the table.
 pub fn run(args: BenchArgs) -> io::Result<()> {
+    if let Some(BenchMode::Store(a)) = args.mode {
+        return store::run(a);
+    }
     if args.size < 64 << 20 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

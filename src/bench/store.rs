@@ -1,0 +1,460 @@
+//! `faultless bench store`: the store against LMDB (heed) and redb, side by side in one run.
+//!
+//! Every engine gets the same keys (`key` + 12 digits, sorted) and values, built fresh in a
+//! scratch directory, then: hot random gets from one thread (every page resident), cold
+//! random gets (pages dropped from memory first; faultless with 128 tasks on one executor
+//! thread, the others from one thread, where every miss is a blocking page fault or pread),
+//! and durable commits per second with 1 and 64 concurrent writers (faultless: `Store::put`,
+//! grouped into shared commits; LMDB and redb: one transaction per put, each synced).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use faultless::store::{Store, StoreOptions};
+use heed::types::Bytes;
+use redb::{ReadableDatabase, TableDefinition};
+use serde::Serialize;
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+
+/// Options of `faultless bench store`.
+#[derive(Args, Debug)]
+pub struct StoreBenchArgs {
+    /// Scratch directory for the three stores (recreated on every run).
+    #[arg(long, default_value = "faultless-store-bench")]
+    dir: PathBuf,
+    /// Number of keys.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Write the results as JSON to this path.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize, Default, Debug)]
+struct Engine {
+    build_s: f64,
+    hot_gets_per_s: f64,
+    cold_gets_per_s: f64,
+    commits_1_writer_per_s: f64,
+    commits_64_writers_per_s: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct StoreReport {
+    keys: u64,
+    value_size: usize,
+    faultless: Engine,
+    lmdb: Engine,
+    redb: Engine,
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i:012}").into_bytes()
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn other<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Drops a file's pages from the page cache (no process may have it mapped).
+fn make_cold(path: &Path) -> io::Result<()> {
+    super::data::drop_file_cache(path)
+}
+
+fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
+    // SAFETY: the environment is opened once per phase by this process only, and its files
+    // are not modified by anything else meanwhile.
+    unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(16 << 30)
+            .flags(heed::EnvFlags::NO_READ_AHEAD)
+            .open(dir)
+    }
+    .map_err(other)
+}
+
+/// Runs the store benchmark and prints the table.
+pub fn run(args: StoreBenchArgs) -> io::Result<()> {
+    if args.keys == 0 || args.seconds <= 0.0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--keys and --seconds must be positive",
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let lmdb_dir = args.dir.join("lmdb");
+    std::fs::create_dir_all(&lmdb_dir)?;
+    let fl_path = args.dir.join("faultless.db");
+    let redb_path = args.dir.join("redb.db");
+    let value = vec![b'v'; args.value_size];
+    let dur = Duration::from_secs_f64(args.seconds);
+    let n = args.keys;
+    let mut fl = Engine::default();
+    let mut lm = Engine::default();
+    let mut rd = Engine::default();
+
+    // Build.
+    eprintln!("building {n} keys in each store ...");
+    let t = Instant::now();
+    let rt = faultless::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::open(&fl_path, StoreOptions::new()).await?;
+        let items = (0..n).map(|i| Ok((key(i), value.clone())));
+        store.load(items, |_| {}).await?;
+        Ok::<_, io::Error>(())
+    })?;
+    fl.build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        let env = lmdb_env(&lmdb_dir)?;
+        let mut w = env.write_txn().map_err(other)?;
+        let db: heed::Database<Bytes, Bytes> = env.create_database(&mut w, None).map_err(other)?;
+        for i in 0..n {
+            db.put_with_flags(&mut w, heed::PutFlags::APPEND, &key(i), &value)
+                .map_err(other)?;
+        }
+        w.commit().map_err(other)?;
+    }
+    lm.build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        let db = redb::Database::create(&redb_path).map_err(other)?;
+        let w = db.begin_write().map_err(other)?;
+        {
+            let mut table = w.open_table(TABLE).map_err(other)?;
+            for i in 0..n {
+                table
+                    .insert(key(i).as_slice(), value.as_slice())
+                    .map_err(other)?;
+            }
+        }
+        w.commit().map_err(other)?;
+    }
+    rd.build_s = t.elapsed().as_secs_f64();
+
+    // Hot gets: warm everything, then random gets from one thread.
+    eprintln!("hot random gets ...");
+    fl.hot_gets_per_s = rt.block_on(async {
+        let store = Store::open(&fl_path, StoreOptions::new()).await?;
+        let txn = store.read_txn();
+        for i in 0..n {
+            txn.get(&key(i)).await?;
+        }
+        let mut rng = Rng(1);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while start.elapsed() < dur {
+            for _ in 0..1000 {
+                let v = txn
+                    .get(&key(rng.next() % n))
+                    .await?
+                    .ok_or_else(|| other("missing key"))?;
+                std::hint::black_box(v.len());
+            }
+            done += 1000;
+        }
+        Ok::<_, io::Error>(done as f64 / start.elapsed().as_secs_f64())
+    })?;
+    {
+        let env = lmdb_env(&lmdb_dir)?;
+        let r = env.read_txn().map_err(other)?;
+        let db: heed::Database<Bytes, Bytes> = env
+            .open_database(&r, None)
+            .map_err(other)?
+            .ok_or_else(|| other("no db"))?;
+        for i in 0..n {
+            db.get(&r, &key(i)).map_err(other)?;
+        }
+        let mut rng = Rng(1);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while start.elapsed() < dur {
+            for _ in 0..1000 {
+                let v = db
+                    .get(&r, &key(rng.next() % n))
+                    .map_err(other)?
+                    .ok_or_else(|| other("missing"))?;
+                std::hint::black_box(v.len());
+            }
+            done += 1000;
+        }
+        lm.hot_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+    }
+    {
+        let db = redb::Database::create(&redb_path).map_err(other)?;
+        let r = db.begin_read().map_err(other)?;
+        let table = r.open_table(TABLE).map_err(other)?;
+        for i in 0..n {
+            table.get(key(i).as_slice()).map_err(other)?;
+        }
+        let mut rng = Rng(1);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while start.elapsed() < dur {
+            for _ in 0..1000 {
+                let v = table
+                    .get(key(rng.next() % n).as_slice())
+                    .map_err(other)?
+                    .ok_or_else(|| other("missing"))?;
+                std::hint::black_box(v.value().len());
+            }
+            done += 1000;
+        }
+        rd.hot_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+    }
+
+    // Cold gets: fresh opens, files dropped from the page cache, then a fixed number of
+    // random gets (few enough that most of them meet a page not yet read).
+    eprintln!("cold random gets ...");
+    let cold_gets = (n / 50).clamp(1000, 20_000);
+    make_cold(&fl_path)?;
+    fl.cold_gets_per_s = rt.block_on(async {
+        let store = Store::open(&fl_path, StoreOptions::new()).await?;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..128u64)
+            .map(|t| {
+                let store = store.clone();
+                faultless::spawn(async move {
+                    let txn = store.read_txn();
+                    let mut rng = Rng(t * 7919 + 1);
+                    let mut done = 0u64;
+                    while done < cold_gets / 128 {
+                        let v = txn
+                            .get(&key(rng.next() % n))
+                            .await?
+                            .ok_or_else(|| other("missing"))?;
+                        std::hint::black_box(v.len());
+                        done += 1;
+                    }
+                    Ok::<_, io::Error>(done)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.map_err(other)??;
+        }
+        Ok::<_, io::Error>(total as f64 / start.elapsed().as_secs_f64())
+    })?;
+    make_cold(&lmdb_dir.join("data.mdb"))?;
+    {
+        let env = lmdb_env(&lmdb_dir)?;
+        let r = env.read_txn().map_err(other)?;
+        let db: heed::Database<Bytes, Bytes> = env
+            .open_database(&r, None)
+            .map_err(other)?
+            .ok_or_else(|| other("no db"))?;
+        let mut rng = Rng(3);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while done < cold_gets {
+            let v = db
+                .get(&r, &key(rng.next() % n))
+                .map_err(other)?
+                .ok_or_else(|| other("missing"))?;
+            std::hint::black_box(v.len());
+            done += 1;
+        }
+        lm.cold_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+    }
+    make_cold(&redb_path)?;
+    {
+        let db = redb::Database::create(&redb_path).map_err(other)?;
+        let r = db.begin_read().map_err(other)?;
+        let table = r.open_table(TABLE).map_err(other)?;
+        let mut rng = Rng(3);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while done < cold_gets {
+            let v = table
+                .get(key(rng.next() % n).as_slice())
+                .map_err(other)?
+                .ok_or_else(|| other("missing"))?;
+            std::hint::black_box(v.value().len());
+            done += 1;
+        }
+        rd.cold_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+    }
+
+    // Durable commits.
+    eprintln!("durable commits ...");
+    for writers in [1u64, 64] {
+        let rate = rt.block_on(async {
+            let store = Store::open(&fl_path, StoreOptions::new()).await?;
+            let deadline = Instant::now() + dur;
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..writers)
+                .map(|t| {
+                    let store = store.clone();
+                    let value = value.clone();
+                    faultless::spawn(async move {
+                        let mut rng = Rng(t + 99);
+                        let mut done = 0u64;
+                        while Instant::now() < deadline {
+                            store.put(&key(rng.next() % n), &value).await?;
+                            done += 1;
+                        }
+                        Ok::<_, io::Error>(done)
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.map_err(other)??;
+            }
+            Ok::<_, io::Error>(total as f64 / start.elapsed().as_secs_f64())
+        })?;
+        let lmdb_rate = {
+            let env = lmdb_env(&lmdb_dir)?;
+            let r = env.read_txn().map_err(other)?;
+            let db: heed::Database<Bytes, Bytes> = env
+                .open_database(&r, None)
+                .map_err(other)?
+                .ok_or_else(|| other("no db"))?;
+            drop(r);
+            threaded_commits(writers, dur, |rng| {
+                let mut w = env.write_txn().map_err(other)?;
+                db.put(&mut w, &key(rng.next() % n), &value)
+                    .map_err(other)?;
+                w.commit().map_err(other)
+            })?
+        };
+        let redb_rate = {
+            let db = redb::Database::create(&redb_path).map_err(other)?;
+            threaded_commits(writers, dur, |rng| {
+                let w = db.begin_write().map_err(other)?;
+                {
+                    let mut t = w.open_table(TABLE).map_err(other)?;
+                    t.insert(key(rng.next() % n).as_slice(), value.as_slice())
+                        .map_err(other)?;
+                }
+                w.commit().map_err(other)
+            })?
+        };
+        if writers == 1 {
+            fl.commits_1_writer_per_s = rate;
+            lm.commits_1_writer_per_s = lmdb_rate;
+            rd.commits_1_writer_per_s = redb_rate;
+        } else {
+            fl.commits_64_writers_per_s = rate;
+            lm.commits_64_writers_per_s = lmdb_rate;
+            rd.commits_64_writers_per_s = redb_rate;
+        }
+    }
+
+    let report = StoreReport {
+        keys: n,
+        value_size: args.value_size,
+        faultless: fl,
+        lmdb: lm,
+        redb: rd,
+    };
+    print_table(&report);
+    if let Some(p) = &args.json {
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(&report).map_err(other)? + "\n",
+        )?;
+        eprintln!("wrote {}", p.display());
+    }
+    std::fs::remove_dir_all(&args.dir)?;
+    Ok(())
+}
+
+/// Durable commits per second from `writers` threads each running `commit` in a loop.
+fn threaded_commits<F>(writers: u64, dur: Duration, commit: F) -> io::Result<f64>
+where
+    F: Fn(&mut Rng) -> io::Result<()> + Sync,
+{
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    let failed = std::sync::Mutex::new(None);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..writers {
+            let (stop, total, failed, commit) = (&stop, &total, &failed, &commit);
+            s.spawn(move || {
+                let mut rng = Rng(t + 99);
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(e) = commit(&mut rng) {
+                        *failed.lock().unwrap() = Some(e);
+                        return;
+                    }
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(dur);
+        stop.store(true, Ordering::Relaxed);
+    });
+    if let Some(e) = failed.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn print_table(r: &StoreReport) {
+    let row = |name: &str, f: f64, l: f64, d: f64| {
+        println!(
+            "{name:<28} {f:>12.0} {l:>12.0} {d:>12.0} {:>9.2}x {:>9.2}x",
+            f / l.max(1e-9),
+            f / d.max(1e-9)
+        );
+    };
+    println!(
+        "store benchmark: {} keys, {}-byte values\n",
+        r.keys, r.value_size
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "measurement", "faultless", "lmdb", "redb", "vs lmdb", "vs redb"
+    );
+    row(
+        "hot gets/s (1 thread)",
+        r.faultless.hot_gets_per_s,
+        r.lmdb.hot_gets_per_s,
+        r.redb.hot_gets_per_s,
+    );
+    row(
+        "cold gets/s (1 thread)",
+        r.faultless.cold_gets_per_s,
+        r.lmdb.cold_gets_per_s,
+        r.redb.cold_gets_per_s,
+    );
+    row(
+        "durable commits/s, 1 writer",
+        r.faultless.commits_1_writer_per_s,
+        r.lmdb.commits_1_writer_per_s,
+        r.redb.commits_1_writer_per_s,
+    );
+    row(
+        "durable commits/s, 64 writers",
+        r.faultless.commits_64_writers_per_s,
+        r.lmdb.commits_64_writers_per_s,
+        r.redb.commits_64_writers_per_s,
+    );
+    println!(
+        "{:<28} {:>12.2} {:>12.2} {:>12.2}",
+        "build seconds", r.faultless.build_s, r.lmdb.build_s, r.redb.build_s
+    );
+}

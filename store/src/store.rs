@@ -425,6 +425,18 @@ impl Store {
                 }
             };
             self.inner.counters.borrow_mut().grouped_ops += batch.len() as u64;
+            // Bring every page the batch will touch in concurrently first (one lookup per
+            // key on the current snapshot), so applying it does not wait for cold pages one
+            // at a time. Errors surface again, properly, when the batch is applied.
+            let snapshot = self.read_txn();
+            let lookups = batch.iter().map(|p| {
+                let key = match &p.op {
+                    PendingOp::Put(k, _) | PendingOp::Delete(k) => k.as_slice(),
+                };
+                snapshot.get(key)
+            });
+            drop(futures::future::join_all(lookups).await);
+            drop(snapshot);
             let mut results = Vec::with_capacity(batch.len());
             let mut failed = None;
             for p in &batch {

@@ -44,8 +44,12 @@ fn hot_gets(c: &mut Criterion) {
 
     let rt = faultless::Runtime::new().unwrap();
     let store = rt.block_on(async {
-        let s = Store::open(dir.join("f.db"), StoreOptions::new()).await.unwrap();
-        s.load((0..N).map(|i| Ok((key(i), value.clone()))), |_| {}).await.unwrap();
+        let s = Store::open(dir.join("f.db"), StoreOptions::new())
+            .await
+            .unwrap();
+        s.load((0..N).map(|i| Ok((key(i), value.clone()))), |_| {})
+            .await
+            .unwrap();
         s
     });
     let txn = store.read_txn();

@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod store_cli;
 
+/// The RESP server: the example file itself, compiled in.
+#[path = "../examples/kvserver.rs"]
+mod kvserver;
+
 #[derive(Parser)]
 #[command(
     name = "faultless",
@@ -26,6 +30,8 @@ enum Command {
     /// The fault-latency benchmark: cold mmapped reads through each prefetch path, at
     /// several concurrencies, against the device limit and tokio's spawn_blocking.
     Bench(bench::BenchArgs),
+    /// A Redis-compatible (RESP2) key-value server on the store.
+    Serve(kvserver::ServeOptions),
     /// Tools for store files: stat, check, dump, load.
     #[command(subcommand)]
     Store(store_cli::StoreCommand),
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
         Command::Probe => probe().map(|()| true),
         Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Store(cmd) => store_cli::run(cmd),
+        Command::Serve(opts) => kvserver::serve(opts).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

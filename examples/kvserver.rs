@@ -61,17 +61,6 @@ pub struct ServeOptions {
 // ---------------------------------------------------------------------------------------
 // The protocol: parsing requests, encoding replies.
 
-/// What [`parse`] found at the start of the buffer.
-#[derive(Debug, PartialEq)]
-pub enum Parsed {
-    /// A whole request: its arguments, and how many bytes it used.
-    Request(Vec<Vec<u8>>, usize),
-    /// Not enough bytes yet.
-    Incomplete,
-    /// The bytes are not RESP; the connection cannot be resynchronised.
-    Invalid(String),
-}
-
 fn line(buf: &[u8]) -> Option<(&[u8], usize)> {
     let end = buf.windows(2).position(|w| w == b"\r\n")?;
     Some((&buf[..end], end + 2))
@@ -81,63 +70,75 @@ fn number(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-/// Parses one request (a RESP array of bulk strings, or an inline command line).
-pub fn parse(buf: &[u8], max_request: usize) -> Parsed {
+/// Parses one request (a RESP array of bulk strings, or an inline command line) without
+/// copying: fills `args` with each argument's byte range in `buf` and returns the bytes
+/// used, `None` if more bytes are needed, or why the input is not RESP (after which the
+/// connection cannot be resynchronised).
+pub fn parse_ranges(
+    buf: &[u8],
+    max_request: usize,
+    args: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, String> {
+    args.clear();
     if buf.is_empty() {
-        return Parsed::Incomplete;
+        return Ok(None);
     }
     if buf[0] != b'*' {
         // Inline command: one line of space-separated words (what telnet users type).
         let Some(end) = buf.iter().position(|&b| b == b'\n') else {
             return if buf.len() > 64 * 1024 {
-                Parsed::Invalid("too big inline request".into())
+                Err("too big inline request".into())
             } else {
-                Parsed::Incomplete
+                Ok(None)
             };
         };
-        let text = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
-        let args = text
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        return Parsed::Request(args, end + 1);
+        let mut i = 0;
+        while i < end {
+            while i < end && buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < end && !buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                args.push((start, i));
+            }
+        }
+        return Ok(Some(end + 1));
     }
     let Some((head, mut at)) = line(&buf[1..]) else {
-        return Parsed::Incomplete;
+        return Ok(None);
     };
     at += 1;
     let count = match number(head) {
         Some(n) if (0..=1024 * 1024).contains(&n) => n as usize,
-        _ => return Parsed::Invalid("invalid multibulk length".into()),
+        _ => return Err("invalid multibulk length".into()),
     };
-    let mut args = Vec::with_capacity(count);
     for _ in 0..count {
         match buf.get(at) {
-            None => return Parsed::Incomplete,
+            None => return Ok(None),
             Some(b'$') => {}
-            Some(&c) => {
-                return Parsed::Invalid(format!("expected '$', got '{}'", c as char));
-            }
+            Some(&c) => return Err(format!("expected '$', got '{}'", c as char)),
         }
         let Some((len, used)) = line(&buf[at + 1..]) else {
-            return Parsed::Incomplete;
+            return Ok(None);
         };
         let len = match number(len) {
             Some(n) if n >= 0 && (n as usize) <= max_request => n as usize,
-            _ => return Parsed::Invalid("invalid bulk length".into()),
+            _ => return Err("invalid bulk length".into()),
         };
         at += 1 + used;
         if buf.len() < at + len + 2 {
-            return Parsed::Incomplete;
+            return Ok(None);
         }
         if &buf[at + len..at + len + 2] != b"\r\n" {
-            return Parsed::Invalid("bulk string not terminated by CRLF".into());
+            return Err("bulk string not terminated by CRLF".into());
         }
-        args.push(buf[at..at + len].to_vec());
+        args.push((at, at + len));
         at += len + 2;
     }
-    Parsed::Request(args, at)
+    Ok(Some(at))
 }
 
 /// A reply, encoded as RESP2.
@@ -259,6 +260,9 @@ struct Server {
     wake_acceptor: Cell<Option<futures::channel::oneshot::Sender<()>>>,
     connections: Cell<u64>,
 }
+
+/// A reply still being computed (a write waiting for its commit).
+type LocalReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>>;
 
 /// True for writes that go through group commit without reading first.
 fn is_grouped_write(args: &[Vec<u8>]) -> bool {
@@ -583,39 +587,52 @@ fn info(server: &Server) -> String {
 async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut recv_buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
     loop {
-        // Parse every complete request in the buffer.
-        let mut requests = Vec::new();
-        let mut used = 0;
+        // Execute every complete request in the buffer, in order. Consecutive grouped writes
+        // wait for durability together; GETs share one snapshot until the next write (and
+        // never past this batch, so an idle connection pins no old version).
+        let mut pending: FuturesOrdered<LocalReply> = FuturesOrdered::new();
+        let mut snapshot: Option<faultless::store::ReadTxn> = None;
+        let mut close = false;
         let mut fatal = None;
+        let mut used = 0;
         loop {
-            match parse(&input[used..], max_request) {
-                Parsed::Request(args, n) => {
-                    used += n;
-                    if !args.is_empty() {
-                        requests.push(args);
-                    }
-                }
-                Parsed::Incomplete => break,
-                Parsed::Invalid(why) => {
+            let base = used;
+            match parse_ranges(&input[base..], max_request, &mut ranges) {
+                Ok(Some(n)) => used += n,
+                Ok(None) => break,
+                Err(why) => {
                     fatal = Some(format!("ERR Protocol error: {why}"));
                     break;
                 }
             }
-        }
-        input.drain(..used);
-        if fatal.is_none() && input.len() > max_request {
-            fatal = Some(format!(
-                "ERR Protocol error: request larger than {max_request} bytes"
-            ));
-        }
-
-        // Execute them in order; consecutive grouped writes wait for durability together.
-        let mut pending = FuturesOrdered::new();
-        let mut close = false;
-        for args in requests {
+            if ranges.is_empty() {
+                continue;
+            }
+            let arg = |i: usize| &input[base + ranges[i].0..base + ranges[i].1];
+            if ranges.len() == 2 && arg(0).eq_ignore_ascii_case(b"GET") {
+                while let Some(r) = pending.next().await {
+                    r.encode(&mut out);
+                }
+                let txn = snapshot.get_or_insert_with(|| server.store.read_txn());
+                match txn.get(arg(1)).await {
+                    Ok(Some(v)) => {
+                        // Straight from the mapped page into the reply buffer.
+                        out.extend_from_slice(format!("${}\r\n", v.len()).as_bytes());
+                        out.extend_from_slice(&v);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    Ok(None) => out.extend_from_slice(b"$-1\r\n"),
+                    Err(e) => store_err(e).encode(&mut out),
+                }
+                continue;
+            }
+            let args: Vec<Vec<u8>> = (0..ranges.len()).map(|i| arg(i).to_vec()).collect();
+            snapshot = None;
             if is_grouped_write(&args) {
-                pending.push_back(grouped_write(server.clone(), args));
+                pending.push_back(Box::pin(grouped_write(server.clone(), args)));
                 continue;
             }
             while let Some(r) = pending.next().await {
@@ -627,6 +644,13 @@ async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
                 close = true;
                 break;
             }
+        }
+        drop(snapshot);
+        input.drain(..used);
+        if fatal.is_none() && input.len() > max_request {
+            fatal = Some(format!(
+                "ERR Protocol error: request larger than {max_request} bytes"
+            ));
         }
         while let Some(r) = pending.next().await {
             r.encode(&mut out);
@@ -648,10 +672,11 @@ async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
             return;
         }
         // Read more.
-        let (res, buf) = stream.recv(Vec::with_capacity(16 * 1024)).await;
+        let (res, buf) = stream.recv(std::mem::take(&mut recv_buf)).await;
+        recv_buf = buf;
         match res {
             Ok(0) | Err(_) => return,
-            Ok(_) => input.extend_from_slice(&buf),
+            Ok(_) => input.extend_from_slice(&recv_buf),
         }
     }
 }
@@ -724,28 +749,31 @@ fn main() -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn parse(buf: &[u8], max: usize) -> Result<Option<(Vec<Vec<u8>>, usize)>, String> {
+        let mut r = Vec::new();
+        Ok(parse_ranges(buf, max, &mut r)?
+            .map(|n| (r.iter().map(|&(a, b)| buf[a..b].to_vec()).collect(), n)))
+    }
+
     #[test]
     fn parses_resp_inline_and_garbage() {
         let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
         assert_eq!(
             parse(req, 100),
-            Parsed::Request(vec![b"GET".to_vec(), b"k".to_vec()], req.len())
+            Ok(Some((vec![b"GET".to_vec(), b"k".to_vec()], req.len())))
         );
         for cut in 1..req.len() {
-            assert_eq!(parse(&req[..cut], 100), Parsed::Incomplete, "cut at {cut}");
+            assert_eq!(parse(&req[..cut], 100), Ok(None), "cut at {cut}");
         }
         assert_eq!(
             parse(b"PING hello\r\nrest", 100),
-            Parsed::Request(vec![b"PING".to_vec(), b"hello".to_vec()], 12)
+            Ok(Some((vec![b"PING".to_vec(), b"hello".to_vec()], 12)))
         );
-        assert!(matches!(parse(b"*x\r\n", 100), Parsed::Invalid(_)));
-        assert!(matches!(parse(b"*1\r\n+OK\r\n", 100), Parsed::Invalid(_)));
-        assert!(matches!(parse(b"*1\r\n$-5\r\n", 100), Parsed::Invalid(_)));
-        assert!(matches!(parse(b"*1\r\n$200\r\n", 100), Parsed::Invalid(_)));
-        assert!(matches!(
-            parse(b"*1\r\n$1\r\nab\r\n", 100),
-            Parsed::Invalid(_)
-        ));
+        assert!(parse(b"*x\r\n", 100).is_err());
+        assert!(parse(b"*1\r\n+OK\r\n", 100).is_err());
+        assert!(parse(b"*1\r\n$-5\r\n", 100).is_err());
+        assert!(parse(b"*1\r\n$200\r\n", 100).is_err());
+        assert!(parse(b"*1\r\n$1\r\nab\r\n", 100).is_err());
     }
 
     #[test]

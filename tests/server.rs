@@ -138,7 +138,10 @@ fn pipelined_requests_are_answered_in_order() {
     req.extend(resp(&[b"DBSIZE"]));
     expect.extend_from_slice(b":200\r\n");
     let got = exchange(&mut c, &req, expect.len());
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expect));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expect)
+    );
 }
 
 #[test]
@@ -183,7 +186,10 @@ fn malformed_input_gets_an_error_and_others_keep_being_served() {
         let mut c = s.connect();
         let got = exchange(&mut c, req, usize::MAX);
         let text = String::from_utf8_lossy(&got);
-        assert!(text.starts_with("-ERR Protocol error"), "{req:?} -> {text:?}");
+        assert!(
+            text.starts_with("-ERR Protocol error"),
+            "{req:?} -> {text:?}"
+        );
         // The server closed the connection (read returned EOF above).
     }
     // An oversized value (over --max-request) is refused the same way.
@@ -241,7 +247,9 @@ fn redis_benchmark_runs_against_it() {
     let data = temp("benchmark");
     let s = Server::start(&data, &[]);
     let out = Command::new("redis-benchmark")
-        .args(["-p", &s.port, "-t", "set,get", "-n", "2000", "-c", "20", "-P", "16", "-q"])
+        .args([
+            "-p", &s.port, "-t", "set,get", "-n", "2000", "-c", "20", "-P", "16", "-q",
+        ])
         .output()
         .expect("redis-benchmark is needed (apt-get install redis-tools; .ci/run does)");
     assert!(out.status.success(), "{out:?}");

@@ -749,7 +749,9 @@ fn main() -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn parse(buf: &[u8], max: usize) -> Result<Option<(Vec<Vec<u8>>, usize)>, String> {
+    type Parsed = Result<Option<(Vec<Vec<u8>>, usize)>, String>;
+
+    fn parse(buf: &[u8], max: usize) -> Parsed {
         let mut r = Vec::new();
         Ok(parse_ranges(buf, max, &mut r)?
             .map(|n| (r.iter().map(|&(a, b)| buf[a..b].to_vec()).collect(), n)))

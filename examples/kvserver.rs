@@ -583,6 +583,14 @@ fn info(server: &Server) -> String {
 // ---------------------------------------------------------------------------------------
 // Connections.
 
+/// Sends everything in `out` (keeping its allocation); false if the connection is gone.
+async fn flush(stream: &TcpStream, out: &mut Vec<u8>) -> bool {
+    let (res, buf) = stream.send_all(std::mem::take(out)).await;
+    *out = buf;
+    out.clear();
+    res.is_ok()
+}
+
 /// Serves one connection until it closes, errs, or sends QUIT.
 async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -627,6 +635,10 @@ async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
                     Ok(None) => out.extend_from_slice(b"$-1\r\n"),
                     Err(e) => store_err(e).encode(&mut out),
                 }
+                // Large replies: send what is ready so memory stays bounded.
+                if out.len() >= 1 << 20 && !flush(&stream, &mut out).await {
+                    return;
+                }
                 continue;
             }
             let args: Vec<Vec<u8>> = (0..ranges.len()).map(|i| arg(i).to_vec()).collect();
@@ -644,6 +656,9 @@ async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
                 close = true;
                 break;
             }
+            if out.len() >= 1 << 20 && !flush(&stream, &mut out).await {
+                return;
+            }
         }
         drop(snapshot);
         input.drain(..used);
@@ -659,13 +674,8 @@ async fn connection(server: Rc<Server>, stream: TcpStream, max_request: usize) {
             Reply::Error(e.clone()).encode(&mut out);
             close = true;
         }
-        if !out.is_empty() {
-            let (res, buf) = stream.send_all(std::mem::take(&mut out)).await;
-            out = buf;
-            out.clear();
-            if res.is_err() {
-                return;
-            }
+        if !out.is_empty() && !flush(&stream, &mut out).await {
+            return;
         }
         if close {
             let _ = stream.shutdown(std::net::Shutdown::Write).await;

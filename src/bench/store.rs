@@ -72,6 +72,37 @@ impl Rng {
     }
 }
 
+/// How long a synchronous get loop runs.
+#[derive(Clone, Copy)]
+enum Until {
+    Elapsed(Duration),
+    Gets(u64),
+}
+
+/// Calls `get` on random keys of `0..n` until `until`; returns gets per second. `get`
+/// returns the value's length, or `None` if the key is missing (an error: every key exists).
+fn sync_gets(
+    n: u64,
+    seed: u64,
+    until: Until,
+    mut get: impl FnMut(&[u8]) -> io::Result<Option<usize>>,
+) -> io::Result<f64> {
+    let mut rng = Rng(seed);
+    let start = Instant::now();
+    let mut done = 0u64;
+    loop {
+        match until {
+            Until::Elapsed(d) if start.elapsed() >= d => break,
+            Until::Gets(g) if done >= g => break,
+            _ => {}
+        }
+        let len = get(&key(rng.next() % n))?.ok_or_else(|| other("missing key"))?;
+        std::hint::black_box(len);
+        done += 1;
+    }
+    Ok(done as f64 / start.elapsed().as_secs_f64())
+}
+
 fn other<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -185,20 +216,9 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         for i in 0..n {
             db.get(&r, &key(i)).map_err(other)?;
         }
-        let mut rng = Rng(1);
-        let start = Instant::now();
-        let mut done = 0u64;
-        while start.elapsed() < dur {
-            for _ in 0..1000 {
-                let v = db
-                    .get(&r, &key(rng.next() % n))
-                    .map_err(other)?
-                    .ok_or_else(|| other("missing"))?;
-                std::hint::black_box(v.len());
-            }
-            done += 1000;
-        }
-        lm.hot_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+        lm.hot_gets_per_s = sync_gets(n, 1, Until::Elapsed(dur), |k| {
+            Ok(db.get(&r, k).map_err(other)?.map(<[u8]>::len))
+        })?;
     }
     {
         let db = redb::Database::create(&redb_path).map_err(other)?;
@@ -207,20 +227,9 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         for i in 0..n {
             table.get(key(i).as_slice()).map_err(other)?;
         }
-        let mut rng = Rng(1);
-        let start = Instant::now();
-        let mut done = 0u64;
-        while start.elapsed() < dur {
-            for _ in 0..1000 {
-                let v = table
-                    .get(key(rng.next() % n).as_slice())
-                    .map_err(other)?
-                    .ok_or_else(|| other("missing"))?;
-                std::hint::black_box(v.value().len());
-            }
-            done += 1000;
-        }
-        rd.hot_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+        rd.hot_gets_per_s = sync_gets(n, 1, Until::Elapsed(dur), |k| {
+            Ok(table.get(k).map_err(other)?.map(|v| v.value().len()))
+        })?;
     }
 
     // Cold gets: fresh opens, files dropped from the page cache, then a fixed number of
@@ -264,36 +273,18 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
             .open_database(&r, None)
             .map_err(other)?
             .ok_or_else(|| other("no db"))?;
-        let mut rng = Rng(3);
-        let start = Instant::now();
-        let mut done = 0u64;
-        while done < cold_gets {
-            let v = db
-                .get(&r, &key(rng.next() % n))
-                .map_err(other)?
-                .ok_or_else(|| other("missing"))?;
-            std::hint::black_box(v.len());
-            done += 1;
-        }
-        lm.cold_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+        lm.cold_gets_per_s = sync_gets(n, 3, Until::Gets(cold_gets), |k| {
+            Ok(db.get(&r, k).map_err(other)?.map(<[u8]>::len))
+        })?;
     }
     make_cold(&redb_path)?;
     {
         let db = redb::Database::create(&redb_path).map_err(other)?;
         let r = db.begin_read().map_err(other)?;
         let table = r.open_table(TABLE).map_err(other)?;
-        let mut rng = Rng(3);
-        let start = Instant::now();
-        let mut done = 0u64;
-        while done < cold_gets {
-            let v = table
-                .get(key(rng.next() % n).as_slice())
-                .map_err(other)?
-                .ok_or_else(|| other("missing"))?;
-            std::hint::black_box(v.value().len());
-            done += 1;
-        }
-        rd.cold_gets_per_s = done as f64 / start.elapsed().as_secs_f64();
+        rd.cold_gets_per_s = sync_gets(n, 3, Until::Gets(cold_gets), |k| {
+            Ok(table.get(k).map_err(other)?.map(|v| v.value().len()))
+        })?;
     }
 
     // Durable commits.

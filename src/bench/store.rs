@@ -239,31 +239,24 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
     make_cold(&fl_path)?;
     fl.cold_gets_per_s = rt.block_on(async {
         let store = Store::open(&fl_path, StoreOptions::new()).await?;
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..128u64)
-            .map(|t| {
-                let store = store.clone();
-                faultless::spawn(async move {
-                    let txn = store.read_txn();
-                    let mut rng = Rng(t * 7919 + 1);
-                    let mut done = 0u64;
-                    while done < cold_gets / 128 {
-                        let v = txn
-                            .get(&key(rng.next() % n))
-                            .await?
-                            .ok_or_else(|| other("missing"))?;
-                        std::hint::black_box(v.len());
-                        done += 1;
-                    }
-                    Ok::<_, io::Error>(done)
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.map_err(other)??;
-        }
-        Ok::<_, io::Error>(total as f64 / start.elapsed().as_secs_f64())
+        tasks_rate(128, |t| {
+            let store = store.clone();
+            async move {
+                let txn = store.read_txn();
+                let mut rng = Rng(t * 7919 + 1);
+                let mut done = 0u64;
+                while done < cold_gets / 128 {
+                    let v = txn
+                        .get(&key(rng.next() % n))
+                        .await?
+                        .ok_or_else(|| other("missing"))?;
+                    std::hint::black_box(v.len());
+                    done += 1;
+                }
+                Ok(done)
+            }
+        })
+        .await
     })?;
     make_cold(&lmdb_dir.join("data.mdb"))?;
     {
@@ -293,27 +286,20 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         let rate = rt.block_on(async {
             let store = Store::open(&fl_path, StoreOptions::new()).await?;
             let deadline = Instant::now() + dur;
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..writers)
-                .map(|t| {
-                    let store = store.clone();
-                    let value = value.clone();
-                    faultless::spawn(async move {
-                        let mut rng = Rng(t + 99);
-                        let mut done = 0u64;
-                        while Instant::now() < deadline {
-                            store.put(&key(rng.next() % n), &value).await?;
-                            done += 1;
-                        }
-                        Ok::<_, io::Error>(done)
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await.map_err(other)??;
-            }
-            Ok::<_, io::Error>(total as f64 / start.elapsed().as_secs_f64())
+            tasks_rate(writers, |t| {
+                let store = store.clone();
+                let value = value.clone();
+                async move {
+                    let mut rng = Rng(t + 99);
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        store.put(&key(rng.next() % n), &value).await?;
+                        done += 1;
+                    }
+                    Ok(done)
+                }
+            })
+            .await
         })?;
         let lmdb_rate = {
             let env = lmdb_env(&lmdb_dir)?;
@@ -370,6 +356,22 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
     }
     std::fs::remove_dir_all(&args.dir)?;
     Ok(())
+}
+
+/// Runs `tasks` tasks on the current runtime, each `body(task index)` returning how many
+/// operations it did; returns operations per second over all of them.
+async fn tasks_rate<F, Fut>(tasks: u64, body: F) -> io::Result<f64>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = io::Result<u64>> + 'static,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks).map(|t| faultless::spawn(body(t))).collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.await.map_err(other)??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Durable commits per second from `writers` threads each running `commit` in a loop.

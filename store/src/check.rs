@@ -292,7 +292,8 @@ impl Store {
             }
             match decode_pages(&v) {
                 Ok(pages) => {
-                    for p in pages {
+                    // Zeros pad entries whose space was reserved before their list was known.
+                    for p in pages.into_iter().filter(|&p| p != 0) {
                         c.claim(p, 1, Use::FreeListed);
                     }
                 }

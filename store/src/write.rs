@@ -170,11 +170,12 @@ impl WriteState {
         }
         let pages = decode_pages(&value)?;
         for &p in &pages {
-            if p < 2 || p >= self.page_count {
+            if p == 1 || p >= self.page_count {
                 return Err(Error::corrupt(p, "freelist lists a page outside the store"));
             }
         }
-        self.reusable.extend(pages);
+        // Zeros pad reserved entries (see `finish`).
+        self.reusable.extend(pages.into_iter().filter(|&p| p != 0));
         self.consumed.push(key.clone());
         self.scan_after = Some(key);
         Ok(true)
@@ -619,27 +620,41 @@ impl WriteState {
         for k in std::mem::take(&mut self.consumed) {
             self.delete(pager, Which::Free, &k).await?;
         }
+        // The entry's content depends on what writing it allocates and frees, so space is
+        // reserved first (a value of zeros, LMDB's approach), growing the reservation until
+        // it holds every page to list; then the list is written in place, padded with zeros
+        // (page 0 is a meta page, never free, so 0 means "no page"). Writing a value of the
+        // same length on an already-copied path allocates and frees nothing.
         let key = free_key(self.txid);
+        let mut reserved = 0usize;
         let mut settled = false;
         for _ in 0..16 {
-            let mut list: Vec<u64> = self.freed.iter().chain(&self.reusable).copied().collect();
-            if list.is_empty() {
+            let n = self.freed.len() + self.reusable.len();
+            if n <= reserved {
                 settled = true;
                 break;
             }
-            list.sort_unstable();
-            let before = (self.freed.len(), self.reusable.len());
-            self.put(pager, Which::Free, &key, &encode_pages(&list))
+            reserved = n + 4;
+            self.put(pager, Which::Free, &key, &vec![0u8; reserved * 8])
                 .await?;
-            if (self.freed.len(), self.reusable.len()) == before {
-                settled = true;
-                break;
-            }
         }
         if !settled {
             return Err(Error::Io(std::io::Error::other(
                 "the freelist entry did not settle; the commit was abandoned",
             )));
+        }
+        if reserved > 0 {
+            let mut list: Vec<u64> = self.freed.iter().chain(&self.reusable).copied().collect();
+            list.sort_unstable();
+            list.resize(reserved, 0);
+            let before = (self.freed.len(), self.reusable.len());
+            self.put(pager, Which::Free, &key, &encode_pages(&list))
+                .await?;
+            if (self.freed.len(), self.reusable.len()) != before {
+                return Err(Error::Io(std::io::Error::other(
+                    "writing the reserved freelist entry changed the free pages; the commit was abandoned",
+                )));
+            }
         }
         let ps = self.page_size;
         let mut pages: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len());

@@ -60,7 +60,11 @@ async fn verify(store: &Store, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, .. ProptestConfig::default() })]
+    // 40 cases in CI; set PROPTEST_CASES for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(40),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn store_matches_btreemap(steps in proptest::collection::vec(step(), 1..250)) {

@@ -148,3 +148,106 @@ fn killed_writer_loses_no_acknowledged_commit() {
         "the child must have committed a fair amount ({max_acked})"
     );
 }
+
+/// The child for the group-commit variant: 16 tasks put keys concurrently (commits are
+/// grouped and pipelined), printing "acked T N" once put N of task T returned.
+#[test]
+fn crash_child_grouped() {
+    let Ok(path) = std::env::var("FAULTLESS_CRASH_CHILD_GROUPED") else {
+        return;
+    };
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path, StoreOptions::new()).await.unwrap();
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let store = store.clone();
+                faultless_runtime::spawn(async move {
+                    let mut n = 0u64;
+                    while store
+                        .get(format!("g{t}-{n}").as_bytes())
+                        .await
+                        .unwrap()
+                        .is_some()
+                    {
+                        n += 1;
+                    }
+                    loop {
+                        let v = vec![(n % 251) as u8; if n % 5 == 0 { 3000 } else { 50 }];
+                        store.put(format!("g{t}-{n}").as_bytes(), &v).await.unwrap();
+                        println!("acked {t} {n}");
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn killed_group_committer_loses_no_acknowledged_put() {
+    let path = TempPath::new("crash-grouped");
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut acked = [0u64; 16]; // per task: number of puts acknowledged so far
+    for cycle in 0..30 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_child_grouped",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("FAULTLESS_CRASH_CHILD_GROUPED", &path.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("acked ") {
+                    let mut it = line[at + 6..].split_whitespace();
+                    let t: usize = it.next().unwrap().parse().unwrap();
+                    let n: u64 = it.next().unwrap().parse().unwrap();
+                    seen.push((t, n));
+                }
+            }
+            seen
+        });
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_micros(2_000 + rng % 40_000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for (t, n) in reader.join().unwrap() {
+            acked[t] = acked[t].max(n + 1);
+        }
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let report = store.check().await.unwrap();
+            assert!(report.ok(), "cycle {cycle}: {report}");
+            for (t, &count) in acked.iter().enumerate() {
+                for n in count.saturating_sub(50)..count {
+                    let v = store
+                        .get(format!("g{t}-{n}").as_bytes())
+                        .await
+                        .unwrap()
+                        .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged put g{t}-{n} lost"));
+                    assert_eq!(v[0], (n % 251) as u8);
+                }
+            }
+        });
+    }
+    assert!(
+        acked.iter().sum::<u64>() > 100,
+        "the child must have committed: {acked:?}"
+    );
+}

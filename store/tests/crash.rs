@@ -173,7 +173,7 @@ fn crash_child_grouped() {
                         n += 1;
                     }
                     loop {
-                        let v = vec![(n % 251) as u8; if n % 5 == 0 { 3000 } else { 50 }];
+                        let v = vec![(n % 251) as u8; if n.is_multiple_of(5) { 3000 } else { 50 }];
                         store.put(format!("g{t}-{n}").as_bytes(), &v).await.unwrap();
                         println!("acked {t} {n}");
                         n += 1;

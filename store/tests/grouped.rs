@@ -16,7 +16,7 @@ fn grouped_pipelined_commits_stay_consistent() {
                 let store = store.clone();
                 faultless_runtime::spawn(async move {
                     for n in 0..60u64 {
-                        let v = vec![(n % 251) as u8; if n % 5 == 0 { 3000 } else { 50 }];
+                        let v = vec![(n % 251) as u8; if n.is_multiple_of(5) { 3000 } else { 50 }];
                         store.put(format!("g{t}-{n}").as_bytes(), &v).await.unwrap();
                     }
                 })

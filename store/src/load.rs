@@ -25,6 +25,10 @@ impl Store {
     where
         I: IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     {
+        let meta = self.meta();
+        if meta.root != 0 {
+            return self.load_by_transactions(items, progress).await;
+        }
         let (meta, guard) = self.lock_for_load().await?;
         if meta.root != 0 {
             drop(guard);

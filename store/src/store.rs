@@ -93,14 +93,7 @@ struct Counters {
 
 struct Inner {
     pager: Rc<Pager>,
-    /// The last published commit: what readers see (durable).
     meta: Cell<Meta>,
-    /// The newest commit, published or still being made durable: what the next write
-    /// transaction starts from.
-    base: Cell<Meta>,
-    /// Completes when the commit before the one being written has been published (or has
-    /// failed), so metas are published in order.
-    last_publish: RefCell<Option<oneshot::Receiver<()>>>,
     readers: Rc<Readers>,
     write_lock: Arc<Mutex<()>>,
     pending: RefCell<Vec<Pending>>,
@@ -301,8 +294,6 @@ impl Store {
             inner: Rc::new(Inner {
                 pager: Rc::new(pager),
                 meta: Cell::new(meta),
-                base: Cell::new(meta),
-                last_publish: RefCell::new(None),
                 readers: Rc::new(Readers::default()),
                 write_lock: Arc::new(Mutex::new(())),
                 pending: RefCell::new(Vec::new()),
@@ -361,7 +352,7 @@ impl Store {
         }
         if self.inner.poisoned.get() {
             return Err(Error::Io(io::Error::other(
-                "an earlier commit failed while making itself durable; reopen the store",
+                "an earlier commit failed while writing its meta page; reopen the store",
             )));
         }
         Ok(())
@@ -372,21 +363,16 @@ impl Store {
     pub async fn write_txn(&self) -> Result<WriteTxn> {
         self.writable()?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
-        self.writable()?;
-        // Build on the newest commit, even one still being synced; but reuse only pages
-        // that no published version (the only ones readers or crash recovery can see) still
-        // needs.
-        let base = self.inner.base.get();
-        let published = self.inner.meta.get().txid;
+        let meta = self.inner.meta.get();
         let reuse_limit = self
             .inner
             .readers
             .oldest()
-            .unwrap_or(published)
-            .min(published);
+            .unwrap_or(meta.txid)
+            .min(meta.txid);
         Ok(WriteTxn {
             store: self.clone(),
-            state: WriteState::new(base, reuse_limit),
+            state: WriteState::new(meta, reuse_limit),
             guard,
         })
     }
@@ -466,31 +452,22 @@ impl Store {
                 }
                 results.push(r);
             }
-            // Start the commit, and acknowledge the batch when it is durable, from a task of
-            // its own: the next batch is built while this one syncs.
-            let durable = match failed {
+            let outcome = match failed {
                 Some(e) => Err(e),
-                None => txn.start_commit().await,
+                None => txn.commit().await,
             };
-            let acknowledge = async move {
-                let outcome = match durable {
-                    Ok(d) => d.await,
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(()) => {
-                        for (p, r) in batch.into_iter().zip(results) {
-                            let _ = p.done.send(r);
-                        }
-                    }
-                    Err(e) => {
-                        for p in batch {
-                            let _ = p.done.send(Err(share(&e)));
-                        }
+            match outcome {
+                Ok(()) => {
+                    for (p, r) in batch.into_iter().zip(results) {
+                        let _ = p.done.send(r);
                     }
                 }
-            };
-            faultless_runtime::spawn(acknowledge).detach();
+                Err(e) => {
+                    for p in batch {
+                        let _ = p.done.send(Err(share(&e)));
+                    }
+                }
+            }
         }
     }
 
@@ -515,16 +492,18 @@ impl Store {
         }
     }
 
-    /// Takes the write lock for the bulk loader; returns the newest meta with it.
+    /// Takes the write lock for the bulk loader; returns the current meta with it.
     pub(crate) async fn lock_for_load(&self) -> Result<(Meta, OwnedMutexGuard<()>)> {
         self.writable()?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
-        Ok((self.inner.base.get(), guard))
+        Ok((self.inner.meta.get(), guard))
     }
 
     /// Syncs the data written so far and commits `meta` (the bulk loader's last step).
     pub(crate) async fn publish(&self, meta: Meta, guard: OwnedMutexGuard<()>) -> Result<()> {
-        self.write_out(meta, Vec::new(), guard).await
+        let r = self.write_out(meta, Vec::new()).await;
+        drop(guard);
+        r
     }
 
     /// Grows the file ahead of `page_count` pages, in doubling steps of at most 1 GiB.
@@ -561,36 +540,7 @@ impl Store {
     }
 
     /// Writes a finished transaction: pages, sync, meta, sync. Runs as its own task.
-    ///
-    /// Commits are pipelined: once this commit's pages are written (in the page cache), the
-    /// write lock is released and the next transaction builds on this one while it syncs.
-    /// Its meta page is written only after the previous commit is published, so versions
-    /// are published in order, and only after its own sync, which also makes every earlier
-    /// commit's pages durable. A crash at any point leaves the last published meta, or a
-    /// newer complete one, in charge.
-    async fn write_out(
-        &self,
-        meta: Meta,
-        runs: Vec<(u64, Vec<u8>)>,
-        write_lock: OwnedMutexGuard<()>,
-    ) -> Result<()> {
-        let (published_tx, published_rx) = oneshot::channel();
-        // Taken while holding the write lock, so the chain follows commit order.
-        let previous = self.inner.last_publish.replace(Some(published_rx));
-        let result = self
-            .write_and_publish(meta, runs, write_lock, previous)
-            .await;
-        let _ = published_tx.send(());
-        result
-    }
-
-    async fn write_and_publish(
-        &self,
-        meta: Meta,
-        runs: Vec<(u64, Vec<u8>)>,
-        write_lock: OwnedMutexGuard<()>,
-        previous: Option<oneshot::Receiver<()>>,
-    ) -> Result<()> {
+    async fn write_out(&self, meta: Meta, runs: Vec<(u64, Vec<u8>)>) -> Result<()> {
         let pager = &self.inner.pager;
         let ps = pager.page_size as u64;
         self.ensure_size(meta.page_count).await?;
@@ -602,55 +552,25 @@ impl Store {
         for r in futures::future::join_all(writes).await {
             r?;
         }
-        for (pgno, buf) in &runs {
-            pager.mark_verified(*pgno, buf.len() as u64 / ps);
-        }
-        // From here the next transaction may build on this one; if this commit then fails,
-        // so must everything built on it: the store is poisoned.
-        self.inner.base.set(meta);
-        drop(write_lock);
-        let durable = async {
-            pager.file.sync_data().await?;
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
-            if self.inner.poisoned.get() {
-                return Err(io::Error::other(
-                    "an earlier commit failed; this one was abandoned",
-                ));
-            }
-            let slot = meta.txid % 2;
-            let (res, _) = pager.file.write_all_at(meta.to_page(slot), slot * ps).await;
-            res?;
-            pager.file.sync_data().await
+        pager.file.sync_data().await?;
+        let slot = meta.txid % 2;
+        let (res, _) = pager.file.write_all_at(meta.to_page(slot), slot * ps).await;
+        let synced = match res {
+            Ok(()) => pager.file.sync_data().await,
+            Err(e) => Err(e),
         };
-        if let Err(e) = durable.await {
+        if let Err(e) = synced {
             self.inner.poisoned.set(true);
             return Err(e.into());
+        }
+        for (pgno, buf) in &runs {
+            pager.mark_verified(*pgno, buf.len() as u64 / ps);
         }
         self.inner.meta.set(meta);
         let mut c = self.inner.counters.borrow_mut();
         c.commits += 1;
         c.syncs += 2;
         Ok(())
-    }
-}
-
-/// Resolves when a started commit is durable and published.
-pub(crate) struct Durable(Option<faultless_runtime::JoinHandle<Result<()>>>);
-
-impl std::future::Future for Durable {
-    type Output = Result<()>;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<()>> {
-        match &mut self.0 {
-            None => std::task::Poll::Ready(Ok(())),
-            Some(h) => std::pin::Pin::new(h)
-                .poll(cx)
-                .map(|r| r.unwrap_or_else(|e| Err(Error::Io(io::Error::other(e.to_string()))))),
-        }
     }
 }
 
@@ -703,24 +623,21 @@ impl WriteTxn {
 
     /// Makes the changes durable and visible. The write-out runs as its own task: if the
     /// caller stops waiting, the commit still completes (or fails) as a whole.
-    pub async fn commit(self) -> Result<()> {
-        self.start_commit().await?.await
-    }
-
-    /// Finishes the transaction and starts writing it; the returned future resolves when it
-    /// is durable and published. The next write transaction can begin as soon as the pages
-    /// are written, before this one's syncs complete.
-    pub(crate) async fn start_commit(mut self) -> Result<Durable> {
+    pub async fn commit(mut self) -> Result<()> {
         if self.state.is_clean() {
-            return Ok(Durable(None));
+            return Ok(());
         }
         let pager = self.store.inner.pager.clone();
         let (meta, runs) = self.state.finish(&pager).await?;
         let store = self.store.clone();
         let guard = self.guard;
-        Ok(Durable(Some(faultless_runtime::spawn(async move {
-            store.write_out(meta, runs, guard).await
-        }))))
+        let task = faultless_runtime::spawn(async move {
+            let r = store.write_out(meta, runs).await;
+            drop(guard);
+            r
+        });
+        task.await
+            .unwrap_or_else(|e| Err(Error::Io(io::Error::other(e.to_string()))))
     }
 
     /// Discards every change (the same as dropping the transaction).

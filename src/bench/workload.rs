@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultless::runtime::mem::{thread_faults, Backend, MapOptions, Mapping};
+use faultless::runtime::mem::{thread_faults, Backend, MapOptions, Mapping, ThreadFaults};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 
@@ -74,6 +74,76 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// The measured span of one run: device reads and executor faults counted from its start,
+/// and the hot-request generator running until it ends. Both runtimes use it.
+struct Window {
+    device: DeviceReads,
+    device_before: Option<u64>,
+    faults_before: ThreadFaults,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    generator: std::thread::JoinHandle<()>,
+}
+
+impl Window {
+    /// Starts counting and the hot generator; returns the stream of hot requests.
+    fn start(path: &Path) -> (Window, futures::channel::mpsc::UnboundedReceiver<Instant>) {
+        let device = DeviceReads::for_file(path);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Instant>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let window = Window {
+            device_before: device.completed(),
+            device,
+            faults_before: thread_faults(),
+            start: Instant::now(),
+            generator: hot_generator(tx, stop.clone()),
+            stop,
+        };
+        (window, rx)
+    }
+
+    /// Stops counting (on the executor thread) and the generator.
+    fn finish(self, cold_reads: u64) -> Unfinished {
+        let elapsed = self.start.elapsed();
+        let faults = thread_faults().since(&self.faults_before);
+        let device_after = self.device.completed();
+        self.stop.store(true, Ordering::Relaxed);
+        self.generator.join().ok();
+        Unfinished {
+            cold_reads,
+            elapsed,
+            device_reads: self.device_before.zip(device_after).map(|(b, a)| a - b),
+            executor_major_faults: faults.major,
+        }
+    }
+}
+
+/// A run's counts, waiting for its hot-latency histogram.
+struct Unfinished {
+    cold_reads: u64,
+    elapsed: Duration,
+    device_reads: Option<u64>,
+    executor_major_faults: u64,
+}
+
+impl Unfinished {
+    fn with_hot(self, hot: Histogram<u64>) -> RunResult {
+        RunResult {
+            cold_reads: self.cold_reads,
+            elapsed: self.elapsed,
+            device_reads: self.device_reads,
+            executor_major_faults: self.executor_major_faults,
+            hot,
+        }
+    }
+}
+
+/// Records the latency of a hot request sent at `sent`.
+fn record_hot(hist: &mut Histogram<u64>, sent: Instant) {
+    let us = sent.elapsed().as_micros().max(1) as u64;
+    let _ = hist.record(us.min(60_000_000));
+}
+
 /// Sends `Instant`s at `HOT_RATE` per second until `stop`.
 fn hot_generator(
     tx: futures::channel::mpsc::UnboundedSender<Instant>,
@@ -109,20 +179,14 @@ pub fn run_faultless(
     drop_file_cache(path)?;
     let total_pages = map.len() / 4096;
     let order = ColdOrder::new(total_pages, seed);
-    let device = DeviceReads::for_file(path);
     rt.block_on(async {
         // The hot set is resident before the clock starts.
         for p in 0..HOT_PAGES.min(total_pages) {
             map.read(p * 4096..p * 4096 + 1).await?;
         }
-        let (tx, mut rx) = futures::channel::mpsc::unbounded::<Instant>();
-        let stop = Arc::new(AtomicBool::new(false));
         let next = Rc::new(Cell::new(0u64));
-        let device_before = device.completed();
-        let faults_before = thread_faults();
-        let start = Instant::now();
-        let deadline = start + duration;
-        let generator = hot_generator(tx, stop.clone());
+        let (window, mut rx) = Window::start(path);
+        let deadline = window.start + duration;
         let hot_map = map.clone();
         let hot = faultless::spawn(async move {
             let mut hist = new_hist();
@@ -132,8 +196,7 @@ pub fn run_faultless(
                 i += 1;
                 let g = hot_map.read(p * 4096..p * 4096 + 64).await?;
                 std::hint::black_box(g[0]);
-                let us = sent.elapsed().as_micros().max(1) as u64;
-                let _ = hist.record(us.min(60_000_000));
+                record_hot(&mut hist, sent);
             }
             Ok::<_, io::Error>(hist)
         });
@@ -165,19 +228,8 @@ pub fn run_faultless(
         if concurrency == 0 {
             faultless::runtime::time::sleep_until(deadline).await;
         }
-        let elapsed = start.elapsed();
-        let faults = thread_faults().since(&faults_before);
-        let device_after = device.completed();
-        stop.store(true, Ordering::Relaxed);
-        generator.join().ok();
-        let hot = hot.await??;
-        Ok(RunResult {
-            cold_reads,
-            elapsed,
-            device_reads: device_before.zip(device_after).map(|(b, a)| a - b),
-            executor_major_faults: faults.major,
-            hot,
-        })
+        let counts = window.finish(cold_reads);
+        Ok(counts.with_hot(hot.await??))
     })
 }
 
@@ -198,7 +250,6 @@ pub fn run_tokio(
     drop_file_cache(path)?;
     let total_pages = map.len() as u64 / 4096;
     let order = ColdOrder::new(total_pages, seed);
-    let device = DeviceReads::for_file(path);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(concurrency.max(1))
@@ -207,14 +258,9 @@ pub fn run_tokio(
         for p in 0..HOT_PAGES.min(total_pages) {
             std::hint::black_box(map[(p * 4096) as usize]);
         }
-        let (tx, mut rx) = futures::channel::mpsc::unbounded::<Instant>();
-        let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let device_before = device.completed();
-        let faults_before = thread_faults();
-        let start = Instant::now();
-        let deadline = start + duration;
-        let generator = hot_generator(tx, stop.clone());
+        let (window, mut rx) = Window::start(path);
+        let deadline = window.start + duration;
         let hot_map = map.clone();
         let hot = tokio::spawn(async move {
             let mut hist = new_hist();
@@ -223,8 +269,7 @@ pub fn run_tokio(
                 let p = i % HOT_PAGES.min(total_pages);
                 i += 1;
                 std::hint::black_box(hot_map[(p * 4096) as usize]);
-                let us = sent.elapsed().as_micros().max(1) as u64;
-                let _ = hist.record(us.min(60_000_000));
+                record_hot(&mut hist, sent);
             }
             hist
         });
@@ -252,19 +297,8 @@ pub fn run_tokio(
         for r in readers {
             cold_reads += r.await.map_err(io::Error::other)??;
         }
-        let elapsed = start.elapsed();
-        let faults = thread_faults().since(&faults_before);
-        let device_after = device.completed();
-        stop.store(true, Ordering::Relaxed);
-        generator.join().ok();
-        let hot = hot.await.map_err(io::Error::other)?;
-        Ok(RunResult {
-            cold_reads,
-            elapsed,
-            device_reads: device_before.zip(device_after).map(|(b, a)| a - b),
-            executor_major_faults: faults.major,
-            hot,
-        })
+        let counts = window.finish(cold_reads);
+        Ok(counts.with_hot(hot.await.map_err(io::Error::other)?))
     })
 }
 

@@ -138,6 +138,16 @@ pub struct PageView<'a> {
     pub count: usize,
 }
 
+/// The outcome of [`PageView::step`].
+pub enum Step {
+    /// The leaf's entry at this index holds the key.
+    Found(usize),
+    /// The key is not in the tree.
+    Missing,
+    /// Descend into this page.
+    Child(u64),
+}
+
 /// One leaf entry as seen in a mapped page.
 #[derive(Clone, Copy, Debug)]
 pub struct LeafEntry<'a> {
@@ -258,6 +268,21 @@ impl<'a> PageView<'a> {
             (0, false) => 0,
             (i, false) => i - 1,
         }
+    }
+
+    /// One step of a lookup for `key` at this page (page `pgno`): the matching leaf entry,
+    /// its absence, or the child to descend into.
+    pub fn step(&self, pgno: u64, key: &[u8]) -> Result<Step> {
+        if self.kind == KIND_LEAF {
+            return Ok(match self.search(key) {
+                (i, true) => Step::Found(i),
+                _ => Step::Missing,
+            });
+        }
+        if self.count == 0 {
+            return Err(Error::corrupt(pgno, "empty branch page"));
+        }
+        Ok(Step::Child(self.child(self.child_index(key))))
     }
 
     /// Parses into the editable form.

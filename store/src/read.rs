@@ -9,6 +9,7 @@ use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, KIND_LEAF};
+use crate::node::Step;
 use crate::pager::Pager;
 
 /// The stream of `(key, value)` pairs returned by `range`.
@@ -136,23 +137,19 @@ impl ReadTxn {
         }
         for _depth in 0..64 {
             let page = pager.node(pgno).await?;
-            if page.kind == KIND_LEAF {
-                let (i, found) = page.search(key);
-                if !found {
-                    return Ok(None);
+            match page.step(pgno, key)? {
+                Step::Child(child) => pgno = child,
+                Step::Missing => return Ok(None),
+                Step::Found(i) => {
+                    let e = page.leaf(i);
+                    let bytes = match (e.inline, e.overflow) {
+                        (Some(v), _) => v,
+                        (None, Some((p, len))) => pager.overflow(p, len).await?,
+                        _ => &[],
+                    };
+                    return Ok(Some(self.value_ref(bytes)));
                 }
-                let e = page.leaf(i);
-                let bytes = match (e.inline, e.overflow) {
-                    (Some(v), _) => v,
-                    (None, Some((p, len))) => pager.overflow(p, len).await?,
-                    _ => &[],
-                };
-                return Ok(Some(self.value_ref(bytes)));
             }
-            if page.count == 0 {
-                return Err(Error::corrupt(pgno, "empty branch page"));
-            }
-            pgno = page.child(page.child_index(key));
         }
         Err(Error::corrupt(
             None,

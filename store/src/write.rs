@@ -23,7 +23,7 @@ use std::pin::Pin;
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, HEADER};
-use crate::node::{Node, PageView, Value};
+use crate::node::{Node, PageView, Step, Value};
 use crate::pager::{overflow_run, Pager};
 
 /// Which tree an operation edits.
@@ -264,18 +264,14 @@ impl WriteState {
                 }
             } else {
                 let page = pager.node(pgno).await?;
-                if page.kind == crate::format::KIND_LEAF {
-                    let (i, found) = page.search(key);
-                    if !found {
-                        return Ok(None);
+                match page.step(pgno, key)? {
+                    Step::Child(child) => pgno = child,
+                    Step::Missing => return Ok(None),
+                    Step::Found(i) => {
+                        let v = leaf_value(&page, i);
+                        return Ok(Some(self.value_bytes(pager, &v).await?));
                     }
-                    let v = leaf_value(&page, i);
-                    return Ok(Some(self.value_bytes(pager, &v).await?));
                 }
-                if page.count == 0 {
-                    return Err(Error::corrupt(pgno, "empty branch page"));
-                }
-                pgno = page.child(page.child_index(key));
             }
         }
         Err(Error::corrupt(

@@ -105,6 +105,14 @@ impl ReadTxn {
         }
     }
 
+    /// Fails if the store's file was truncated under the mapping since it was opened (the
+    /// SIGBUS safety net then maps zeros where the file ended). Bytes copied out of a
+    /// [`ValueRef`] are the file's own only if this succeeds *after* the copy: check before
+    /// sending them anywhere.
+    pub fn check_intact(&self) -> Result<()> {
+        self.snap.pager.map.check_intact().map_err(Error::Io)
+    }
+
     /// The id of the commit this snapshot sees.
     pub fn txid(&self) -> u64 {
         self.snap.meta.txid

@@ -317,6 +317,12 @@ impl Store {
         self.inner.meta.get()
     }
 
+    /// Fails if the file was truncated under the mapping since the store was opened; see
+    /// [`ReadTxn::check_intact`]. Check it after copying value bytes and before replying.
+    pub fn check_intact(&self) -> Result<()> {
+        self.inner.pager.map.check_intact().map_err(Error::Io)
+    }
+
     /// A snapshot of the last committed version.
     pub fn read_txn(&self) -> ReadTxn {
         ReadTxn::new(

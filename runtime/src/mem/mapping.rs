@@ -526,6 +526,14 @@ impl Mapping {
         )
     }
 
+    /// Fails if the mapped file was truncated under the mapping since it was opened: a read
+    /// then hit a page the file no longer holds, the SIGBUS safety net mapped zeros there, and
+    /// bytes read from the mapping may be those zeros rather than the file's content. Call it
+    /// after copying bytes out of the mapping and before using them.
+    pub fn check_intact(&self) -> io::Result<()> {
+        self.check_damaged()
+    }
+
     fn check_damaged(&self) -> io::Result<()> {
         if self.inner.sigbus.damaged() {
             return Err(io::Error::other(

@@ -11,9 +11,11 @@
 mod data;
 mod device;
 mod plot;
+mod pressure;
 mod report;
 mod store;
 mod workload;
+mod zipf;
 
 use std::io;
 use std::path::PathBuf;

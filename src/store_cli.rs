@@ -96,6 +96,10 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
                 println!("page size:   {}", s.page_size);
                 println!("pages:       {}", s.page_count);
                 println!("file size:   {}", s.file_size);
+                let f = store.free_space().await?;
+                println!("free pages:  {} in {} runs", f.free_pages, f.free_runs);
+                println!("largest free run: {} pages", f.largest_free_run);
+                println!("pending free pages: {}", f.pending_pages);
                 Ok(true)
             }
             StoreCommand::Check { path } => {

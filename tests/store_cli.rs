@@ -70,7 +70,12 @@ fn load_dump_round_trip_check_and_errors() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("keys:        5000"));
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("keys:        5000"), "{stat}");
+    assert!(
+        stat.contains("free pages:") && stat.contains("largest free run:"),
+        "{stat}"
+    );
 
     // Loading more into a non-empty store goes through transactions (any order).
     let extra = dir.join("extra.tsv");

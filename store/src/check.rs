@@ -4,9 +4,10 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::format::{self, Meta, KIND_BRANCH, KIND_LEAF};
+use crate::freelist;
 use crate::node::PageView;
 use crate::store::Store;
-use crate::write::decode_pages;
+use crate::types::TxId;
 
 /// What a page is used for, during a check.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -16,6 +17,7 @@ enum Use {
     Data,
     FreeTree,
     FreeListed,
+    Pending,
 }
 
 /// The result of [`Store::check`].
@@ -29,8 +31,15 @@ pub struct CheckReport {
     pub data_pages: u64,
     /// Pages of the freelist tree, including overflow pages.
     pub freelist_tree_pages: u64,
-    /// Pages listed as free.
+    /// Pages free to every reader (freelist runs under txid 0).
     pub free_pages: u64,
+    /// Pages freed by recent commits that older snapshots may still read (runs under a
+    /// commit's txid); they become free once no reader is that old.
+    pub pending_pages: u64,
+    /// Runs of free pages (txid 0).
+    pub free_runs: u64,
+    /// The longest run of free pages (txid 0).
+    pub largest_free_run: u64,
     /// Keys found.
     pub keys: u64,
     /// Depth of the data tree (0 when empty).
@@ -39,6 +48,9 @@ pub struct CheckReport {
     pub underfull_pages: u64,
     /// Everything wrong; empty when the store is sound.
     pub problems: Vec<String>,
+    /// Things a user should know that do not make the store unsound (for example, free space
+    /// that dwarfs the live data).
+    pub warnings: Vec<String>,
 }
 
 impl CheckReport {
@@ -55,9 +67,15 @@ impl fmt::Display for CheckReport {
         writeln!(f, "data tree pages:     {}", self.data_pages)?;
         writeln!(f, "freelist tree pages: {}", self.freelist_tree_pages)?;
         writeln!(f, "free pages:          {}", self.free_pages)?;
+        writeln!(f, "free runs:           {}", self.free_runs)?;
+        writeln!(f, "largest free run:    {}", self.largest_free_run)?;
+        writeln!(f, "pending free pages:  {}", self.pending_pages)?;
         writeln!(f, "keys:                {}", self.keys)?;
         writeln!(f, "depth:               {}", self.depth)?;
         writeln!(f, "underfull pages:     {}", self.underfull_pages)?;
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
         if self.problems.is_empty() {
             write!(f, "ok")
         } else {
@@ -281,23 +299,40 @@ impl Store {
             )
             .await?;
         }
+        let mut prev_free: Option<freelist::Run> = None;
         for (k, v) in free_entries {
-            if k.len() != 8 {
-                c.problem("freelist key is not a transaction id".into());
+            let run = match freelist::decode(&k, &v) {
+                Ok(r) => r,
+                Err(e) => {
+                    c.problem(e.to_string());
+                    continue;
+                }
+            };
+            if run.txid.0 > meta.txid {
+                c.problem(format!(
+                    "freelist run {}+{} freed by future transaction {}",
+                    run.start, run.len, run.txid
+                ));
+            }
+            if let Err(e) = freelist::check_bounds(&run, meta.page_count) {
+                c.problem(e.to_string());
                 continue;
             }
-            let txid = u64::from_be_bytes(k.try_into().expect("8 bytes"));
-            if txid > meta.txid {
-                c.problem(format!("freelist entry from future transaction {txid}"));
-            }
-            match decode_pages(&v) {
-                Ok(pages) => {
-                    // Zeros pad entries whose space was reserved before their list was known.
-                    for p in pages.into_iter().filter(|&p| p != 0) {
-                        c.claim(p, 1, Use::FreeListed);
+            if run.txid == TxId(0) {
+                if let Some(p) = prev_free {
+                    if p.start.0 + p.len == run.start.0 {
+                        c.problem(format!(
+                            "free runs {}+{} and {}+{} touch (they should be one run)",
+                            p.start, p.len, run.start, run.len
+                        ));
                     }
                 }
-                Err(e) => c.problem(e.to_string()),
+                prev_free = Some(run);
+                c.report.free_runs += 1;
+                c.report.largest_free_run = c.report.largest_free_run.max(run.len);
+                c.claim(run.start.0, run.len, Use::FreeListed);
+            } else {
+                c.claim(run.start.0, run.len, Use::Pending);
             }
         }
         for (p, u) in c.uses.iter().enumerate() {
@@ -305,6 +340,7 @@ impl Store {
                 Use::Data => c.report.data_pages += 1,
                 Use::FreeTree => c.report.freelist_tree_pages += 1,
                 Use::FreeListed => c.report.free_pages += 1,
+                Use::Pending => c.report.pending_pages += 1,
                 _ => {}
             }
             if *u == Use::Unseen && c.report.problems.len() < 1000 {
@@ -312,6 +348,16 @@ impl Store {
                     .problems
                     .push(format!("page {p} is neither used nor free (leaked)"));
             }
+        }
+        let r = &mut c.report;
+        let live = r.data_pages + r.freelist_tree_pages + 2;
+        let free = r.free_pages + r.pending_pages;
+        if free > 4 * live && free > 1024 {
+            r.warnings.push(format!(
+                "free space dwarfs the live data: {free} free pages against {live} in use \
+                 (a long-lived reader, or a commit far larger than the rest, left them; \
+                 later writes reuse them, the file does not shrink)"
+            ));
         }
         Ok(c.report)
     }

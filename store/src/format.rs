@@ -22,8 +22,9 @@ pub const PAGE_SIZE: usize = 4096;
 pub const HEADER: usize = 32;
 /// The magic number at the start of a meta page's body.
 pub const MAGIC: &[u8; 8] = b"FLTSTOR1";
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version. Version 2 lists free pages as runs (see `freelist.rs`); version 1 listed
+/// them one by one per commit and is refused with an error that says how to migrate.
+pub const VERSION: u32 = 2;
 
 /// Page kinds.
 pub const KIND_META: u8 = 1;
@@ -185,10 +186,21 @@ impl Meta {
         let page = &page[..(page_size as usize).min(page.len())];
         verify(slot, page, &[KIND_META])?;
         let version = get_u32(page, 40);
+        if version == 1 {
+            return Err(Error::corrupt(
+                slot,
+                "store format version 1 (written by an earlier faultless) is not supported: \
+                 version 2 changed the freelist's encoding; dump it with the faultless that \
+                 wrote it (`faultless store dump`) and load the dump into a new store \
+                 (`faultless store load`)",
+            ));
+        }
         if version != VERSION {
             return Err(Error::corrupt(
                 slot,
-                format!("unsupported format version {version}"),
+                format!(
+                    "unsupported format version {version} (this build reads version {VERSION})"
+                ),
             ));
         }
         let meta = Meta {

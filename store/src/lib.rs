@@ -22,19 +22,24 @@
 //! * Readers get snapshots (MVCC) and never block the writer; one write transaction at a
 //!   time (an async lock); commits write new pages with io_uring, sync, then write the meta
 //!   page and sync again. `put`/`delete` from many tasks share one commit (group commit).
-//! * Freed pages are reused only once no live reader can see them.
+//! * Freed pages are reused only once no live reader can see them. Free space is kept as
+//!   coalesced runs (best-fit allocation, split and merged), so the file stays within a small
+//!   factor of the live data whatever the value sizes.
 
+mod alloc;
 mod check;
 mod error;
 mod format;
+mod freelist;
 mod load;
 mod node;
 mod pager;
 mod read;
 mod store;
+mod types;
 mod write;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use read::{RangeStream, ReadTxn, ValueRef};
-pub use store::{Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use store::{FreeSpace, Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -47,10 +47,13 @@ impl Pager {
         }
     }
 
-    /// Forgets that pages were verified (they are about to be rewritten).
-    pub fn forget(&self, pgno: u64) {
-        if let Some(w) = self.verified.borrow_mut().get_mut((pgno >> 6) as usize) {
-            *w &= !(1 << (pgno & 63));
+    /// Forgets that pages `pgno..pgno + count` were verified (they are about to be rewritten).
+    pub fn forget(&self, pgno: u64, count: u64) {
+        let mut v = self.verified.borrow_mut();
+        for p in pgno..pgno + count {
+            if let Some(w) = v.get_mut((p >> 6) as usize) {
+                *w &= !(1 << (p & 63));
+            }
         }
     }
 

@@ -16,9 +16,11 @@ use futures::lock::{Mutex, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, PAGE_SIZE};
+use crate::freelist;
 use crate::pager::Pager;
 use crate::read::{RangeStream, ReadTxn, Readers, ValueRef};
-use crate::write::{Which, WriteState};
+use crate::types::{PageNo, TxId};
+use crate::write::{FreeHome, Which, WriteState};
 
 /// Longest key, in bytes (keys are 1 to this many bytes).
 pub const MAX_KEY_LEN: usize = 512;
@@ -98,6 +100,8 @@ struct Inner {
     write_lock: Arc<Mutex<()>>,
     pending: RefCell<Vec<Pending>>,
     committer_running: Cell<bool>,
+    /// The allocator's free runs between write transactions.
+    free: FreeHome,
     file_len: Cell<u64>,
     reserve: u64,
     read_only: bool,
@@ -134,6 +138,11 @@ pub struct StoreStats {
     /// Commits since that snapshot: pages freed by them cannot be reused while it lives, so
     /// a large lag means a long-lived reader is making the file grow.
     pub oldest_reader_lag: u64,
+    /// Pages free to every reader, from the allocator's memory: `None` until the first
+    /// write transaction loaded it (see [`Store::free_space`] for a figure at any time).
+    pub free_pages: Option<u64>,
+    /// The longest run of free pages, as `free_pages`.
+    pub largest_free_run: Option<u64>,
     /// Commits made by this process.
     pub commits: u64,
     /// `put`/`delete` calls that went through group commit.
@@ -142,6 +151,21 @@ pub struct StoreStats {
     pub syncs: u64,
     /// The page-access layer's stats (prefetches, waits, executor faults).
     pub pages: MemStats,
+}
+
+/// Free space as the last commit's freelist records it (see [`Store::free_space`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Pages free to every reader: the next allocations take them.
+    pub free_pages: u64,
+    /// Runs those pages form (contiguous free pages are one run).
+    pub free_runs: u64,
+    /// The longest run, in pages: the largest value that fits without growing the file is
+    /// about this many pages.
+    pub largest_free_run: u64,
+    /// Pages freed by recent commits that a reader of an older snapshot may still read; they
+    /// become free once no reader is that old.
+    pub pending_pages: u64,
 }
 
 fn share(e: &Error) -> Error {
@@ -298,6 +322,7 @@ impl Store {
                 write_lock: Arc::new(Mutex::new(())),
                 pending: RefCell::new(Vec::new()),
                 committer_running: Cell::new(false),
+                free: FreeHome::default(),
                 file_len: Cell::new(len),
                 reserve: options.reserve.max(len),
                 read_only: options.read_only,
@@ -370,17 +395,21 @@ impl Store {
         self.writable()?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
         let meta = self.inner.meta.get();
-        let reuse_limit = self
-            .inner
-            .readers
-            .oldest()
-            .unwrap_or(meta.txid)
-            .min(meta.txid);
         Ok(WriteTxn {
             store: self.clone(),
-            state: WriteState::new(meta, reuse_limit),
+            state: WriteState::new(meta, self.reuse_horizon(), self.inner.free.clone()),
             guard,
         })
+    }
+
+    /// The reuse horizon: pages freed by commit `T` may be overwritten once `T` is at or below
+    /// it. A page freed by `T` is still part of every version before `T`, so the horizon is
+    /// the oldest snapshot a live reader holds (or the last commit when there is none). This
+    /// is the one place that decides it: a write-ahead log will also bound it by the last
+    /// commit whose meta is durable.
+    pub(crate) fn reuse_horizon(&self) -> TxId {
+        let last = self.inner.meta.get().txid;
+        TxId(self.inner.readers.oldest().unwrap_or(last).min(last))
     }
 
     /// Inserts or replaces `key`. Calls from many tasks are grouped into one durable commit;
@@ -491,11 +520,34 @@ impl Store {
             readers: self.inner.readers.count(),
             oldest_reader_txid: oldest,
             oldest_reader_lag: oldest.map_or(0, |o| meta.txid - o),
+            free_pages: self.inner.free.borrow().as_ref().map(|f| f.pages()),
+            largest_free_run: self.inner.free.borrow().as_ref().map(|f| f.largest()),
             commits: c.commits,
             grouped_ops: c.grouped_ops,
             syncs: c.syncs,
             pages: self.inner.pager.map.stats(),
         }
+    }
+
+    /// Free space as the last commit recorded it: free pages, the runs they form and the
+    /// longest, and pages still pending (reads the freelist tree: cost proportional to its
+    /// size).
+    pub async fn free_space(&self) -> Result<FreeSpace> {
+        let snapshot = self.read_txn(); // keeps the freelist's pages from reuse meanwhile
+        let root = PageNo(self.inner.meta.get().free_root);
+        let runs = freelist::scan_all(&self.inner.pager, root).await?;
+        drop(snapshot);
+        let mut f = FreeSpace::default();
+        for r in runs {
+            if r.txid == TxId(0) {
+                f.free_pages += r.len;
+                f.free_runs += 1;
+                f.largest_free_run = f.largest_free_run.max(r.len);
+            } else {
+                f.pending_pages += r.len;
+            }
+        }
+        Ok(f)
     }
 
     /// Takes the write lock for the bulk loader; returns the current meta with it.
@@ -635,10 +687,19 @@ impl WriteTxn {
         }
         let pager = self.store.inner.pager.clone();
         let (meta, runs) = self.state.finish(&pager).await?;
-        let store = self.store.clone();
-        let guard = self.guard;
+        let WriteTxn {
+            store,
+            mut state,
+            guard,
+        } = self;
         let task = faultless_runtime::spawn(async move {
             let r = store.write_out(meta, runs).await;
+            if r.is_ok() {
+                state.settle();
+            }
+            // Dropping an unsettled state undoes its allocations, before the next
+            // transaction can take the lock.
+            drop(state);
             drop(guard);
             r
         });

@@ -5,26 +5,32 @@
 //! time it touches a page it copies it into memory ("dirty"), gives the copy a new page
 //! number, and records the old number as freed by this transaction. At commit:
 //!
-//! 1. the freelist tree gets one entry, keyed by this transaction's id, listing the pages it
-//!    freed (and the entries it consumed for reuse are deleted): the freelist is updated
-//!    incrementally, never rewritten whole;
+//! 1. the freelist tree is brought up to date: the runs this transaction freed are listed under
+//!    its txid, the txid-0 runs it allocated from (or freed into) are rewritten, and pending
+//!    runs that became reusable are moved under txid 0. Only the keys whose runs changed are
+//!    written (see [`crate::freelist`]): the freelist is updated incrementally;
 //! 2. every dirty page is written (io_uring writes, adjacent pages coalesced), then synced;
 //! 3. the meta page for this transaction (slot `txid % 2`) is written and synced.
 //!
 //! A crash before step 3 completes leaves the previous meta, and everything it references,
 //! intact: new pages only ever land on pages that no committed version uses.
 //!
-//! Pages freed by transaction T are reused only when no live reader holds a snapshot older
-//! than T (the reader table), so a snapshot's pages never change under it.
+//! Allocation is best fit over coalesced free runs ([`crate::alloc::Extents`]), then the
+//! free tail of the used pages, then new pages at the end. Pages freed by commit T become
+//! reusable once T is at or below the reuse horizon (see `Store::reuse_horizon`), so a
+//! snapshot's pages never change under it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
+use std::rc::Rc;
 
+use crate::alloc::Extents;
 use crate::error::{Error, Result};
 use crate::format::{Meta, HEADER};
+use crate::freelist::{self, run_key, run_value, RunKey};
 use crate::node::{Node, PageView, Step, Value};
 use crate::pager::{overflow_run, Pager};
+use crate::types::{PageNo, TxId};
 
 /// Which tree an operation edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +38,14 @@ pub enum Which {
     Data = 0,
     Free = 1,
 }
+
+/// Where the store keeps the allocator's free runs between write transactions (`None` until
+/// the first write transaction loads them from the freelist tree).
+pub type FreeHome = Rc<RefCell<Option<Extents>>>;
+
+/// Rounds of freelist updates a commit may take before it gives up (each round writes the
+/// keys the previous one changed; two or three suffice in practice).
+const MAX_FREELIST_ROUNDS: usize = 32;
 
 /// The state of a write transaction.
 pub struct WriteState {
@@ -41,19 +55,24 @@ pub struct WriteState {
     pub page_count: u64,
     pub dirty: HashMap<u64, Node>,
     pub dirty_overflow: HashMap<u64, Vec<u8>>,
-    pub freed: Vec<u64>,
-    pub reusable: Vec<u64>,
-    consumed: Vec<Vec<u8>>,
-    scan_after: Option<Vec<u8>>,
-    /// Freelist entries with a transaction id <= this are reusable.
-    reuse_limit: u64,
-    no_reuse: bool,
+    /// Runs this transaction freed that older snapshots may still read: listed under its txid.
+    freed: Extents,
+    /// The free runs (txid 0), taken from `home` once the transaction first allocates; every
+    /// change is journaled, and undone if the transaction does not commit.
+    free: Option<Extents>,
+    home: FreeHome,
+    /// Keys of pending runs moved into `free`: deleted from the freelist tree at commit.
+    migrated: Vec<RunKey>,
+    /// Pending runs freed at or before this commit are reusable.
+    horizon: TxId,
+    /// Set while the commit writes the freelist: pages freed from then on are listed as
+    /// freed by this commit (reusable from the next one) even if this transaction allocated
+    /// them. Returning them to `free` could make a round undo the previous one (a key
+    /// deleted, its page freed, the key written again on that page) and never settle;
+    /// this way pages only leave `free` and only join `freed`, so the rounds run out.
+    finishing: bool,
     page_size: usize,
 }
-
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
-/// A key and a copy of its value.
-type Entry = (Vec<u8>, Vec<u8>);
 
 /// Values longer than this go to overflow pages.
 pub fn max_inline(page_size: usize) -> usize {
@@ -108,32 +127,9 @@ fn branch_index(es: &[(Vec<u8>, u64)], key: &[u8]) -> usize {
     }
 }
 
-/// Encodes a freelist entry's key (a transaction id, big-endian so keys sort by id).
-pub fn free_key(txid: u64) -> Vec<u8> {
-    txid.to_be_bytes().to_vec()
-}
-
-/// Encodes a list of page numbers.
-pub fn encode_pages(pages: &[u64]) -> Vec<u8> {
-    pages.iter().flat_map(|p| p.to_le_bytes()).collect()
-}
-
-/// Decodes a list of page numbers.
-pub fn decode_pages(bytes: &[u8]) -> Result<Vec<u64>> {
-    if !bytes.len().is_multiple_of(8) {
-        return Err(Error::corrupt(
-            None,
-            "freelist entry is not a list of page numbers",
-        ));
-    }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
-}
-
 impl WriteState {
-    pub fn new(base: Meta, reuse_limit: u64) -> WriteState {
+    /// A transaction on top of `base`; pending runs freed at or before `horizon` are reused.
+    pub fn new(base: Meta, horizon: TxId, home: FreeHome) -> WriteState {
         WriteState {
             txid: base.txid + 1,
             roots: [base.root, base.free_root],
@@ -141,91 +137,111 @@ impl WriteState {
             page_count: base.page_count,
             dirty: HashMap::new(),
             dirty_overflow: HashMap::new(),
-            freed: Vec::new(),
-            reusable: Vec::new(),
-            consumed: Vec::new(),
-            scan_after: None,
-            reuse_limit,
-            no_reuse: false,
+            freed: Extents::new(),
+            free: None,
+            home,
+            migrated: Vec::new(),
+            horizon,
+            finishing: false,
             page_size: base.page_size as usize,
         }
     }
 
-    /// Takes the next reusable freelist entry into `reusable`. False if there is none.
-    async fn refill(&mut self, pager: &Pager) -> Result<bool> {
-        if self.no_reuse {
-            return Ok(false);
-        }
-        let after = self.scan_after.clone();
-        let Some((key, value)) = self.next_after(pager, Which::Free, after).await? else {
-            return Ok(false);
-        };
-        let txid = u64::from_be_bytes(
-            key.as_slice()
-                .try_into()
-                .map_err(|_| Error::corrupt(None, "freelist key is not a transaction id"))?,
-        );
-        if txid > self.reuse_limit {
-            return Ok(false);
-        }
-        let pages = decode_pages(&value)?;
-        for &p in &pages {
-            if p == 1 || p >= self.page_count {
-                return Err(Error::corrupt(p, "freelist lists a page outside the store"));
+    /// Takes the free runs for this transaction (loading them from the committed freelist
+    /// tree the first time), and moves the pending runs that became reusable into them.
+    async fn prepare(&mut self, pager: &Pager) -> Result<&mut Extents> {
+        if self.free.is_none() {
+            // The freelist tree is untouched until `finish`, so its root is the committed one.
+            let root = PageNo(self.roots[Which::Free as usize]);
+            let loaded = self.home.borrow_mut().take();
+            let mut free = match loaded {
+                Some(f) => f,
+                None => {
+                    let mut runs = Vec::new();
+                    let hi = run_key(TxId(0), PageNo(u64::MAX));
+                    freelist::scan(pager, root, [0; 16], hi, &mut runs).await?;
+                    let mut free = Extents::new();
+                    for r in runs {
+                        freelist::check_bounds(&r, self.page_count)?;
+                        free.add(r.start, r.len)?;
+                    }
+                    free
+                }
+            };
+            free.begin();
+            if self.horizon.0 > 0 {
+                let mut runs = Vec::new();
+                let lo = run_key(TxId(1), PageNo(0));
+                let hi = run_key(self.horizon, PageNo(u64::MAX));
+                let scanned = freelist::scan(pager, root, lo, hi, &mut runs).await;
+                let added = scanned.and_then(|()| {
+                    for r in &runs {
+                        freelist::check_bounds(r, self.page_count)?;
+                        free.add(r.start, r.len)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = added {
+                    free.rollback();
+                    *self.home.borrow_mut() = Some(free);
+                    return Err(e);
+                }
+                self.migrated = runs.iter().map(|r| run_key(r.txid, r.start)).collect();
             }
+            self.free = Some(free);
         }
-        // Zeros pad reserved entries (see `finish`).
-        self.reusable.extend(pages.into_iter().filter(|&p| p != 0));
-        self.consumed.push(key.clone());
-        self.scan_after = Some(key);
-        Ok(true)
+        Ok(self.free.as_mut().expect("prepared"))
     }
 
-    /// A page for a new node: a reusable one, or a new one at the end of the file.
+    /// A page for a new node.
     pub async fn alloc(&mut self, pager: &Pager) -> Result<u64> {
-        loop {
-            if let Some(p) = self.reusable.pop() {
-                pager.forget(p);
-                return Ok(p);
-            }
-            if !self.refill(pager).await? {
-                break;
-            }
-        }
-        let p = self.page_count;
-        self.page_count += 1;
+        self.alloc_run(pager, 1).await
+    }
+
+    /// `n` contiguous pages: the smallest free run that holds them, else the free tail of the
+    /// used pages extended, else new pages at the end.
+    async fn alloc_run(&mut self, pager: &Pager, n: u64) -> Result<u64> {
+        let end = PageNo(self.page_count);
+        let free = self.prepare(pager).await?;
+        let p = if let Some(p) = free.take_best_fit(n) {
+            p.0
+        } else if let Some((tail, _)) = free.take_tail(end) {
+            self.page_count = tail.0 + n;
+            tail.0
+        } else {
+            self.page_count += n;
+            end.0
+        };
+        pager.forget(p, n);
         Ok(p)
     }
 
-    /// `n` contiguous pages at the end of the file (for overflow values).
-    fn alloc_run(&mut self, n: u64) -> u64 {
-        let p = self.page_count;
-        self.page_count += n;
-        p
-    }
-
-    /// Frees a page: one allocated by this transaction is reusable at once, others become
-    /// reusable when no reader can see them.
-    fn free_page(&mut self, pgno: u64) {
-        if self.dirty.remove(&pgno).is_some() {
-            self.reusable.push(pgno);
+    /// Frees the run `pgno..pgno + n`: `fresh` (allocated by this transaction, never
+    /// committed) is reusable at once, the rest once no reader can see it.
+    fn release(&mut self, pgno: u64, n: u64, fresh: bool) -> Result<()> {
+        if fresh && !self.finishing {
+            self.free
+                .as_mut()
+                .expect("a fresh page was allocated, so the free runs are taken")
+                .add(PageNo(pgno), n)
         } else {
-            self.freed.push(pgno);
+            self.freed.add(PageNo(pgno), n)
         }
     }
 
-    fn free_value(&mut self, pager: &Pager, v: &Value) {
+    /// Frees a tree page.
+    fn free_page(&mut self, pgno: u64) -> Result<()> {
+        let fresh = self.dirty.remove(&pgno).is_some();
+        self.release(pgno, 1, fresh)
+    }
+
+    fn free_value(&mut self, pager: &Pager, v: &Value) -> Result<()> {
         if let Value::Overflow { pgno, len } = v {
             let pages = pager.overflow_pages(*len as u64);
             let fresh = self.dirty_overflow.remove(pgno).is_some();
-            for p in *pgno..*pgno + pages {
-                if fresh {
-                    self.reusable.push(p);
-                } else {
-                    self.freed.push(p);
-                }
-            }
+            self.release(*pgno, pages, fresh)?;
         }
+        Ok(())
     }
 
     /// Makes `pgno` dirty (copying it from the mapping under a new page number if it is not
@@ -236,7 +252,7 @@ impl WriteState {
         }
         let node = pager.node(pgno).await?.to_node();
         let new = self.alloc(pager).await?;
-        self.freed.push(pgno);
+        self.release(pgno, 1, false)?;
         self.dirty.insert(new, node);
         Ok(new)
     }
@@ -290,63 +306,6 @@ impl WriteState {
         })
     }
 
-    /// The first entry of tree `w` with a key greater than `after` (or the first entry).
-    fn next_after<'a>(
-        &'a self,
-        pager: &'a Pager,
-        w: Which,
-        after: Option<Vec<u8>>,
-    ) -> BoxFut<'a, Result<Option<Entry>>> {
-        Box::pin(async move {
-            let root = self.roots[w as usize];
-            if root == 0 {
-                return Ok(None);
-            }
-            self.next_in(pager, root, after.as_deref(), 0).await
-        })
-    }
-
-    fn next_in<'a>(
-        &'a self,
-        pager: &'a Pager,
-        pgno: u64,
-        after: Option<&'a [u8]>,
-        depth: usize,
-    ) -> BoxFut<'a, Result<Option<Entry>>> {
-        Box::pin(async move {
-            if depth > 64 {
-                return Err(Error::corrupt(
-                    pgno,
-                    "tree deeper than 64 levels (a cycle?)",
-                ));
-            }
-            let node = match self.dirty.get(&pgno) {
-                Some(n) => n.clone(),
-                None => pager.node(pgno).await?.to_node(),
-            };
-            match node {
-                Node::Leaf(es) => {
-                    for (k, v) in es {
-                        if after.is_none_or(|a| k.as_slice() > a) {
-                            let bytes = self.value_bytes(pager, &v).await?;
-                            return Ok(Some((k, bytes)));
-                        }
-                    }
-                    Ok(None)
-                }
-                Node::Branch(es) => {
-                    let start = after.map_or(0, |a| branch_index(&es, a));
-                    for (_, child) in &es[start..] {
-                        if let Some(e) = self.next_in(pager, *child, after, depth + 1).await? {
-                            return Ok(Some(e));
-                        }
-                    }
-                    Ok(None)
-                }
-            }
-        })
-    }
-
     /// Descends to the leaf for `key`, making every page on the way dirty. Returns the path
     /// of (branch, child index) pairs and the leaf.
     async fn descend_dirty(
@@ -393,7 +352,7 @@ impl WriteState {
     pub async fn put(&mut self, pager: &Pager, w: Which, key: &[u8], value: &[u8]) -> Result<bool> {
         let ps = self.page_size;
         if self.roots[w as usize] == 0 {
-            let (v, _) = self.make_value(pager, value, None);
+            let (v, _) = self.make_value(pager, value, None).await?;
             let pg = self.alloc(pager).await?;
             self.dirty.insert(pg, Node::Leaf(vec![(key.to_vec(), v)]));
             self.roots[w as usize] = pg;
@@ -411,16 +370,16 @@ impl WriteState {
                     Some(Node::Leaf(es)) => es[i].1.clone(),
                     _ => unreachable!(),
                 };
-                let (v, reused) = self.make_value(pager, value, Some(&old));
+                let (v, reused) = self.make_value(pager, value, Some(&old)).await?;
                 if !reused {
-                    self.free_value(pager, &old);
+                    self.free_value(pager, &old)?;
                 }
                 if let Node::Leaf(es) = self.node_mut(leaf) {
                     es[i].1 = v;
                 }
             }
             Err(i) => {
-                let (v, _) = self.make_value(pager, value, None);
+                let (v, _) = self.make_value(pager, value, None).await?;
                 if let Node::Leaf(es) = self.node_mut(leaf) {
                     es.insert(i, (key.to_vec(), v));
                 }
@@ -465,9 +424,14 @@ impl WriteState {
 
     /// Stores `value` inline or in an overflow run, reusing `old`'s run in place when it was
     /// written by this transaction and has the same length in pages (then `true`).
-    fn make_value(&mut self, pager: &Pager, value: &[u8], old: Option<&Value>) -> (Value, bool) {
+    async fn make_value(
+        &mut self,
+        pager: &Pager,
+        value: &[u8],
+        old: Option<&Value>,
+    ) -> Result<(Value, bool)> {
         if value.len() <= max_inline(self.page_size) {
-            return (Value::Inline(value.to_vec()), false);
+            return Ok((Value::Inline(value.to_vec()), false));
         }
         let pages = pager.overflow_pages(value.len() as u64);
         if let Some(Value::Overflow { pgno, len }) = old {
@@ -478,21 +442,21 @@ impl WriteState {
                     pgno: *pgno,
                     len: value.len() as u32,
                 };
-                return (v, true);
+                return Ok((v, true));
             }
         }
-        let pgno = self.alloc_run(pages);
+        let pgno = self.alloc_run(pager, pages).await?;
         self.dirty_overflow.insert(pgno, value.to_vec());
         let v = Value::Overflow {
             pgno,
             len: value.len() as u32,
         };
-        (v, false)
+        Ok((v, false))
     }
 
     /// True if the transaction changed nothing.
     pub fn is_clean(&self) -> bool {
-        self.dirty.is_empty() && self.dirty_overflow.is_empty() && self.freed.is_empty()
+        self.dirty.is_empty() && self.dirty_overflow.is_empty() && self.freed.pages() == 0
     }
 
     /// Deletes `key`. Returns true if it existed.
@@ -509,7 +473,7 @@ impl WriteState {
             },
             Node::Branch(_) => unreachable!("descend ends at a leaf"),
         };
-        self.free_value(pager, &old);
+        self.free_value(pager, &old)?;
         // Rebalance upwards while pages are under a quarter full.
         let mut cur = leaf;
         loop {
@@ -520,14 +484,14 @@ impl WriteState {
             let Some(&(parent, idx)) = path.last() else {
                 // The root: an empty tree, or a branch with one child, shrinks.
                 if len == 0 {
-                    self.free_page(cur);
+                    self.free_page(cur)?;
                     self.roots[w as usize] = 0;
                 } else if is_branch && len == 1 {
                     let child = match &self.dirty[&cur] {
                         Node::Branch(es) => es[0].1,
                         _ => unreachable!(),
                     };
-                    self.free_page(cur);
+                    self.free_page(cur)?;
                     self.roots[w as usize] = child;
                 }
                 break;
@@ -541,7 +505,7 @@ impl WriteState {
             };
             if siblings == 1 {
                 if len == 0 {
-                    self.free_page(cur);
+                    self.free_page(cur)?;
                     if let Node::Branch(es) = self.node_mut(parent) {
                         es.remove(idx);
                     }
@@ -580,7 +544,7 @@ impl WriteState {
             if merged.size() <= ps {
                 self.dirty.insert(lp2, merged);
                 self.dirty.insert(rp2, Node::Leaf(Vec::new()));
-                self.free_page(rp2);
+                self.free_page(rp2)?;
                 if let Node::Branch(es) = self.node_mut(parent) {
                     es.remove(l + 1);
                 }
@@ -604,53 +568,45 @@ impl WriteState {
     /// Steps 1 and 2 of the commit: updates the freelist and serialises every dirty page.
     /// Returns the meta to publish and the writes to make, as (first page, bytes) runs.
     pub async fn finish(&mut self, pager: &Pager) -> Result<(Meta, Vec<(u64, Vec<u8>)>)> {
-        // From here on no further freelist entries are consumed (their keys would have to
-        // be deleted too); allocations use the pages already taken for reuse, then the end of
-        // the file. This transaction's entry lists every page it freed plus the reusable
-        // pages it did not use; whenever writing the entry itself allocates or frees pages,
-        // the entry is rewritten, until it describes the final state.
-        // Take enough reusable pages first for the freelist tree's own copy-on-write (two
-        // root-to-leaf paths and a split), so updating it does not grow the file.
-        while self.reusable.len() < 16 && self.refill(pager).await? {}
-        self.no_reuse = true;
-        for k in std::mem::take(&mut self.consumed) {
-            self.delete(pager, Which::Free, &k).await?;
-        }
-        // The entry's content depends on what writing it allocates and frees, so space is
-        // reserved first (a value of zeros, LMDB's approach), growing the reservation until
-        // it holds every page to list; then the list is written in place, padded with zeros
-        // (page 0 is a meta page, never free, so 0 means "no page"). Writing a value of the
-        // same length on an already-copied path allocates and frees nothing.
-        let key = free_key(self.txid);
-        let mut reserved = 0usize;
+        self.prepare(pager).await?;
+        // Write the freelist keys whose runs changed. Writing them copies freelist pages on
+        // write, which allocates and frees pages, which changes runs again: repeat until a
+        // round changes nothing. Each round touches fewer new pages (a path copied once
+        // stays dirty), so this settles in a few rounds.
+        self.finishing = true;
         let mut settled = false;
-        for _ in 0..16 {
-            let n = self.freed.len() + self.reusable.len();
-            if n <= reserved {
+        for _ in 0..MAX_FREELIST_ROUNDS {
+            let mut ops: Vec<(RunKey, Option<u64>)> = std::mem::take(&mut self.migrated)
+                .into_iter()
+                .map(|k| (k, None))
+                .collect();
+            let free = self.free.as_mut().expect("prepared");
+            for s in free.take_touched() {
+                ops.push((run_key(TxId(0), s), free.get(s)));
+            }
+            for s in self.freed.take_touched() {
+                ops.push((run_key(TxId(self.txid), s), self.freed.get(s)));
+            }
+            if ops.is_empty() {
                 settled = true;
                 break;
             }
-            reserved = n + 4;
-            self.put(pager, Which::Free, &key, &vec![0u8; reserved * 8])
-                .await?;
+            ops.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, len) in ops {
+                match len {
+                    Some(len) => {
+                        self.put(pager, Which::Free, &key, &run_value(len)).await?;
+                    }
+                    None => {
+                        self.delete(pager, Which::Free, &key).await?;
+                    }
+                }
+            }
         }
         if !settled {
             return Err(Error::Io(std::io::Error::other(
-                "the freelist entry did not settle; the commit was abandoned",
+                "the freelist did not settle; the commit was abandoned",
             )));
-        }
-        if reserved > 0 {
-            let mut list: Vec<u64> = self.freed.iter().chain(&self.reusable).copied().collect();
-            list.sort_unstable();
-            list.resize(reserved, 0);
-            let before = (self.freed.len(), self.reusable.len());
-            self.put(pager, Which::Free, &key, &encode_pages(&list))
-                .await?;
-            if (self.freed.len(), self.reusable.len()) != before {
-                return Err(Error::Io(std::io::Error::other(
-                    "writing the reserved freelist entry changed the free pages; the commit was abandoned",
-                )));
-            }
         }
         let ps = self.page_size;
         let mut pages: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len());
@@ -682,6 +638,26 @@ impl WriteState {
             entries: self.entries,
         };
         Ok((meta, runs))
+    }
+}
+
+impl WriteState {
+    /// The commit is durable: the free runs as this transaction left them are the store's.
+    pub fn settle(&mut self) {
+        if let Some(mut free) = self.free.take() {
+            free.settle();
+            *self.home.borrow_mut() = Some(free);
+        }
+    }
+}
+
+impl Drop for WriteState {
+    /// A transaction that did not commit gives the free runs back as it found them.
+    fn drop(&mut self) {
+        if let Some(mut free) = self.free.take() {
+            free.rollback();
+            *self.home.borrow_mut() = Some(free);
+        }
     }
 }
 

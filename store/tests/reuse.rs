@@ -154,3 +154,38 @@ fn cold_lookups_do_not_fault_the_executor() {
         });
     }
 }
+
+/// Issue 8, item 1: overwriting values of any size (inline, one overflow page, several
+/// pages, and a mix) must reuse the freed runs, so the pages in use stay within a small
+/// constant factor of the live data. Before the allocator reused runs, every overwrite of an
+/// overflow value took new pages at the end of the file (tens of times the live data here).
+#[test]
+fn overwrites_of_every_value_size_keep_the_file_within_a_constant_factor_of_live_data() {
+    let classes: [&[usize]; 4] = [&[1100], &[5000], &[20_000], &[100, 1100, 5000, 20_000]];
+    for sizes in classes {
+        let path = TempPath::new("overwrite-churn");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let keys = 300u64;
+            for round in 0..12u64 {
+                for chunk in (0..keys).collect::<Vec<_>>().chunks(25) {
+                    let mut txn = store.write_txn().await.unwrap();
+                    for &k in chunk {
+                        let len = sizes[((k * 7 + round * 3) % sizes.len() as u64) as usize];
+                        txn.put(&key(k), &value(k + round, len)).await.unwrap();
+                    }
+                    txn.commit().await.unwrap();
+                }
+            }
+            let report = store.check().await.unwrap();
+            assert!(report.ok(), "{sizes:?}: {report}");
+            let live = report.data_pages;
+            let pages = store.stats().page_count;
+            assert!(
+                pages <= 2 * live + 64,
+                "{sizes:?}: {pages} pages in use for {live} pages of live data\n{report}"
+            );
+        });
+    }
+}

@@ -146,7 +146,6 @@ impl Extents {
     }
 
     /// The runs, by first page.
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (PageNo, u64)> + '_ {
         self.by_start.iter().map(|(&s, &l)| (s, l))
     }

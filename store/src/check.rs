@@ -300,6 +300,7 @@ impl Store {
             .await?;
         }
         let mut prev_free: Option<freelist::Run> = None;
+        let mut free_runs = Vec::new();
         for (k, v) in free_entries {
             let run = match freelist::decode(&k, &v) {
                 Ok(r) => r,
@@ -328,6 +329,7 @@ impl Store {
                     }
                 }
                 prev_free = Some(run);
+                free_runs.push((run.start.0, run.len));
                 c.report.free_runs += 1;
                 c.report.largest_free_run = c.report.largest_free_run.max(run.len);
                 c.claim(run.start.0, run.len, Use::FreeListed);
@@ -347,6 +349,16 @@ impl Store {
                 c.report
                     .problems
                     .push(format!("page {p} is neither used nor free (leaked)"));
+            }
+        }
+        // The writer's memory of the free runs must be what the freelist says.
+        if let Some((txid, mem)) = self.free_runs_in_memory() {
+            if txid == meta.txid && mem != free_runs {
+                c.problem(format!(
+                    "the allocator's {} free runs in memory differ from the freelist's {}",
+                    mem.len(),
+                    free_runs.len()
+                ));
             }
         }
         let r = &mut c.report;

@@ -529,6 +529,14 @@ impl Store {
         }
     }
 
+    /// The allocator's free runs in memory, if loaded and no write transaction holds them,
+    /// with the commit they describe (for `check`).
+    pub(crate) fn free_runs_in_memory(&self) -> Option<(u64, Vec<(u64, u64)>)> {
+        let free = self.inner.free.borrow();
+        let runs = free.as_ref()?.iter().map(|(s, l)| (s.0, l)).collect();
+        Some((self.inner.meta.get().txid, runs))
+    }
+
     /// Free space as the last commit recorded it: free pages, the runs they form and the
     /// longest, and pages still pending (reads the freelist tree: cost proportional to its
     /// size).

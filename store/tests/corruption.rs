@@ -232,3 +232,34 @@ fn random_byte_flips_never_panic() {
         let _ = read_all(&path.0);
     }
 }
+
+/// A store written in format version 1 (the per-commit page lists) is refused with an error
+/// that says how to migrate it.
+#[test]
+fn format_version_1_is_refused_with_a_way_out() {
+    let path = TempPath::new("v1");
+    build(&path.0);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path.0)
+        .unwrap();
+    for slot in 0..2u64 {
+        let mut page = vec![0u8; PS as usize];
+        f.read_exact_at(&mut page, slot * PS).unwrap();
+        page[40..44].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&slot.to_le_bytes()), &page[4..]);
+        page[0..4].copy_from_slice(&crc.to_le_bytes());
+        f.write_all_at(&page, slot * PS).unwrap();
+    }
+    let rt = Runtime::new().unwrap();
+    let err = rt
+        .block_on(Store::open(&path.0, StoreOptions::new().read_only(true)))
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("version 1") && msg.contains("store dump"),
+        "{msg}"
+    );
+}

@@ -48,6 +48,8 @@ pub struct CheckReport {
     pub underfull_pages: u64,
     /// Everything wrong; empty when the store is sound.
     pub problems: Vec<String>,
+    /// What opening found wrong with a meta page (also listed in `problems`).
+    pub meta_recovery: Option<crate::MetaRecovery>,
     /// Things a user should know that do not make the store unsound (for example, free space
     /// that dwarfs the live data).
     pub warnings: Vec<String>,
@@ -273,6 +275,10 @@ impl Store {
             },
         };
         c.claim(0, 2, Use::Meta);
+        if let Some(r) = self.recovery_report() {
+            c.report.meta_recovery = Some(r.clone());
+            c.problem(r.to_string());
+        }
         let mut data = Vec::new();
         if meta.root != 0 {
             c.report.depth = c
@@ -350,6 +356,10 @@ impl Store {
                     .problems
                     .push(format!("page {p} is neither used nor free (leaked)"));
             }
+        }
+        // Every byte checked was the file's own only if it was not truncated meanwhile.
+        if let Err(e) = self.check_intact() {
+            c.problem(e.to_string());
         }
         // The writer's memory of the free runs must be what the freelist says.
         if let Some((txid, mem)) = self.free_runs_in_memory() {

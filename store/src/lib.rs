@@ -33,6 +33,7 @@ mod format;
 mod freelist;
 mod load;
 mod node;
+mod open;
 mod pager;
 mod read;
 mod store;
@@ -41,5 +42,6 @@ mod write;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};
+pub use open::MetaRecovery;
 pub use read::{RangeStream, ReadTxn, ValueRef};
 pub use store::{FreeSpace, Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};

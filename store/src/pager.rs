@@ -57,6 +57,19 @@ impl Pager {
         }
     }
 
+    /// Fails if the file was truncated under the mapping (a read then met a page the file no
+    /// longer held, and the SIGBUS safety net mapped zeros there): bytes read from the mapping
+    /// since may be those zeros. Check it after copying bytes out, before using them.
+    pub fn check_intact(&self) -> Result<()> {
+        self.map.check_intact().map_err(Error::Io)
+    }
+
+    /// `e`, unless the file was truncated under the mapping: then that is the real cause
+    /// (the page read as zeros), and the error says so.
+    fn or_truncated(&self, e: Error) -> Error {
+        self.check_intact().err().unwrap_or(e)
+    }
+
     /// The bytes of page `pgno`; yields while it is not resident.
     pub async fn raw_page(&self, pgno: u64) -> Result<&[u8]> {
         let ps = self.page_size as u64;
@@ -79,16 +92,30 @@ impl Pager {
 
     /// A verified branch or leaf page.
     pub async fn node(&self, pgno: u64) -> Result<PageView<'_>> {
+        self.node_inner(pgno)
+            .await
+            .map_err(|e| self.or_truncated(e))
+    }
+
+    async fn node_inner(&self, pgno: u64) -> Result<PageView<'_>> {
         if pgno < 2 {
             return Err(Error::corrupt(pgno, "tree points at a meta page"));
         }
         let bytes = self.raw_page(pgno).await?;
         if self.is_verified(pgno) {
+            // Checked structurally when it was verified (or built by us when written). The
+            // header is still read: a page that became zeros (a file truncated, then grown
+            // again, under the store) fails here instead of reading as an empty page.
             let header = Header::read(bytes);
             if header.kind != format::KIND_BRANCH && header.kind != format::KIND_LEAF {
                 return Err(Error::corrupt(pgno, "not a tree page"));
             }
-            // Checked structurally when it was verified (or built by us when written).
+            if header.pgno != pgno {
+                return Err(Error::corrupt(
+                    pgno,
+                    format!("page claims to be page {}", header.pgno),
+                ));
+            }
             return Ok(PageView::trusted(bytes, &header));
         }
         let header = format::verify(pgno, bytes, &[format::KIND_BRANCH, format::KIND_LEAF])?;
@@ -102,8 +129,21 @@ impl Pager {
         (HEADER as u64 + len).div_ceil(self.page_size as u64)
     }
 
-    /// The bytes of an overflow value of `len` bytes starting at page `pgno`.
+    /// The bytes of an overflow value of `len` bytes starting at page `pgno`. The run's
+    /// checksum is verified the first time; its header every time. Bytes past the first page
+    /// are not touched here: a caller that copies them checks [`check_intact`] afterwards.
+    ///
+    /// [`check_intact`]: Self::check_intact
     pub async fn overflow(&self, pgno: u64, len: u32) -> Result<&[u8]> {
+        let bytes = self
+            .overflow_inner(pgno, len)
+            .await
+            .map_err(|e| self.or_truncated(e))?;
+        self.check_intact()?;
+        Ok(bytes)
+    }
+
+    async fn overflow_inner(&self, pgno: u64, len: u32) -> Result<&[u8]> {
         if pgno < 2 {
             return Err(Error::corrupt(pgno, "value points at a meta page"));
         }
@@ -123,7 +163,15 @@ impl Pager {
         let bytes: &[u8] = &guard;
         // SAFETY: as in `raw_page`.
         let bytes = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
-        if !self.is_verified(pgno) {
+        if self.is_verified(pgno) {
+            let h = Header::read(bytes);
+            if h.kind != KIND_OVERFLOW || h.pgno != pgno {
+                return Err(Error::corrupt(pgno, "not the overflow run it was"));
+            }
+            if h.overflow as u64 + 1 != pages || get_u32(bytes, 28) != len {
+                return Err(Error::corrupt(pgno, "overflow run length mismatch"));
+            }
+        } else {
             let h = format::verify(pgno, bytes, &[KIND_OVERFLOW])?;
             if h.overflow as u64 + 1 != pages || get_u32(bytes, 28) != len {
                 return Err(Error::corrupt(pgno, "overflow run length mismatch"));

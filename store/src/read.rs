@@ -74,6 +74,18 @@ impl Deref for ValueRef {
     }
 }
 
+impl ValueRef {
+    /// A copy of the value, checked: fails if the store's file was truncated under the
+    /// mapping while (or before) the bytes were copied, so the copy is the file's own bytes,
+    /// never zeros put in place of pages the file no longer holds. Use it (or copy, then
+    /// [`ReadTxn::check_intact`]) before sending a value anywhere.
+    pub fn copy_checked(&self) -> Result<Vec<u8>> {
+        let copy = self.to_vec();
+        self._snapshot.pager.check_intact()?;
+        Ok(copy)
+    }
+}
+
 impl std::fmt::Debug for ValueRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("ValueRef").field(&&**self).finish()
@@ -110,7 +122,7 @@ impl ReadTxn {
     /// [`ValueRef`] are the file's own only if this succeeds *after* the copy: check before
     /// sending them anywhere.
     pub fn check_intact(&self) -> Result<()> {
-        self.snap.pager.map.check_intact().map_err(Error::Io)
+        self.snap.pager.check_intact()
     }
 
     /// The id of the commit this snapshot sees.
@@ -155,6 +167,9 @@ impl ReadTxn {
                         (None, Some((p, len))) => pager.overflow(p, len).await?,
                         _ => &[],
                     };
+                    // The pages read on the way may have read as zeros (a file truncated
+                    // under the store): never hand out a value found through them.
+                    pager.check_intact()?;
                     return Ok(Some(self.value_ref(bytes)));
                 }
             }
@@ -298,7 +313,9 @@ impl Cursor {
                 (None, Some((p, len))) => pager.overflow(p, len).await?,
                 _ => &[],
             };
-            return Ok(Some((e.key.to_vec(), self.txn.value_ref(bytes))));
+            let key = e.key.to_vec();
+            pager.check_intact()?; // after copying the key
+            return Ok(Some((key, self.txn.value_ref(bytes))));
         }
     }
 }

@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::ops::RangeBounds;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -15,8 +14,9 @@ use futures::channel::oneshot;
 use futures::lock::{Mutex, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
-use crate::format::{Meta, PAGE_SIZE};
+use crate::format::Meta;
 use crate::freelist;
+use crate::open::{empty_meta, initialise, open_file, read_meta, MetaRecovery};
 use crate::pager::Pager;
 use crate::read::{RangeStream, ReadTxn, Readers, ValueRef};
 use crate::types::{PageNo, TxId};
@@ -105,10 +105,14 @@ struct Inner {
     file_len: Cell<u64>,
     reserve: u64,
     read_only: bool,
-    poisoned: Cell<bool>,
+    /// Why writes are refused, once a failure left the file in a state this process cannot
+    /// commit on top of (a failed meta write, a file truncated under the store).
+    poisoned: RefCell<Option<String>>,
+    /// What opening found wrong with a meta page.
+    recovery: Option<MetaRecovery>,
     counters: RefCell<Counters>,
-    /// Holds the flock for the store's lifetime.
-    _lock: std::fs::File,
+    /// The file (holds the flock for the store's lifetime; `fstat`s it).
+    file: std::fs::File,
 }
 
 /// A memory-mapped copy-on-write B+tree key-value store. Cheap to clone; belongs to the
@@ -197,69 +201,12 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Reads and validates both meta pages; returns the newest valid one.
-fn read_meta(file: &std::fs::File, len: u64) -> Result<Meta> {
-    let mut best: Option<Meta> = None;
-    let mut errors = Vec::new();
-    if len < 2 * 512 {
-        return Err(Error::corrupt(
-            None,
-            format!("file is {len} bytes, shorter than its two meta pages"),
-        ));
-    }
-    let mut first = vec![0u8; PAGE_SIZE.min(len as usize)];
-    file.read_exact_at(&mut first, 0)?;
-    // The page size is in the meta; fall back to the default if page 0 is damaged.
-    let ps = match Meta::from_page(0, &first) {
-        Ok(m) => m.page_size as u64,
-        Err(_) => PAGE_SIZE as u64,
-    };
-    if len < 2 * ps {
-        return Err(Error::corrupt(
-            None,
-            format!("file is {len} bytes, shorter than its two meta pages"),
-        ));
-    }
-    for slot in 0..2u64 {
-        let mut page = vec![0u8; ps as usize];
-        file.read_exact_at(&mut page, slot * ps)?;
-        match Meta::from_page(slot, &page) {
-            Ok(m) => {
-                if best.is_none_or(|b| m.txid > b.txid) {
-                    best = Some(m);
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    let meta = best.ok_or_else(|| {
-        Error::corrupt(None, format!("no valid meta page: {}", errors.join("; ")))
-    })?;
-    if meta.page_count * meta.page_size as u64 > len {
-        return Err(Error::corrupt(
-            None,
-            format!(
-                "file truncated: the last commit uses {} pages ({} bytes) but the file has {len} bytes",
-                meta.page_count,
-                meta.page_count * meta.page_size as u64
-            ),
-        ));
-    }
-    Ok(meta)
-}
-
 impl Store {
     /// Opens (or creates) the store at `path`. Opening reads the two meta pages and maps
     /// the file: no load phase, whatever the store's size.
     pub async fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(!options.read_only)
-            .create(options.create && !options.read_only)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        let file = open_file(path, options.read_only, options.create)?;
         let lock = if options.read_only {
             libc::LOCK_SH
         } else {
@@ -284,24 +231,15 @@ impl Store {
             faultless_runtime::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let mut len = file.metadata()?.len();
-        if len == 0 {
-            if options.read_only {
-                return Err(Error::corrupt(None, "empty file"));
+        // An empty file is an empty store that was never initialised (see `open.rs`).
+        let (meta, recovery) = if len == 0 && options.read_only {
+            (empty_meta(), None)
+        } else {
+            if len == 0 {
+                len = initialise(&file)?;
             }
-            let meta = Meta {
-                page_size: PAGE_SIZE as u32,
-                txid: 0,
-                root: 0,
-                free_root: 0,
-                page_count: 2,
-                entries: 0,
-            };
-            file.write_all_at(&meta.to_page(0), 0)?;
-            file.write_all_at(&meta.to_page(1), PAGE_SIZE as u64)?;
-            file.sync_all()?;
-            len = 2 * PAGE_SIZE as u64;
-        }
-        let meta = read_meta(&file, len)?;
+            read_meta(&file, len)?
+        };
         let map = Mapping::from_file(
             file.try_clone()?,
             MapOptions::new()
@@ -326,9 +264,10 @@ impl Store {
                 file_len: Cell::new(len),
                 reserve: options.reserve.max(len),
                 read_only: options.read_only,
-                poisoned: Cell::new(false),
+                poisoned: RefCell::new(None),
+                recovery,
                 counters: RefCell::new(Counters::default()),
-                _lock: file,
+                file,
             }),
         })
     }
@@ -345,7 +284,41 @@ impl Store {
     /// Fails if the file was truncated under the mapping since the store was opened; see
     /// [`ReadTxn::check_intact`]. Check it after copying value bytes and before replying.
     pub fn check_intact(&self) -> Result<()> {
-        self.inner.pager.map.check_intact().map_err(Error::Io)
+        self.inner.pager.check_intact()
+    }
+
+    /// What opening found wrong with one of the two meta pages, if anything: the store then
+    /// opened at the other one, and [`MetaRecovery::lost_txid`] names the commit lost if the
+    /// damaged page held the newer. Log it at open; `check` reports it as a problem.
+    pub fn recovery_report(&self) -> Option<&MetaRecovery> {
+        self.inner.recovery.as_ref()
+    }
+
+    /// Refuses writes from now on, with `why` (the store must be reopened).
+    fn poison(&self, why: String) -> Error {
+        let e = Error::Io(io::Error::other(format!("writes are refused: {why}")));
+        *self.inner.poisoned.borrow_mut() = Some(why);
+        e
+    }
+
+    /// Fails (and poisons the writer) if the file no longer holds every page of the last
+    /// commit: it was truncated under the store. Committing on top would write the new pages
+    /// past a hole of zeros and leave a store that reopens with acknowledged keys missing.
+    /// A file cut only in its preallocated tail is fine: it is grown again as needed.
+    fn check_not_truncated(&self) -> Result<()> {
+        let committed = self.inner.meta.get();
+        let need = committed.page_count * committed.page_size as u64;
+        let len = self.inner.file.metadata()?.len();
+        if len < need || self.inner.pager.check_intact().is_err() {
+            return Err(self.poison(format!(
+                "the store's file was truncated under it: the last commit uses {need} bytes, \
+                 the file has {len}; reopen it (opening reports what is missing)"
+            )));
+        }
+        if len < self.inner.file_len.get() {
+            self.inner.file_len.set(len);
+        }
+        Ok(())
     }
 
     /// A snapshot of the last committed version.
@@ -381,10 +354,13 @@ impl Store {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
         }
-        if self.inner.poisoned.get() {
-            return Err(Error::Io(io::Error::other(
-                "an earlier commit failed while writing its meta page; reopen the store",
-            )));
+        if let Some(why) = &*self.inner.poisoned.borrow() {
+            return Err(Error::Io(io::Error::other(format!(
+                "writes are refused: {why}"
+            ))));
+        }
+        if let Err(e) = self.inner.pager.check_intact() {
+            return Err(self.poison(format!("the store's file was truncated under it ({e})")));
         }
         Ok(())
     }
@@ -394,6 +370,9 @@ impl Store {
     pub async fn write_txn(&self) -> Result<WriteTxn> {
         self.writable()?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
+        self.writable()?;
+        // A file cut under the store would make this transaction read holes: refuse now.
+        self.check_not_truncated()?;
         let meta = self.inner.meta.get();
         Ok(WriteTxn {
             store: self.clone(),
@@ -594,21 +573,48 @@ impl Store {
             .max(need)
             .min(self.inner.reserve)
             .next_multiple_of(ps);
-        let file = &self.inner.pager.file;
-        if let Err(e) = file.fallocate(0, target, 0).await {
-            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(e.into());
-            }
-            file.set_len(target).await?;
+        let mut grown = self.grow_to(target).await.map(|()| target);
+        if grown.is_err() && target > need {
+            // The step did not fit (a full disk, a file size limit): grow by what this commit
+            // needs, so writes go on while there is room for them.
+            grown = self.grow_to(need).await.map(|()| need);
         }
-        self.inner.file_len.set(target);
-        Ok(())
+        match grown {
+            Ok(len) => {
+                self.inner.file_len.set(len);
+                Ok(())
+            }
+            Err(e) => {
+                // A failed fallocate may have grown the file part of the way: go by its real
+                // size from now on, so the next commit retries from there.
+                if let Ok(m) = self.inner.file.metadata() {
+                    self.inner.file_len.set(m.len());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Makes the file at least `len` bytes long, with its blocks allocated where the file
+    /// system supports it. Never shrinks it.
+    async fn grow_to(&self, len: u64) -> io::Result<()> {
+        let file = &self.inner.pager.file;
+        match file.fallocate(0, len, 0).await {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                if self.inner.file.metadata()?.len() < len {
+                    file.set_len(len).await?;
+                }
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// Writes a finished transaction: pages, sync, meta, sync. Runs as its own task.
     async fn write_out(&self, meta: Meta, runs: Vec<(u64, Vec<u8>)>) -> Result<()> {
         let pager = &self.inner.pager;
         let ps = pager.page_size as u64;
+        self.check_not_truncated()?;
         self.ensure_size(meta.page_count).await?;
         let writes = runs.iter().map(|(pgno, buf)| {
             let buf = buf.clone();
@@ -619,6 +625,8 @@ impl Store {
             r?;
         }
         pager.file.sync_data().await?;
+        // Truncated while the pages were written? Then the meta must not point at them.
+        self.check_not_truncated()?;
         let slot = meta.txid % 2;
         let (res, _) = pager.file.write_all_at(meta.to_page(slot), slot * ps).await;
         let synced = match res {
@@ -626,7 +634,11 @@ impl Store {
             Err(e) => Err(e),
         };
         if let Err(e) = synced {
-            self.inner.poisoned.set(true);
+            let why = format!(
+                "commit {} failed while writing its meta page ({e}); reopen the store",
+                meta.txid
+            );
+            self.poison(why);
             return Err(e.into());
         }
         for (pgno, buf) in &runs {

@@ -297,13 +297,16 @@ impl WriteState {
     }
 
     async fn value_bytes(&self, pager: &Pager, v: &Value) -> Result<Vec<u8>> {
-        Ok(match v {
+        let copy = match v {
             Value::Inline(b) => b.clone(),
             Value::Overflow { pgno, len } => match self.dirty_overflow.get(pgno) {
                 Some(b) => b.clone(),
                 None => pager.overflow(*pgno, *len).await?.to_vec(),
             },
-        })
+        };
+        // Copied from the mapping: the file's own bytes only if it was not truncated meanwhile.
+        pager.check_intact()?;
+        Ok(copy)
     }
 
     /// Descends to the leaf for `key`, making every page on the way dirty. Returns the path

@@ -89,21 +89,55 @@ fn read_all(path: &std::path::Path) -> Result<(), Error> {
 }
 
 #[test]
-fn one_damaged_meta_falls_back_to_the_older_commit() {
+fn one_damaged_meta_falls_back_to_the_older_commit_and_says_which_was_lost() {
     let path = TempPath::new("meta1");
     let txid = build(&path.0);
-    // The newest meta is in slot txid % 2: damage it.
+    // The newest meta is in slot txid % 2: damage it (not its txid fields).
     flip(&path.0, (txid % 2) * PS + 60);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
         assert_eq!(store.stats().txid, txid - 1, "the older meta is used");
+        // The loss is reported at open, by check, and names the lost commit.
+        let r = store.recovery_report().expect("a damaged meta is reported");
+        assert_eq!((r.slot, r.opened_txid), (txid % 2, txid - 1));
+        assert_eq!(r.lost_txid(), Some(txid), "{r}");
+        assert!(r.to_string().contains(&format!("commit {txid}")), "{r}");
+        let report = store.check().await.unwrap();
+        assert!(!report.ok(), "check reports the damaged meta page");
+        assert!(
+            report.problems.iter().any(|p| p.contains("LOST")),
+            "{report}"
+        );
+        assert_eq!(report.meta_recovery.as_ref(), Some(r));
         // The older commit is intact: values before the update.
         assert_eq!(
             &*store.get(&key(7)).await.unwrap().unwrap(),
             &value(7, 40)[..]
         );
+        // The next commit rewrites the damaged slot: reopened, the store is whole again.
+        store.put(b"after", b"recovery").await.unwrap();
+    });
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert!(store.recovery_report().is_none());
         assert!(store.check().await.unwrap().ok());
+    });
+}
+
+#[test]
+fn a_damaged_older_meta_loses_nothing_and_says_so() {
+    let path = TempPath::new("meta-old");
+    let txid = build(&path.0);
+    flip(&path.0, ((txid - 1) % 2) * PS + 60);
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert_eq!(store.stats().txid, txid, "the newest meta is used");
+        let r = store.recovery_report().expect("reported");
+        assert_eq!(r.lost_txid(), None, "{r}");
+        assert_eq!(r.damaged_txid, Some(txid - 1), "{r}");
+        assert!(r.to_string().contains("nothing is lost"), "{r}");
     });
 }
 

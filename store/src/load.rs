@@ -5,12 +5,13 @@
 //! meta page commits the lot: no copy-on-write, no splits, one sync. Into a store that already
 //! has keys, the input is applied with ordinary write transactions of 10,000 keys each.
 
+use crate::btree::max_inline;
 use crate::error::{Error, Result};
 use crate::format::{Meta, HEADER};
 use crate::node::{Node, Value};
+use crate::options::{check_key, check_value};
 use crate::pager::overflow_run;
-use crate::store::{check_key, check_value, Store};
-use crate::write::max_inline;
+use crate::store::Store;
 
 /// Buffers sequential page writes starting at a page number.
 struct SeqWriter {

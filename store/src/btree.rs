@@ -9,8 +9,9 @@
 
 use crate::error::{Error, Result};
 use crate::format::HEADER;
-use crate::node::{Node, PageView, Step, Value};
+use crate::node::{Node, Step, Value};
 use crate::pager::Pager;
+use crate::types::PageNo;
 use crate::write::{Which, WriteState};
 
 /// Values longer than this go to overflow pages.
@@ -52,13 +53,13 @@ pub fn split_node(node: Node, page_size: usize) -> Vec<Node> {
         ),
         Node::Branch(es) => split_entries!(
             es,
-            |e: &(Vec<u8>, u64)| Node::Branch(vec![e.clone()]).size() - HEADER,
+            |e: &(Vec<u8>, PageNo)| Node::Branch(vec![e.clone()]).size() - HEADER,
             Node::Branch
         ),
     }
 }
 
-fn branch_index(es: &[(Vec<u8>, u64)], key: &[u8]) -> usize {
+fn branch_index(es: &[(Vec<u8>, PageNo)], key: &[u8]) -> usize {
     match es.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
         Ok(i) => i,
         Err(0) => 0,
@@ -69,7 +70,7 @@ fn branch_index(es: &[(Vec<u8>, u64)], key: &[u8]) -> usize {
 impl WriteState {
     /// Makes `pgno` dirty (copying it from the mapping under a new page number if it is not
     /// yet) and returns its dirty page number.
-    async fn make_dirty(&mut self, pager: &Pager, pgno: u64) -> Result<u64> {
+    async fn make_dirty(&mut self, pager: &Pager, pgno: PageNo) -> Result<PageNo> {
         if self.dirty.contains_key(&pgno) {
             return Ok(pgno);
         }
@@ -80,14 +81,14 @@ impl WriteState {
         Ok(new)
     }
 
-    fn node_mut(&mut self, pgno: u64) -> &mut Node {
+    fn node_mut(&mut self, pgno: PageNo) -> &mut Node {
         self.dirty.get_mut(&pgno).expect("path pages are dirty")
     }
 
     /// The value of `key` in tree `w`, copied (read-your-writes).
     pub async fn get(&self, pager: &Pager, w: Which, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut pgno = self.roots[w as usize];
-        if pgno == 0 {
+        if pgno == PageNo::NONE {
             return Ok(None);
         }
         for _ in 0..64 {
@@ -107,7 +108,7 @@ impl WriteState {
                     Step::Child(child) => pgno = child,
                     Step::Missing => return Ok(None),
                     Step::Found(i) => {
-                        let v = leaf_value(&page, i);
+                        let v = page.leaf(i).value.to_value();
                         return Ok(Some(self.value_bytes(pager, &v).await?));
                     }
                 }
@@ -139,7 +140,7 @@ impl WriteState {
         pager: &Pager,
         w: Which,
         key: &[u8],
-    ) -> Result<(Vec<(u64, usize)>, u64)> {
+    ) -> Result<(Vec<(PageNo, usize)>, PageNo)> {
         let root = self.make_dirty(pager, self.roots[w as usize]).await?;
         self.roots[w as usize] = root;
         let mut path = Vec::new();
@@ -177,7 +178,7 @@ impl WriteState {
     /// Inserts or replaces `key`. Returns true if it existed.
     pub async fn put(&mut self, pager: &Pager, w: Which, key: &[u8], value: &[u8]) -> Result<bool> {
         let ps = self.page_size;
-        if self.roots[w as usize] == 0 {
+        if self.roots[w as usize] == PageNo::NONE {
             let (v, _) = self.make_value(pager, value, None).await?;
             let pg = self.alloc(pager).await?;
             self.dirty.insert(pg, Node::Leaf(vec![(key.to_vec(), v)]));
@@ -306,7 +307,7 @@ impl WriteState {
                 // The root: an empty tree, or a branch with one child, shrinks.
                 if len == 0 {
                     self.free_page(cur)?;
-                    self.roots[w as usize] = 0;
+                    self.roots[w as usize] = PageNo::NONE;
                 } else if is_branch && len == 1 {
                     let child = match &self.dirty[&cur] {
                         Node::Branch(es) => es[0].1,
@@ -384,14 +385,5 @@ impl WriteState {
             cur = parent;
         }
         Ok(true)
-    }
-}
-
-fn leaf_value(page: &PageView<'_>, i: usize) -> Value {
-    let e = page.leaf(i);
-    match (e.inline, e.overflow) {
-        (Some(v), _) => Value::Inline(v.to_vec()),
-        (None, Some((pgno, len))) => Value::Overflow { pgno, len },
-        _ => Value::Inline(Vec::new()),
     }
 }

@@ -5,9 +5,10 @@ use std::fmt;
 use crate::error::Result;
 use crate::format::{self, Meta, KIND_BRANCH, KIND_LEAF};
 use crate::freelist;
+use crate::node::LeafValue;
 use crate::node::PageView;
 use crate::store::Store;
-use crate::types::TxId;
+use crate::types::{PageNo, TxId};
 
 /// What a page is used for, during a check.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -104,8 +105,8 @@ impl Checker<'_> {
         }
     }
 
-    fn claim(&mut self, pgno: u64, count: u64, u: Use) {
-        for p in pgno..pgno + count {
+    fn claim(&mut self, pgno: PageNo, count: u64, u: Use) {
+        for p in pgno.0..pgno.0.saturating_add(count) {
             if p >= self.meta.page_count {
                 self.problem(format!("page {p} ({u:?}) is past the page count"));
                 continue;
@@ -122,7 +123,7 @@ impl Checker<'_> {
     /// Checks the subtree at `pgno`; keys must lie in `[lo, hi)`. Returns its depth.
     async fn tree(
         &mut self,
-        pgno: u64,
+        pgno: PageNo,
         (lo, hi): (Option<Vec<u8>>, Option<Vec<u8>>),
         u: Use,
         is_root: bool,
@@ -134,7 +135,7 @@ impl Checker<'_> {
             return Ok(depth);
         }
         self.claim(pgno, 1, u);
-        if pgno >= self.meta.page_count || pgno < 2 {
+        if pgno.0 >= self.meta.page_count || pgno.0 < 2 {
             self.problem(format!("page {pgno}: tree points outside the store"));
             return Ok(depth);
         }
@@ -183,17 +184,17 @@ impl Checker<'_> {
         if view.kind == KIND_LEAF {
             for i in 0..view.count {
                 let e = view.leaf(i);
-                let value = match (e.inline, e.overflow) {
-                    (Some(v), _) => v.to_vec(),
-                    (None, Some((p, len))) => {
+                let value = match e.value {
+                    LeafValue::Inline(v) => v.to_vec(),
+                    LeafValue::Overflow { pgno: p, len } => {
                         let pages = pager.overflow_pages(len as u64);
                         self.claim(p, pages, u);
                         let raw = match pager.raw_page(p).await {
                             Ok(_) => pager
                                 .map
                                 .read(
-                                    p * pager.page_size as u64
-                                        ..(p + pages) * pager.page_size as u64,
+                                    p.0 * pager.page_size as u64
+                                        ..(p.0 + pages) * pager.page_size as u64,
                                 )
                                 .await
                                 .map(|g| g.to_vec()),
@@ -225,7 +226,6 @@ impl Checker<'_> {
                             }
                         }
                     }
-                    _ => Vec::new(),
                 };
                 leaves.push((e.key.to_vec(), value));
             }
@@ -269,18 +269,18 @@ impl Store {
             meta,
             uses: vec![Use::Unseen; meta.page_count as usize],
             report: CheckReport {
-                txid: meta.txid,
+                txid: meta.txid.0,
                 pages: meta.page_count,
                 ..CheckReport::default()
             },
         };
-        c.claim(0, 2, Use::Meta);
+        c.claim(PageNo(0), 2, Use::Meta);
         if let Some(r) = self.recovery_report() {
             c.report.meta_recovery = Some(r.clone());
             c.problem(r.to_string());
         }
         let mut data = Vec::new();
-        if meta.root != 0 {
+        if meta.root != PageNo::NONE {
             c.report.depth = c
                 .tree(meta.root, (None, None), Use::Data, true, &mut data, 0)
                 .await?;
@@ -294,7 +294,7 @@ impl Store {
         }
         drop(data);
         let mut free_entries = Vec::new();
-        if meta.free_root != 0 {
+        if meta.free_root != PageNo::NONE {
             c.tree(
                 meta.free_root,
                 (None, None),
@@ -315,7 +315,7 @@ impl Store {
                     continue;
                 }
             };
-            if run.txid.0 > meta.txid {
+            if run.txid > meta.txid {
                 c.problem(format!(
                     "freelist run {}+{} freed by future transaction {}",
                     run.start, run.len, run.txid
@@ -338,9 +338,9 @@ impl Store {
                 free_runs.push((run.start.0, run.len));
                 c.report.free_runs += 1;
                 c.report.largest_free_run = c.report.largest_free_run.max(run.len);
-                c.claim(run.start.0, run.len, Use::FreeListed);
+                c.claim(run.start, run.len, Use::FreeListed);
             } else {
-                c.claim(run.start.0, run.len, Use::Pending);
+                c.claim(run.start, run.len, Use::Pending);
             }
         }
         for (p, u) in c.uses.iter().enumerate() {

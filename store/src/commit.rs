@@ -9,13 +9,16 @@ use crate::format::Meta;
 use crate::freelist::{run_key, run_value, RunKey};
 use crate::pager::{overflow_run, Pager};
 use crate::store::Store;
-use crate::types::TxId;
+use crate::types::{PageNo, TxId};
+
+/// Bytes to write at a page: one page, or adjacent pages coalesced into one write.
+pub(crate) type PageWrite = (PageNo, Vec<u8>);
 use crate::write::{Which, WriteState, MAX_FREELIST_ROUNDS};
 
 impl WriteState {
     /// Steps 1 and 2 of the commit: updates the freelist and serialises every dirty page.
     /// Returns the meta to publish and the writes to make, as (first page, bytes) runs.
-    pub async fn finish(&mut self, pager: &Pager) -> Result<(Meta, Vec<(u64, Vec<u8>)>)> {
+    pub async fn finish(&mut self, pager: &Pager) -> Result<(Meta, Vec<PageWrite>)> {
         self.prepare(pager).await?;
         // Write the freelist keys whose runs changed. Writing them copies freelist pages on
         // write, which allocates and frees pages, which changes runs again: repeat until a
@@ -33,7 +36,7 @@ impl WriteState {
                 ops.push((run_key(TxId(0), s), free.get(s)));
             }
             for s in self.freed.take_touched() {
-                ops.push((run_key(TxId(self.txid), s), self.freed.get(s)));
+                ops.push((run_key(self.txid, s), self.freed.get(s)));
             }
             if ops.is_empty() {
                 settled = true;
@@ -57,7 +60,7 @@ impl WriteState {
             )));
         }
         let ps = self.page_size;
-        let mut pages: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len());
+        let mut pages: Vec<PageWrite> = Vec::with_capacity(self.dirty.len());
         for (&pgno, node) in &self.dirty {
             pages.push((pgno, node.to_page(pgno, self.txid, ps)));
         }
@@ -66,11 +69,11 @@ impl WriteState {
         }
         pages.sort_unstable_by_key(|p| p.0);
         // Coalesce adjacent pages into single writes.
-        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut runs: Vec<PageWrite> = Vec::new();
         for (pgno, bytes) in pages {
             match runs.last_mut() {
                 Some((start, buf))
-                    if *start + (buf.len() / ps) as u64 == pgno && buf.len() < 1 << 20 =>
+                    if start.plus((buf.len() / ps) as u64) == pgno && buf.len() < 1 << 20 =>
                 {
                     buf.extend_from_slice(&bytes)
                 }
@@ -177,14 +180,14 @@ impl Store {
     }
 
     /// Writes a finished transaction: pages, sync, meta, sync. Runs as its own task.
-    pub(crate) async fn write_out(&self, meta: Meta, runs: Vec<(u64, Vec<u8>)>) -> Result<()> {
+    pub(crate) async fn write_out(&self, meta: Meta, runs: Vec<PageWrite>) -> Result<()> {
         let pager = &self.inner.pager;
         let ps = pager.page_size as u64;
         self.check_not_truncated()?;
         self.ensure_size(meta.page_count).await?;
         let writes = runs.iter().map(|(pgno, buf)| {
             let buf = buf.clone();
-            let at = pgno * ps;
+            let at = pgno.0 * ps;
             async move { pager.file.write_all_at(buf, at).await.0 }
         });
         for r in futures::future::join_all(writes).await {
@@ -193,7 +196,7 @@ impl Store {
         pager.file.sync_data().await?;
         // Truncated while the pages were written? Then the meta must not point at them.
         self.check_not_truncated()?;
-        let slot = meta.txid % 2;
+        let slot = meta.txid.0 % 2;
         let (res, _) = pager.file.write_all_at(meta.to_page(slot), slot * ps).await;
         let synced = match res {
             Ok(()) => pager.file.sync_data().await,

@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use crate::error::{Error, Result};
 use crate::format::KIND_LEAF;
+use crate::node::LeafValue;
 use crate::pager::Pager;
 use crate::types::{PageNo, TxId};
 
@@ -127,7 +128,7 @@ fn scan_node<'a>(
                 "freelist tree deeper than 64 levels (a cycle?)",
             ));
         }
-        let page = pager.node(pgno.0).await?;
+        let page = pager.node(pgno).await?;
         if page.kind == KIND_LEAF {
             let (first, _) = page.search(lo);
             for i in first..page.count {
@@ -135,9 +136,9 @@ fn scan_node<'a>(
                 if e.key > &hi[..] {
                     break;
                 }
-                let value = e
-                    .inline
-                    .ok_or_else(|| Error::corrupt(pgno.0, "freelist value in an overflow run"))?;
+                let LeafValue::Inline(value) = e.value else {
+                    return Err(Error::corrupt(pgno, "freelist value in an overflow run"));
+                };
                 out.push(decode(e.key, value)?);
             }
             return Ok(());
@@ -147,7 +148,7 @@ fn scan_node<'a>(
             if i > first && page.key(i) > &hi[..] {
                 break;
             }
-            scan_node(pager, PageNo(page.child(i)), lo, hi, out, depth + 1).await?;
+            scan_node(pager, page.child(i), lo, hi, out, depth + 1).await?;
         }
         Ok(())
     })

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::format::{get_u64, Meta, PAGE_SIZE};
+use crate::types::{PageNo, TxId};
 
 /// What opening found wrong with one of the two meta pages (the other one was used). See
 /// [`Store::recovery_report`](crate::Store::recovery_report).
@@ -138,9 +139,9 @@ pub(crate) fn open_file(path: &Path, read_only: bool, create: bool) -> Result<st
 pub(crate) fn empty_meta() -> Meta {
     Meta {
         page_size: PAGE_SIZE as u32,
-        txid: 0,
-        root: 0,
-        free_root: 0,
+        txid: TxId(0),
+        root: PageNo::NONE,
+        free_root: PageNo::NONE,
         page_count: 2,
         entries: 0,
     }
@@ -207,8 +208,8 @@ pub(crate) fn read_meta(file: &std::fs::File, len: u64) -> Result<(Meta, Option<
             let recovery = MetaRecovery {
                 slot,
                 reason,
-                opened_txid: m.txid,
-                damaged_txid: damaged_txid(&pages[slot as usize], m.txid),
+                opened_txid: m.txid.0,
+                damaged_txid: damaged_txid(&pages[slot as usize], m.txid.0),
             };
             (*m, Some(recovery))
         }

@@ -9,6 +9,7 @@ use faultless_runtime::mem::Mapping;
 use crate::error::{Error, Result};
 use crate::format::{self, get_u32, Header, HEADER, KIND_OVERFLOW};
 use crate::node::PageView;
+use crate::types::{PageNo, TxId};
 
 /// The mapping, the file, and which pages are known good.
 pub struct Pager {
@@ -29,28 +30,28 @@ impl Pager {
         }
     }
 
-    fn is_verified(&self, pgno: u64) -> bool {
+    fn is_verified(&self, pgno: PageNo) -> bool {
         let v = self.verified.borrow();
-        v.get((pgno >> 6) as usize)
-            .is_some_and(|w| w & (1 << (pgno & 63)) != 0)
+        v.get((pgno.0 >> 6) as usize)
+            .is_some_and(|w| w & (1 << (pgno.0 & 63)) != 0)
     }
 
     /// Records pages as good (verified, or just written by this process).
-    pub fn mark_verified(&self, pgno: u64, count: u64) {
+    pub fn mark_verified(&self, pgno: PageNo, count: u64) {
         let mut v = self.verified.borrow_mut();
-        let need = ((pgno + count) >> 6) as usize + 1;
+        let need = ((pgno.0 + count) >> 6) as usize + 1;
         if v.len() < need {
             v.resize(need, 0);
         }
-        for p in pgno..pgno + count {
+        for p in pgno.0..pgno.0 + count {
             v[(p >> 6) as usize] |= 1 << (p & 63);
         }
     }
 
     /// Forgets that pages `pgno..pgno + count` were verified (they are about to be rewritten).
-    pub fn forget(&self, pgno: u64, count: u64) {
+    pub fn forget(&self, pgno: PageNo, count: u64) {
         let mut v = self.verified.borrow_mut();
-        for p in pgno..pgno + count {
+        for p in pgno.0..pgno.0 + count {
             if let Some(w) = v.get_mut((p >> 6) as usize) {
                 *w &= !(1 << (p & 63));
             }
@@ -71,9 +72,10 @@ impl Pager {
     }
 
     /// The bytes of page `pgno`; yields while it is not resident.
-    pub async fn raw_page(&self, pgno: u64) -> Result<&[u8]> {
+    pub async fn raw_page(&self, pgno: PageNo) -> Result<&[u8]> {
         let ps = self.page_size as u64;
         let start = pgno
+            .0
             .checked_mul(ps)
             .ok_or_else(|| Error::corrupt(pgno, "page number out of range"))?;
         let guard = self.map.read(start..start + ps).await.map_err(|e| {
@@ -91,14 +93,14 @@ impl Pager {
     }
 
     /// A verified branch or leaf page.
-    pub async fn node(&self, pgno: u64) -> Result<PageView<'_>> {
+    pub async fn node(&self, pgno: PageNo) -> Result<PageView<'_>> {
         self.node_inner(pgno)
             .await
             .map_err(|e| self.or_truncated(e))
     }
 
-    async fn node_inner(&self, pgno: u64) -> Result<PageView<'_>> {
-        if pgno < 2 {
+    async fn node_inner(&self, pgno: PageNo) -> Result<PageView<'_>> {
+        if pgno.0 < 2 {
             return Err(Error::corrupt(pgno, "tree points at a meta page"));
         }
         let bytes = self.raw_page(pgno).await?;
@@ -134,7 +136,7 @@ impl Pager {
     /// are not touched here: a caller that copies them checks [`check_intact`] afterwards.
     ///
     /// [`check_intact`]: Self::check_intact
-    pub async fn overflow(&self, pgno: u64, len: u32) -> Result<&[u8]> {
+    pub async fn overflow(&self, pgno: PageNo, len: u32) -> Result<&[u8]> {
         let bytes = self
             .overflow_inner(pgno, len)
             .await
@@ -143,13 +145,13 @@ impl Pager {
         Ok(bytes)
     }
 
-    async fn overflow_inner(&self, pgno: u64, len: u32) -> Result<&[u8]> {
-        if pgno < 2 {
+    async fn overflow_inner(&self, pgno: PageNo, len: u32) -> Result<&[u8]> {
+        if pgno.0 < 2 {
             return Err(Error::corrupt(pgno, "value points at a meta page"));
         }
         let ps = self.page_size as u64;
         let pages = self.overflow_pages(len as u64);
-        let start = pgno * ps;
+        let start = pgno.0 * ps;
         let guard = self
             .map
             .read(start..start + pages * ps)
@@ -183,7 +185,7 @@ impl Pager {
 }
 
 /// Serialises an overflow run for `value` at `pgno`.
-pub fn overflow_run(pgno: u64, txid: u64, value: &[u8], page_size: usize) -> Vec<u8> {
+pub fn overflow_run(pgno: PageNo, txid: TxId, value: &[u8], page_size: usize) -> Vec<u8> {
     let pages = (HEADER + value.len()).div_ceil(page_size);
     let mut run = vec![0u8; pages * page_size];
     Header {

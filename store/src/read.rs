@@ -9,8 +9,9 @@ use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, KIND_LEAF};
-use crate::node::Step;
+use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
+use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
 pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, ValueRef)>>>>;
@@ -18,14 +19,16 @@ pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, Valu
 /// Live readers: snapshot txid -> number of readers on it.
 #[derive(Default)]
 pub struct Readers {
-    map: RefCell<BTreeMap<u64, usize>>,
+    map: RefCell<BTreeMap<TxId, usize>>,
 }
 
 impl Readers {
-    pub fn register(&self, txid: u64) {
+    /// A reader took a snapshot of commit `txid`.
+    pub fn register(&self, txid: TxId) {
         *self.map.borrow_mut().entry(txid).or_default() += 1;
     }
-    pub fn unregister(&self, txid: u64) {
+    /// A reader of commit `txid` is gone.
+    pub fn unregister(&self, txid: TxId) {
         let mut m = self.map.borrow_mut();
         if let Some(n) = m.get_mut(&txid) {
             *n -= 1;
@@ -35,7 +38,7 @@ impl Readers {
         }
     }
     /// The oldest snapshot any reader holds.
-    pub fn oldest(&self) -> Option<u64> {
+    pub fn oldest(&self) -> Option<TxId> {
         self.map.borrow().keys().next().copied()
     }
     pub fn count(&self) -> usize {
@@ -127,7 +130,7 @@ impl ReadTxn {
 
     /// The id of the commit this snapshot sees.
     pub fn txid(&self) -> u64 {
-        self.snap.meta.txid
+        self.snap.meta.txid.0
     }
 
     /// Number of keys in the snapshot.
@@ -152,7 +155,7 @@ impl ReadTxn {
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
         let pager = &self.snap.pager;
         let mut pgno = self.snap.meta.root;
-        if pgno == 0 {
+        if pgno == PageNo::NONE {
             return Ok(None);
         }
         for _depth in 0..64 {
@@ -162,10 +165,9 @@ impl ReadTxn {
                 Step::Missing => return Ok(None),
                 Step::Found(i) => {
                     let e = page.leaf(i);
-                    let bytes = match (e.inline, e.overflow) {
-                        (Some(v), _) => v,
-                        (None, Some((p, len))) => pager.overflow(p, len).await?,
-                        _ => &[],
+                    let bytes = match e.value {
+                        LeafValue::Inline(v) => v,
+                        LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
                     };
                     // The pages read on the way may have read as zeros (a file truncated
                     // under the store): never hand out a value found through them.
@@ -209,7 +211,7 @@ impl ReadTxn {
 /// A position in the tree: the path of (page, index) from the root.
 struct Cursor {
     txn: ReadTxn,
-    stack: Vec<(u64, usize)>,
+    stack: Vec<(PageNo, usize)>,
     started: bool,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
@@ -219,7 +221,7 @@ struct Cursor {
 impl Cursor {
     /// Descends from `stack`'s top (or the root) to the leftmost leaf, or to the leaf where
     /// `key` belongs.
-    async fn descend(&mut self, mut pgno: u64, key: Option<&[u8]>) -> Result<()> {
+    async fn descend(&mut self, mut pgno: PageNo, key: Option<&[u8]>) -> Result<()> {
         let pager = self.txn.snap.pager.clone();
         for _ in 0..64 {
             let page = pager.node(pgno).await?;
@@ -255,7 +257,7 @@ impl Cursor {
         if !self.started {
             self.started = true;
             let root = self.txn.snap.meta.root;
-            if root == 0 {
+            if root == PageNo::NONE {
                 self.done = true;
                 return Ok(None);
             }
@@ -308,10 +310,9 @@ impl Cursor {
                 self.done = true;
                 return Ok(None);
             }
-            let bytes = match (e.inline, e.overflow) {
-                (Some(v), _) => v,
-                (None, Some((p, len))) => pager.overflow(p, len).await?,
-                _ => &[],
+            let bytes = match e.value {
+                LeafValue::Inline(v) => v,
+                LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
             };
             let key = e.key.to_vec();
             pager.check_intact()?; // after copying the key

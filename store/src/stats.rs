@@ -5,7 +5,7 @@ use faultless_runtime::mem::MemStats;
 use crate::error::Result;
 use crate::freelist;
 use crate::store::Store;
-use crate::types::{PageNo, TxId};
+use crate::types::TxId;
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -71,14 +71,14 @@ impl Store {
         let c = self.inner.counters.borrow();
         let oldest = self.inner.readers.oldest();
         StoreStats {
-            txid: meta.txid,
+            txid: meta.txid.0,
             entries: meta.entries,
             page_count: meta.page_count,
             page_size: meta.page_size,
             file_size: self.inner.file_len.get(),
             readers: self.inner.readers.count(),
-            oldest_reader_txid: oldest,
-            oldest_reader_lag: oldest.map_or(0, |o| meta.txid - o),
+            oldest_reader_txid: oldest.map(|o| o.0),
+            oldest_reader_lag: oldest.map_or(0, |o| meta.txid.0 - o.0),
             free_pages: self.inner.free.borrow().as_ref().map(|f| f.pages()),
             largest_free_run: self.inner.free.borrow().as_ref().map(|f| f.largest()),
             commits: c.commits,
@@ -90,7 +90,7 @@ impl Store {
 
     /// The allocator's free runs in memory, if loaded and no write transaction holds them,
     /// with the commit they describe (for `check`).
-    pub(crate) fn free_runs_in_memory(&self) -> Option<(u64, Vec<(u64, u64)>)> {
+    pub(crate) fn free_runs_in_memory(&self) -> Option<(TxId, Vec<(u64, u64)>)> {
         let free = self.inner.free.borrow();
         let runs = free.as_ref()?.iter().map(|(s, l)| (s.0, l)).collect();
         Some((self.inner.meta.get().txid, runs))
@@ -101,7 +101,7 @@ impl Store {
     /// size).
     pub async fn free_space(&self) -> Result<FreeSpace> {
         let snapshot = self.read_txn(); // keeps the freelist's pages from reuse meanwhile
-        let root = PageNo(self.inner.meta.get().free_root);
+        let root = self.inner.meta.get().free_root;
         let runs = freelist::scan_all(&self.inner.pager, root).await?;
         drop(snapshot);
         let mut f = FreeSpace::default();

@@ -22,7 +22,7 @@ use crate::options::StoreOptions;
 use crate::pager::Pager;
 use crate::read::{RangeStream, ReadTxn, Readers, ValueRef};
 use crate::stats::Counters;
-use crate::types::TxId;
+use crate::types::{PageNo, TxId};
 use crate::write::FreeHome;
 
 pub(crate) struct Inner {
@@ -104,7 +104,7 @@ impl Store {
             File::from_std(file.try_clone()?),
             meta.page_size as usize,
         );
-        pager.mark_verified(0, 2);
+        pager.mark_verified(PageNo(0), 2);
         Ok(Store {
             inner: Rc::new(Inner {
                 pager: Rc::new(pager),
@@ -183,7 +183,7 @@ impl Store {
     /// commit whose meta is durable.
     pub(crate) fn reuse_horizon(&self) -> TxId {
         let last = self.inner.meta.get().txid;
-        TxId(self.inner.readers.oldest().unwrap_or(last).min(last))
+        self.inner.readers.oldest().unwrap_or(last).min(last)
     }
 
     /// Takes the write lock for the bulk loader; returns the current meta with it.

@@ -12,8 +12,11 @@ pub struct PageNo(pub u64);
 pub struct TxId(pub u64);
 
 impl PageNo {
+    /// "No page": the root of an empty tree. Page 0 is a meta page, never a tree page.
+    pub const NONE: PageNo = PageNo(0);
+
     /// The page `n` pages after this one.
-    pub fn add(self, n: u64) -> PageNo {
+    pub fn plus(self, n: u64) -> PageNo {
         PageNo(self.0 + n)
     }
 }
@@ -21,6 +24,13 @@ impl PageNo {
 impl fmt::Display for PageNo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+impl TxId {
+    /// The commit after this one.
+    pub fn next(self) -> TxId {
+        TxId(self.0 + 1)
     }
 }
 

@@ -45,12 +45,18 @@ pub(crate) const MAX_FREELIST_ROUNDS: usize = 32;
 
 /// The state of a write transaction.
 pub struct WriteState {
-    pub(crate) txid: u64,
-    pub(crate) roots: [u64; 2],
+    /// The commit this transaction will be.
+    pub(crate) txid: TxId,
+    /// Roots of the data and freelist trees ([`Which`]), as this transaction has them.
+    pub(crate) roots: [PageNo; 2],
+    /// Keys in the data tree.
     pub(crate) entries: u64,
+    /// Pages in use or free: the high-water mark.
     pub(crate) page_count: u64,
-    pub(crate) dirty: HashMap<u64, Node>,
-    pub(crate) dirty_overflow: HashMap<u64, Vec<u8>>,
+    /// Copies of tree pages this transaction changed, under their new page numbers.
+    pub(crate) dirty: HashMap<PageNo, Node>,
+    /// Overflow values this transaction wrote, under their runs' first pages.
+    pub(crate) dirty_overflow: HashMap<PageNo, Vec<u8>>,
     /// Runs this transaction freed that older snapshots may still read: listed under its txid.
     pub(crate) freed: Extents,
     /// The free runs (txid 0), taken from `home` once the transaction first allocates; every
@@ -74,7 +80,7 @@ impl WriteState {
     /// A transaction on top of `base`; pending runs freed at or before `horizon` are reused.
     pub fn new(base: Meta, horizon: TxId, home: FreeHome) -> WriteState {
         WriteState {
-            txid: base.txid + 1,
+            txid: base.txid.next(),
             roots: [base.root, base.free_root],
             entries: base.entries,
             page_count: base.page_count,
@@ -95,7 +101,7 @@ impl WriteState {
     pub(crate) async fn prepare(&mut self, pager: &Pager) -> Result<&mut Extents> {
         if self.free.is_none() {
             // The freelist tree is untouched until `finish`, so its root is the committed one.
-            let root = PageNo(self.roots[Which::Free as usize]);
+            let root = self.roots[Which::Free as usize];
             let loaded = self.home.borrow_mut().take();
             let mut free = match loaded {
                 Some(f) => f,
@@ -137,23 +143,23 @@ impl WriteState {
     }
 
     /// A page for a new node.
-    pub async fn alloc(&mut self, pager: &Pager) -> Result<u64> {
+    pub async fn alloc(&mut self, pager: &Pager) -> Result<PageNo> {
         self.alloc_run(pager, 1).await
     }
 
     /// `n` contiguous pages: the smallest free run that holds them, else the free tail of the
     /// used pages extended, else new pages at the end.
-    pub(crate) async fn alloc_run(&mut self, pager: &Pager, n: u64) -> Result<u64> {
+    pub(crate) async fn alloc_run(&mut self, pager: &Pager, n: u64) -> Result<PageNo> {
         let end = PageNo(self.page_count);
         let free = self.prepare(pager).await?;
         let p = if let Some(p) = free.take_best_fit(n) {
-            p.0
+            p
         } else if let Some((tail, _)) = free.take_tail(end) {
             self.page_count = tail.0 + n;
-            tail.0
+            tail
         } else {
             self.page_count += n;
-            end.0
+            end
         };
         pager.forget(p, n);
         Ok(p)
@@ -161,19 +167,19 @@ impl WriteState {
 
     /// Frees the run `pgno..pgno + n`: `fresh` (allocated by this transaction, never
     /// committed) is reusable at once, the rest once no reader can see it.
-    pub(crate) fn release(&mut self, pgno: u64, n: u64, fresh: bool) -> Result<()> {
+    pub(crate) fn release(&mut self, pgno: PageNo, n: u64, fresh: bool) -> Result<()> {
         if fresh && !self.finishing {
             self.free
                 .as_mut()
                 .expect("a fresh page was allocated, so the free runs are taken")
-                .add(PageNo(pgno), n)
+                .add(pgno, n)
         } else {
-            self.freed.add(PageNo(pgno), n)
+            self.freed.add(pgno, n)
         }
     }
 
     /// Frees a tree page.
-    pub(crate) fn free_page(&mut self, pgno: u64) -> Result<()> {
+    pub(crate) fn free_page(&mut self, pgno: PageNo) -> Result<()> {
         let fresh = self.dirty.remove(&pgno).is_some();
         self.release(pgno, 1, fresh)
     }

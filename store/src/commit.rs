@@ -42,7 +42,7 @@ impl WriteState {
                 settled = true;
                 break;
             }
-            ops.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            ops.sort_unstable_by_key(|op| op.0);
             for (key, len) in ops {
                 match len {
                     Some(len) => {

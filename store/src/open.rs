@@ -124,12 +124,15 @@ pub(crate) fn open_file(path: &Path, read_only: bool, create: bool) -> Result<st
     if !t.is_file() {
         return Err(not_regular(path, t));
     }
+    // The file is regular: blocking reads are what the store wants from here on.
+    let fd = file.as_raw_fd();
     // SAFETY: fcntl on an fd we own; no memory is passed.
-    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(Error::Io(io::Error::last_os_error()));
+    }
     // SAFETY: as above.
-    if flags < 0
-        || unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
-    {
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
         return Err(Error::Io(io::Error::last_os_error()));
     }
     Ok(file)

@@ -62,9 +62,12 @@ fn flip(path: &std::path::Path, at: u64) {
     f.write_all_at(&b, at).unwrap();
 }
 
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// Opens, reads everything, and checks; returns the entries, or the first error seen (a
 /// failed check is an error too).
-fn read_entries(path: &std::path::Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+fn read_entries(path: &std::path::Path) -> Result<Vec<Entry>, Error> {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(path, StoreOptions::new()).await?;

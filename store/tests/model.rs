@@ -161,7 +161,7 @@ fn churn_step() -> impl Strategy<Value = ChurnStep> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(16),
         .. ProptestConfig::default()
     })]
 

@@ -89,6 +89,9 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
         match cmd {
             StoreCommand::Stat { path } => {
                 let store = Store::open(&path, StoreOptions::new().read_only(true)).await?;
+                if let Some(r) = store.recovery_report() {
+                    println!("WARNING:     {r}");
+                }
                 let s = store.stats();
                 println!("path:        {}", path.display());
                 println!("txid:        {}", s.txid);
@@ -96,6 +99,10 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
                 println!("page size:   {}", s.page_size);
                 println!("pages:       {}", s.page_count);
                 println!("file size:   {}", s.file_size);
+                let f = store.free_space().await?;
+                println!("free pages:  {} in {} runs", f.free_pages, f.free_runs);
+                println!("largest free run: {} pages", f.largest_free_run);
+                println!("pending free pages: {}", f.pending_pages);
                 Ok(true)
             }
             StoreCommand::Check { path } => {
@@ -106,6 +113,9 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
             }
             StoreCommand::Dump { path } => {
                 let store = Store::open(&path, StoreOptions::new().read_only(true)).await?;
+                if let Some(r) = store.recovery_report() {
+                    eprintln!("warning: {r}");
+                }
                 let stdout = io::stdout();
                 let mut out = BufWriter::new(stdout.lock());
                 let mut line = Vec::new();
@@ -117,6 +127,8 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
                     line.push(b'\t');
                     escape(&v, &mut line);
                     line.push(b'\n');
+                    // Copied from the mapping: only the file's own bytes go out.
+                    store.check_intact()?;
                     out.write_all(&line)?;
                 }
                 out.flush()?;

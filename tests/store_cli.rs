@@ -70,7 +70,12 @@ fn load_dump_round_trip_check_and_errors() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("keys:        5000"));
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("keys:        5000"), "{stat}");
+    assert!(
+        stat.contains("free pages:") && stat.contains("largest free run:"),
+        "{stat}"
+    );
 
     // Loading more into a non-empty store goes through transactions (any order).
     let extra = dir.join("extra.tsv");
@@ -128,5 +133,101 @@ fn load_dump_round_trip_check_and_errors() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `faultless ARGS`, failing the test instead of hanging if it does not finish.
+fn run_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = faultless()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("faultless {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 8, item 5: a FIFO is refused at once (it used to hang the CLI), and an existing
+/// empty file is an empty store for the CLI as for the server (which initialises it).
+#[test]
+fn fifo_is_refused_and_an_empty_file_is_an_empty_store() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for cmd in ["stat", "check", "dump"] {
+        let out = run_bounded(&["store".as_ref(), cmd.as_ref(), fifo.as_os_str()]);
+        assert!(!out.status.success(), "{cmd} on a FIFO");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("a FIFO"), "{cmd}: {err}");
+    }
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let out = run_bounded(&["store".as_ref(), "stat".as_ref(), empty.as_os_str()]);
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stat.contains("keys:        0"),
+        "{stat}"
+    );
+    let out = run_bounded(&["store".as_ref(), "check".as_ref(), empty.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run_bounded(&["store".as_ref(), "dump".as_ref(), empty.as_os_str()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 8, item 2: `stat` says when the newest meta page was invalid and which commit
+/// was lost; `check` fails on it.
+#[test]
+fn damaged_newest_meta_is_reported_by_stat_and_check() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-cli-meta-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("m.db");
+    let tsv = dir.join("in.tsv");
+    std::fs::write(&tsv, "a\t1\nb\t2\n").unwrap();
+    for _ in 0..2 {
+        // The first load bulk-loads (commit 1), the second goes through a transaction (2).
+        let out = run_bounded(&[
+            "store".as_ref(),
+            "load".as_ref(),
+            db.as_os_str(),
+            tsv.as_os_str(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Commit 2's meta is page 0: damage a byte of its body (not its txid fields).
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[60] ^= 0xff;
+    std::fs::write(&db, &bytes).unwrap();
+    let out = run_bounded(&["store".as_ref(), "stat".as_ref(), db.as_os_str()]);
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stat}");
+    assert!(stat.contains("commit 2") && stat.contains("LOST"), "{stat}");
+    assert!(stat.contains("txid:        1"), "{stat}");
+    let out = run_bounded(&["store".as_ref(), "check".as_ref(), db.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("LOST"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

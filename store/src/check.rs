@@ -4,9 +4,11 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::format::{self, Meta, KIND_BRANCH, KIND_LEAF};
+use crate::freelist;
+use crate::node::LeafValue;
 use crate::node::PageView;
 use crate::store::Store;
-use crate::write::decode_pages;
+use crate::types::{PageNo, TxId};
 
 /// What a page is used for, during a check.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -16,6 +18,7 @@ enum Use {
     Data,
     FreeTree,
     FreeListed,
+    Pending,
 }
 
 /// The result of [`Store::check`].
@@ -29,8 +32,15 @@ pub struct CheckReport {
     pub data_pages: u64,
     /// Pages of the freelist tree, including overflow pages.
     pub freelist_tree_pages: u64,
-    /// Pages listed as free.
+    /// Pages free to every reader (freelist runs under txid 0).
     pub free_pages: u64,
+    /// Pages freed by recent commits that older snapshots may still read (runs under a
+    /// commit's txid); they become free once no reader is that old.
+    pub pending_pages: u64,
+    /// Runs of free pages (txid 0).
+    pub free_runs: u64,
+    /// The longest run of free pages (txid 0).
+    pub largest_free_run: u64,
     /// Keys found.
     pub keys: u64,
     /// Depth of the data tree (0 when empty).
@@ -39,6 +49,11 @@ pub struct CheckReport {
     pub underfull_pages: u64,
     /// Everything wrong; empty when the store is sound.
     pub problems: Vec<String>,
+    /// What opening found wrong with a meta page (also listed in `problems`).
+    pub meta_recovery: Option<crate::MetaRecovery>,
+    /// Things a user should know that do not make the store unsound (for example, free space
+    /// that dwarfs the live data).
+    pub warnings: Vec<String>,
 }
 
 impl CheckReport {
@@ -55,9 +70,15 @@ impl fmt::Display for CheckReport {
         writeln!(f, "data tree pages:     {}", self.data_pages)?;
         writeln!(f, "freelist tree pages: {}", self.freelist_tree_pages)?;
         writeln!(f, "free pages:          {}", self.free_pages)?;
+        writeln!(f, "free runs:           {}", self.free_runs)?;
+        writeln!(f, "largest free run:    {}", self.largest_free_run)?;
+        writeln!(f, "pending free pages:  {}", self.pending_pages)?;
         writeln!(f, "keys:                {}", self.keys)?;
         writeln!(f, "depth:               {}", self.depth)?;
         writeln!(f, "underfull pages:     {}", self.underfull_pages)?;
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
         if self.problems.is_empty() {
             write!(f, "ok")
         } else {
@@ -84,8 +105,8 @@ impl Checker<'_> {
         }
     }
 
-    fn claim(&mut self, pgno: u64, count: u64, u: Use) {
-        for p in pgno..pgno + count {
+    fn claim(&mut self, pgno: PageNo, count: u64, u: Use) {
+        for p in pgno.0..pgno.0.saturating_add(count) {
             if p >= self.meta.page_count {
                 self.problem(format!("page {p} ({u:?}) is past the page count"));
                 continue;
@@ -102,7 +123,7 @@ impl Checker<'_> {
     /// Checks the subtree at `pgno`; keys must lie in `[lo, hi)`. Returns its depth.
     async fn tree(
         &mut self,
-        pgno: u64,
+        pgno: PageNo,
         (lo, hi): (Option<Vec<u8>>, Option<Vec<u8>>),
         u: Use,
         is_root: bool,
@@ -114,7 +135,7 @@ impl Checker<'_> {
             return Ok(depth);
         }
         self.claim(pgno, 1, u);
-        if pgno >= self.meta.page_count || pgno < 2 {
+        if pgno.0 >= self.meta.page_count || pgno.0 < 2 {
             self.problem(format!("page {pgno}: tree points outside the store"));
             return Ok(depth);
         }
@@ -163,17 +184,17 @@ impl Checker<'_> {
         if view.kind == KIND_LEAF {
             for i in 0..view.count {
                 let e = view.leaf(i);
-                let value = match (e.inline, e.overflow) {
-                    (Some(v), _) => v.to_vec(),
-                    (None, Some((p, len))) => {
+                let value = match e.value {
+                    LeafValue::Inline(v) => v.to_vec(),
+                    LeafValue::Overflow { pgno: p, len } => {
                         let pages = pager.overflow_pages(len as u64);
                         self.claim(p, pages, u);
                         let raw = match pager.raw_page(p).await {
                             Ok(_) => pager
                                 .map
                                 .read(
-                                    p * pager.page_size as u64
-                                        ..(p + pages) * pager.page_size as u64,
+                                    p.0 * pager.page_size as u64
+                                        ..(p.0 + pages) * pager.page_size as u64,
                                 )
                                 .await
                                 .map(|g| g.to_vec()),
@@ -205,7 +226,6 @@ impl Checker<'_> {
                             }
                         }
                     }
-                    _ => Vec::new(),
                 };
                 leaves.push((e.key.to_vec(), value));
             }
@@ -249,14 +269,18 @@ impl Store {
             meta,
             uses: vec![Use::Unseen; meta.page_count as usize],
             report: CheckReport {
-                txid: meta.txid,
+                txid: meta.txid.0,
                 pages: meta.page_count,
                 ..CheckReport::default()
             },
         };
-        c.claim(0, 2, Use::Meta);
+        c.claim(PageNo(0), 2, Use::Meta);
+        if let Some(r) = self.recovery_report() {
+            c.report.meta_recovery = Some(r.clone());
+            c.problem(r.to_string());
+        }
         let mut data = Vec::new();
-        if meta.root != 0 {
+        if meta.root != PageNo::NONE {
             c.report.depth = c
                 .tree(meta.root, (None, None), Use::Data, true, &mut data, 0)
                 .await?;
@@ -270,7 +294,7 @@ impl Store {
         }
         drop(data);
         let mut free_entries = Vec::new();
-        if meta.free_root != 0 {
+        if meta.free_root != PageNo::NONE {
             c.tree(
                 meta.free_root,
                 (None, None),
@@ -281,23 +305,42 @@ impl Store {
             )
             .await?;
         }
+        let mut prev_free: Option<freelist::Run> = None;
+        let mut free_runs = Vec::new();
         for (k, v) in free_entries {
-            if k.len() != 8 {
-                c.problem("freelist key is not a transaction id".into());
+            let run = match freelist::decode(&k, &v) {
+                Ok(r) => r,
+                Err(e) => {
+                    c.problem(e.to_string());
+                    continue;
+                }
+            };
+            if run.txid > meta.txid {
+                c.problem(format!(
+                    "freelist run {}+{} freed by future transaction {}",
+                    run.start, run.len, run.txid
+                ));
+            }
+            if let Err(e) = freelist::check_bounds(&run, meta.page_count) {
+                c.problem(e.to_string());
                 continue;
             }
-            let txid = u64::from_be_bytes(k.try_into().expect("8 bytes"));
-            if txid > meta.txid {
-                c.problem(format!("freelist entry from future transaction {txid}"));
-            }
-            match decode_pages(&v) {
-                Ok(pages) => {
-                    // Zeros pad entries whose space was reserved before their list was known.
-                    for p in pages.into_iter().filter(|&p| p != 0) {
-                        c.claim(p, 1, Use::FreeListed);
+            if run.txid == TxId(0) {
+                if let Some(p) = prev_free {
+                    if p.start.0 + p.len == run.start.0 {
+                        c.problem(format!(
+                            "free runs {}+{} and {}+{} touch (they should be one run)",
+                            p.start, p.len, run.start, run.len
+                        ));
                     }
                 }
-                Err(e) => c.problem(e.to_string()),
+                prev_free = Some(run);
+                free_runs.push((run.start.0, run.len));
+                c.report.free_runs += 1;
+                c.report.largest_free_run = c.report.largest_free_run.max(run.len);
+                c.claim(run.start, run.len, Use::FreeListed);
+            } else {
+                c.claim(run.start, run.len, Use::Pending);
             }
         }
         for (p, u) in c.uses.iter().enumerate() {
@@ -305,6 +348,7 @@ impl Store {
                 Use::Data => c.report.data_pages += 1,
                 Use::FreeTree => c.report.freelist_tree_pages += 1,
                 Use::FreeListed => c.report.free_pages += 1,
+                Use::Pending => c.report.pending_pages += 1,
                 _ => {}
             }
             if *u == Use::Unseen && c.report.problems.len() < 1000 {
@@ -312,6 +356,30 @@ impl Store {
                     .problems
                     .push(format!("page {p} is neither used nor free (leaked)"));
             }
+        }
+        // Every byte checked was the file's own only if it was not truncated meanwhile.
+        if let Err(e) = self.check_intact() {
+            c.problem(e.to_string());
+        }
+        // The writer's memory of the free runs must be what the freelist says.
+        if let Some((txid, mem)) = self.free_runs_in_memory() {
+            if txid == meta.txid && mem != free_runs {
+                c.problem(format!(
+                    "the allocator's {} free runs in memory differ from the freelist's {}",
+                    mem.len(),
+                    free_runs.len()
+                ));
+            }
+        }
+        let r = &mut c.report;
+        let live = r.data_pages + r.freelist_tree_pages + 2;
+        let free = r.free_pages + r.pending_pages;
+        if free > 4 * live && free > 1024 {
+            r.warnings.push(format!(
+                "free space dwarfs the live data: {free} free pages against {live} in use \
+                 (a long-lived reader, or a commit far larger than the rest, left them; \
+                 later writes reuse them, the file does not shrink)"
+            ));
         }
         Ok(c.report)
     }

@@ -15,6 +15,7 @@
 //! | 28 | 4 | reserved (0) |
 
 use crate::error::{Error, Result};
+use crate::types::{PageNo, TxId};
 
 /// Page size of new stores.
 pub const PAGE_SIZE: usize = 4096;
@@ -22,8 +23,9 @@ pub const PAGE_SIZE: usize = 4096;
 pub const HEADER: usize = 32;
 /// The magic number at the start of a meta page's body.
 pub const MAGIC: &[u8; 8] = b"FLTSTOR1";
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version. Version 2 lists free pages as runs (see `freelist.rs`); version 1 listed
+/// them one by one per commit and is refused with an error that says how to migrate.
+pub const VERSION: u32 = 2;
 
 /// Page kinds.
 pub const KIND_META: u8 = 1;
@@ -37,10 +39,15 @@ pub const KIND_OVERFLOW: u8 = 4;
 /// The fields of a page header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// What the page is: one of the `KIND_*` constants.
     pub kind: u8,
+    /// Entries in a branch or leaf page.
     pub count: u16,
-    pub pgno: u64,
-    pub txid: u64,
+    /// The page's own number.
+    pub pgno: PageNo,
+    /// The commit that wrote the page.
+    pub txid: TxId,
+    /// For an overflow run: its pages after the first.
     pub overflow: u32,
 }
 
@@ -68,8 +75,8 @@ impl Header {
         page[4] = self.kind;
         page[5] = 0;
         put_u16(page, 6, self.count);
-        put_u64(page, 8, self.pgno);
-        put_u64(page, 16, self.txid);
+        put_u64(page, 8, self.pgno.0);
+        put_u64(page, 16, self.txid.0);
         put_u32(page, 24, self.overflow);
         put_u32(page, 28, 0);
     }
@@ -78,26 +85,26 @@ impl Header {
         Header {
             kind: page[4],
             count: get_u16(page, 6),
-            pgno: get_u64(page, 8),
-            txid: get_u64(page, 16),
+            pgno: PageNo(get_u64(page, 8)),
+            txid: TxId(get_u64(page, 16)),
             overflow: get_u32(page, 24),
         }
     }
 }
 
 /// The checksum of a page (or overflow run): crc32c of bytes 4.., seeded with its number.
-pub fn checksum(pgno: u64, bytes: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&pgno.to_le_bytes()), &bytes[4..])
+pub fn checksum(pgno: PageNo, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&pgno.0.to_le_bytes()), &bytes[4..])
 }
 
 /// Fills in a page's checksum (the header must already be written).
-pub fn seal(pgno: u64, bytes: &mut [u8]) {
+pub fn seal(pgno: PageNo, bytes: &mut [u8]) {
     let c = checksum(pgno, bytes);
     put_u32(bytes, 0, c);
 }
 
 /// Verifies a page's checksum, number, and kind.
-pub fn verify(pgno: u64, bytes: &[u8], kinds: &[u8]) -> Result<Header> {
+pub fn verify(pgno: PageNo, bytes: &[u8], kinds: &[u8]) -> Result<Header> {
     if bytes.len() < HEADER {
         return Err(Error::corrupt(pgno, "page shorter than its header"));
     }
@@ -138,11 +145,17 @@ pub fn verify(pgno: u64, bytes: &[u8], kinds: &[u8]) -> Result<Header> {
 /// | 80 | 8 | number of keys in the data tree |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
+    /// Page size in bytes.
     pub page_size: u32,
-    pub txid: u64,
-    pub root: u64,
-    pub free_root: u64,
+    /// The commit this meta publishes.
+    pub txid: TxId,
+    /// Root of the data tree ([`PageNo::NONE`] when empty).
+    pub root: PageNo,
+    /// Root of the freelist tree ([`PageNo::NONE`] when empty).
+    pub free_root: PageNo,
+    /// Pages `0..page_count` are in use or free; the file may be longer.
     pub page_count: u64,
+    /// Keys in the data tree.
     pub entries: u64,
 }
 
@@ -153,7 +166,7 @@ impl Meta {
         Header {
             kind: KIND_META,
             count: 0,
-            pgno: slot,
+            pgno: PageNo(slot),
             txid: self.txid,
             overflow: 0,
         }
@@ -161,12 +174,12 @@ impl Meta {
         page[32..40].copy_from_slice(MAGIC);
         put_u32(&mut page, 40, VERSION);
         put_u32(&mut page, 44, self.page_size);
-        put_u64(&mut page, 48, self.txid);
-        put_u64(&mut page, 56, self.root);
-        put_u64(&mut page, 64, self.free_root);
+        put_u64(&mut page, 48, self.txid.0);
+        put_u64(&mut page, 56, self.root.0);
+        put_u64(&mut page, 64, self.free_root.0);
         put_u64(&mut page, 72, self.page_count);
         put_u64(&mut page, 80, self.entries);
-        seal(slot, &mut page);
+        seal(PageNo(slot), &mut page);
         page
     }
 
@@ -183,26 +196,37 @@ impl Meta {
             return Err(Error::corrupt(slot, format!("bad page size {page_size}")));
         }
         let page = &page[..(page_size as usize).min(page.len())];
-        verify(slot, page, &[KIND_META])?;
+        verify(PageNo(slot), page, &[KIND_META])?;
         let version = get_u32(page, 40);
+        if version == 1 {
+            return Err(Error::corrupt(
+                slot,
+                "store format version 1 (written by an earlier faultless) is not supported: \
+                 version 2 changed the freelist's encoding; dump it with the faultless that \
+                 wrote it (`faultless store dump`) and load the dump into a new store \
+                 (`faultless store load`)",
+            ));
+        }
         if version != VERSION {
             return Err(Error::corrupt(
                 slot,
-                format!("unsupported format version {version}"),
+                format!(
+                    "unsupported format version {version} (this build reads version {VERSION})"
+                ),
             ));
         }
         let meta = Meta {
             page_size,
-            txid: get_u64(page, 48),
-            root: get_u64(page, 56),
-            free_root: get_u64(page, 64),
+            txid: TxId(get_u64(page, 48)),
+            root: PageNo(get_u64(page, 56)),
+            free_root: PageNo(get_u64(page, 64)),
             page_count: get_u64(page, 72),
             entries: get_u64(page, 80),
         };
         if meta.page_count < 2
-            || meta.root >= meta.page_count
-            || meta.free_root >= meta.page_count
-            || (meta.root == 1 || meta.free_root == 1)
+            || meta.root.0 >= meta.page_count
+            || meta.free_root.0 >= meta.page_count
+            || (meta.root.0 == 1 || meta.free_root.0 == 1)
         {
             return Err(Error::corrupt(slot, "meta page points outside the store"));
         }
@@ -218,9 +242,9 @@ mod tests {
     fn meta_round_trip_and_corruption() {
         let m = Meta {
             page_size: 4096,
-            txid: 7,
-            root: 5,
-            free_root: 9,
+            txid: TxId(7),
+            root: PageNo(5),
+            free_root: PageNo(9),
             page_count: 12,
             entries: 3,
         };

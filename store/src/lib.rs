@@ -22,19 +22,41 @@
 //! * Readers get snapshots (MVCC) and never block the writer; one write transaction at a
 //!   time (an async lock); commits write new pages with io_uring, sync, then write the meta
 //!   page and sync again. `put`/`delete` from many tasks share one commit (group commit).
-//! * Freed pages are reused only once no live reader can see them.
+//! * Freed pages are reused only once no live reader can see them. Free space is kept as
+//!   coalesced runs (best-fit allocation, split and merged), so the file stays within a small
+//!   factor of the live data whatever the value sizes.
 
+// Layout (bbolt/redb lines): `format` (page header, checksum, meta), `node` (branch and leaf
+// pages), `pager` (mapped page access, verified pages, overflow runs), `read` (snapshots,
+// cursors), `btree` (copy-on-write mutation), `write` (transaction state, allocation),
+// `alloc` (free runs in memory), `freelist` (free runs on disk), `commit` (freelist update,
+// write-out, growth), `txn` and `group` (write transactions, group commit), `open` (file
+// checks, meta choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
+mod alloc;
+mod btree;
 mod check;
+mod commit;
 mod error;
 mod format;
+mod freelist;
+mod group;
 mod load;
 mod node;
+mod open;
+mod options;
 mod pager;
 mod read;
+mod stats;
 mod store;
+mod txn;
+mod types;
 mod write;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};
+pub use open::MetaRecovery;
+pub use options::{StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use read::{RangeStream, ReadTxn, ValueRef};
-pub use store::{Store, StoreOptions, StoreStats, WriteTxn, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use stats::{FreeSpace, StoreStats};
+pub use store::Store;
+pub use txn::WriteTxn;

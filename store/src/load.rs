@@ -5,16 +5,18 @@
 //! meta page commits the lot: no copy-on-write, no splits, one sync. Into a store that already
 //! has keys, the input is applied with ordinary write transactions of 10,000 keys each.
 
+use crate::btree::max_inline;
 use crate::error::{Error, Result};
 use crate::format::{Meta, HEADER};
 use crate::node::{Node, Value};
+use crate::options::{check_key, check_value};
 use crate::pager::overflow_run;
-use crate::store::{check_key, check_value, Store};
-use crate::write::max_inline;
+use crate::store::Store;
+use crate::types::PageNo;
 
 /// Buffers sequential page writes starting at a page number.
 struct SeqWriter {
-    start: u64,
+    start: PageNo,
     buf: Vec<u8>,
 }
 
@@ -26,25 +28,25 @@ impl Store {
         I: IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     {
         let meta = self.meta();
-        if meta.root != 0 {
+        if meta.root != PageNo::NONE {
             return self.load_by_transactions(items, progress).await;
         }
         let (meta, guard) = self.lock_for_load().await?;
-        if meta.root != 0 {
+        if meta.root != PageNo::NONE {
             drop(guard);
             return self.load_by_transactions(items, progress).await;
         }
         let ps = meta.page_size as usize;
-        let txid = meta.txid + 1;
+        let txid = meta.txid.next();
         let fill = ps * 9 / 10;
-        let mut next = meta.page_count;
+        let mut next = PageNo(meta.page_count);
         let mut w = SeqWriter {
             start: next,
             buf: Vec::new(),
         };
         let mut leaf: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut leaf_size = HEADER;
-        let mut level: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut level: Vec<(Vec<u8>, PageNo)> = Vec::new();
         let mut prev: Option<Vec<u8>> = None;
         let mut count = 0u64;
         for item in items {
@@ -63,7 +65,7 @@ impl Store {
             let value = if v.len() > max_inline(ps) {
                 let run = overflow_run(next, txid, &v, ps);
                 let pgno = next;
-                next += (run.len() / ps) as u64;
+                next = next.plus((run.len() / ps) as u64);
                 w.buf.extend_from_slice(&run);
                 Value::Overflow {
                     pgno,
@@ -78,7 +80,7 @@ impl Store {
                 let node = Node::Leaf(std::mem::take(&mut leaf));
                 level.push((node.first_key().to_vec(), next));
                 w.buf.extend_from_slice(&node.to_page(next, txid, ps));
-                next += 1;
+                next = next.plus(1);
                 leaf_size = HEADER;
             }
             prev = Some(entry.0.clone());
@@ -96,11 +98,11 @@ impl Store {
             let node = Node::Leaf(leaf);
             level.push((node.first_key().to_vec(), next));
             w.buf.extend_from_slice(&node.to_page(next, txid, ps));
-            next += 1;
+            next = next.plus(1);
         }
         while level.len() > 1 {
             let mut upper = Vec::new();
-            let mut branch: Vec<(Vec<u8>, u64)> = Vec::new();
+            let mut branch: Vec<(Vec<u8>, PageNo)> = Vec::new();
             let mut size = HEADER;
             for e in level {
                 let s = Node::Branch(vec![e.clone()]).size() - HEADER;
@@ -108,7 +110,7 @@ impl Store {
                     let node = Node::Branch(std::mem::take(&mut branch));
                     upper.push((node.first_key().to_vec(), next));
                     w.buf.extend_from_slice(&node.to_page(next, txid, ps));
-                    next += 1;
+                    next = next.plus(1);
                     size = HEADER;
                 }
                 size += s;
@@ -117,18 +119,18 @@ impl Store {
             let node = Node::Branch(branch);
             upper.push((node.first_key().to_vec(), next));
             w.buf.extend_from_slice(&node.to_page(next, txid, ps));
-            next += 1;
+            next = next.plus(1);
             level = upper;
             if w.buf.len() >= 4 << 20 {
                 self.flush_seq(&mut w, next).await?;
             }
         }
         self.flush_seq(&mut w, next).await?;
-        let root = level.first().map_or(0, |e| e.1);
+        let root = level.first().map_or(PageNo::NONE, |e| e.1);
         let new = Meta {
             txid,
             root,
-            page_count: next,
+            page_count: next.0,
             entries: count,
             ..meta
         };
@@ -137,18 +139,18 @@ impl Store {
         Ok(count)
     }
 
-    async fn flush_seq(&self, w: &mut SeqWriter, page_count: u64) -> Result<()> {
+    async fn flush_seq(&self, w: &mut SeqWriter, end: PageNo) -> Result<()> {
         if w.buf.is_empty() {
             return Ok(());
         }
         let ps = self.pager().page_size as u64;
-        self.ensure_size(page_count).await?;
+        self.ensure_size(end.0).await?;
         let buf = std::mem::take(&mut w.buf);
         let pages = buf.len() as u64 / ps;
-        let (res, _) = self.pager().file.write_all_at(buf, w.start * ps).await;
+        let (res, _) = self.pager().file.write_all_at(buf, w.start.0 * ps).await;
         res?;
         self.pager().mark_verified(w.start, pages);
-        w.start += pages;
+        w.start = w.start.plus(pages);
         Ok(())
     }
 

@@ -17,14 +17,44 @@ use crate::format::{
     get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, seal, Header, HEADER, KIND_BRANCH,
     KIND_LEAF,
 };
+use crate::types::{PageNo, TxId};
 
-/// A value as stored in a leaf.
+/// A value as a write transaction holds it in a leaf it edits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     /// Stored in the leaf.
     Inline(Vec<u8>),
-    /// Stored in an overflow run starting at `pgno`.
-    Overflow { pgno: u64, len: u32 },
+    /// Stored in an overflow run of `len` bytes starting at page `pgno`.
+    Overflow {
+        /// The run's first page.
+        pgno: PageNo,
+        /// The value's length in bytes.
+        len: u32,
+    },
+}
+
+/// A value as a mapped leaf page holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafValue<'a> {
+    /// The bytes, in the leaf.
+    Inline(&'a [u8]),
+    /// An overflow run of `len` bytes starting at page `pgno`.
+    Overflow {
+        /// The run's first page.
+        pgno: PageNo,
+        /// The value's length in bytes.
+        len: u32,
+    },
+}
+
+impl LeafValue<'_> {
+    /// The editable form.
+    pub fn to_value(self) -> Value {
+        match self {
+            LeafValue::Inline(v) => Value::Inline(v.to_vec()),
+            LeafValue::Overflow { pgno, len } => Value::Overflow { pgno, len },
+        }
+    }
 }
 
 impl Value {
@@ -40,7 +70,7 @@ impl Value {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
     Leaf(Vec<(Vec<u8>, Value)>),
-    Branch(Vec<(Vec<u8>, u64)>),
+    Branch(Vec<(Vec<u8>, PageNo)>),
 }
 
 pub const LEAF_CELL_FIXED: usize = 7;
@@ -77,7 +107,7 @@ impl Node {
     }
 
     /// Serialises into a page of `page_size` bytes (the node must fit).
-    pub fn to_page(&self, pgno: u64, txid: u64, page_size: usize) -> Vec<u8> {
+    pub fn to_page(&self, pgno: PageNo, txid: TxId, page_size: usize) -> Vec<u8> {
         debug_assert!(self.size() <= page_size, "node too large for its page");
         let mut page = vec![0u8; page_size];
         let (kind, count) = match self {
@@ -110,7 +140,7 @@ impl Node {
                     let at = end + 7 + k.len();
                     match v {
                         Value::Inline(v) => page[at..at + v.len()].copy_from_slice(v),
-                        Value::Overflow { pgno, .. } => put_u64(&mut page, at, *pgno),
+                        Value::Overflow { pgno, .. } => put_u64(&mut page, at, pgno.0),
                     }
                 }
             }
@@ -119,7 +149,7 @@ impl Node {
                     let cell = BRANCH_CELL_FIXED + k.len();
                     end -= cell;
                     put_u16(&mut page, HEADER + 2 * i, end as u16);
-                    put_u64(&mut page, end, *child);
+                    put_u64(&mut page, end, child.0);
                     put_u16(&mut page, end + 8, k.len() as u16);
                     page[end + 10..end + 10 + k.len()].copy_from_slice(k);
                 }
@@ -145,7 +175,7 @@ pub enum Step {
     /// The key is not in the tree.
     Missing,
     /// Descend into this page.
-    Child(u64),
+    Child(PageNo),
 }
 
 /// One leaf entry as seen in a mapped page.
@@ -153,8 +183,8 @@ pub enum Step {
 pub struct LeafEntry<'a> {
     pub key: &'a [u8],
     /// The inline value, or `None` for an overflow value.
-    pub inline: Option<&'a [u8]>,
-    pub overflow: Option<(u64, u32)>,
+    /// Its value.
+    pub value: LeafValue<'a>,
 }
 
 impl<'a> PageView<'a> {
@@ -170,7 +200,7 @@ impl<'a> PageView<'a> {
 
     /// Checks the structure of a page whose checksum was verified: slot offsets and cell
     /// lengths stay inside the page. After this, accessors cannot index out of bounds.
-    pub fn new(pgno: u64, bytes: &'a [u8], header: &Header) -> Result<PageView<'a>> {
+    pub fn new(pgno: PageNo, bytes: &'a [u8], header: &Header) -> Result<PageView<'a>> {
         let view = PageView::trusted(bytes, header);
         let slots_end = HEADER + 2 * view.count;
         if slots_end > bytes.len() {
@@ -220,8 +250,8 @@ impl<'a> PageView<'a> {
     }
 
     /// Child page of branch entry `i`.
-    pub fn child(&self, i: usize) -> u64 {
-        get_u64(self.bytes, self.slot(i))
+    pub fn child(&self, i: usize) -> PageNo {
+        PageNo(get_u64(self.bytes, self.slot(i)))
     }
 
     /// Leaf entry `i`.
@@ -235,14 +265,15 @@ impl<'a> PageView<'a> {
         if flags & 1 == 1 {
             LeafEntry {
                 key,
-                inline: None,
-                overflow: Some((get_u64(self.bytes, at), vlen)),
+                value: LeafValue::Overflow {
+                    pgno: PageNo(get_u64(self.bytes, at)),
+                    len: vlen,
+                },
             }
         } else {
             LeafEntry {
                 key,
-                inline: Some(&self.bytes[at..at + vlen as usize]),
-                overflow: None,
+                value: LeafValue::Inline(&self.bytes[at..at + vlen as usize]),
             }
         }
     }
@@ -272,7 +303,7 @@ impl<'a> PageView<'a> {
 
     /// One step of a lookup for `key` at this page (page `pgno`): the matching leaf entry,
     /// its absence, or the child to descend into.
-    pub fn step(&self, pgno: u64, key: &[u8]) -> Result<Step> {
+    pub fn step(&self, pgno: PageNo, key: &[u8]) -> Result<Step> {
         if self.kind == KIND_LEAF {
             return Ok(match self.search(key) {
                 (i, true) => Step::Found(i),
@@ -292,12 +323,7 @@ impl<'a> PageView<'a> {
                 (0..self.count)
                     .map(|i| {
                         let e = self.leaf(i);
-                        let v = match (e.inline, e.overflow) {
-                            (Some(v), _) => Value::Inline(v.to_vec()),
-                            (None, Some((pgno, len))) => Value::Overflow { pgno, len },
-                            (None, None) => Value::Inline(Vec::new()),
-                        };
-                        (e.key.to_vec(), v)
+                        (e.key.to_vec(), e.value.to_value())
                     })
                     .collect(),
             )
@@ -320,33 +346,39 @@ mod tests {
     fn leaf_and_branch_round_trip() {
         let leaf = Node::Leaf(vec![
             (b"a".to_vec(), Value::Inline(b"1".to_vec())),
-            (b"bb".to_vec(), Value::Overflow { pgno: 9, len: 5000 }),
+            (
+                b"bb".to_vec(),
+                Value::Overflow {
+                    pgno: PageNo(9),
+                    len: 5000,
+                },
+            ),
             (b"c".to_vec(), Value::Inline(vec![])),
         ]);
-        let page = leaf.to_page(4, 2, 4096);
-        let h = verify(4, &page, &[KIND_LEAF]).unwrap();
-        let view = PageView::new(4, &page, &h).unwrap();
+        let page = leaf.to_page(PageNo(4), TxId(2), 4096);
+        let h = verify(PageNo(4), &page, &[KIND_LEAF]).unwrap();
+        let view = PageView::new(PageNo(4), &page, &h).unwrap();
         assert_eq!(view.to_node(), leaf);
         assert_eq!(view.search(b"bb"), (1, true));
         assert_eq!(view.search(b"b"), (1, false));
         assert_eq!(view.search(b"z"), (3, false));
 
-        let branch = Node::Branch(vec![(b"".to_vec(), 3), (b"m".to_vec(), 7)]);
-        let page = branch.to_page(5, 2, 4096);
-        let h = verify(5, &page, &[KIND_BRANCH]).unwrap();
-        let view = PageView::new(5, &page, &h).unwrap();
+        let branch = Node::Branch(vec![(b"".to_vec(), PageNo(3)), (b"m".to_vec(), PageNo(7))]);
+        let page = branch.to_page(PageNo(5), TxId(2), 4096);
+        let h = verify(PageNo(5), &page, &[KIND_BRANCH]).unwrap();
+        let view = PageView::new(PageNo(5), &page, &h).unwrap();
         assert_eq!(view.to_node(), branch);
-        assert_eq!(view.child(view.child_index(b"a")), 3);
-        assert_eq!(view.child(view.child_index(b"m")), 7);
-        assert_eq!(view.child(view.child_index(b"zz")), 7);
+        assert_eq!(view.child(view.child_index(b"a")), PageNo(3));
+        assert_eq!(view.child(view.child_index(b"m")), PageNo(7));
+        assert_eq!(view.child(view.child_index(b"zz")), PageNo(7));
     }
 
     #[test]
     fn corrupt_slots_are_rejected_not_panicked_on() {
         let leaf = Node::Leaf(vec![(b"key".to_vec(), Value::Inline(b"v".to_vec()))]);
-        let mut page = leaf.to_page(4, 1, 4096);
+        let mut page = leaf.to_page(PageNo(4), TxId(1), 4096);
         put_u16(&mut page, HEADER, 4095);
         let h = Header::read(&page);
-        assert!(PageView::new(4, &page, &h).is_err());
+        assert!(PageView::new(PageNo(4), &page, &h).is_err());
     }
 }

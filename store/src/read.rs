@@ -9,8 +9,9 @@ use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::{Meta, KIND_LEAF};
-use crate::node::Step;
+use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
+use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
 pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, ValueRef)>>>>;
@@ -18,14 +19,16 @@ pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, Valu
 /// Live readers: snapshot txid -> number of readers on it.
 #[derive(Default)]
 pub struct Readers {
-    map: RefCell<BTreeMap<u64, usize>>,
+    map: RefCell<BTreeMap<TxId, usize>>,
 }
 
 impl Readers {
-    pub fn register(&self, txid: u64) {
+    /// A reader took a snapshot of commit `txid`.
+    pub fn register(&self, txid: TxId) {
         *self.map.borrow_mut().entry(txid).or_default() += 1;
     }
-    pub fn unregister(&self, txid: u64) {
+    /// A reader of commit `txid` is gone.
+    pub fn unregister(&self, txid: TxId) {
         let mut m = self.map.borrow_mut();
         if let Some(n) = m.get_mut(&txid) {
             *n -= 1;
@@ -35,7 +38,7 @@ impl Readers {
         }
     }
     /// The oldest snapshot any reader holds.
-    pub fn oldest(&self) -> Option<u64> {
+    pub fn oldest(&self) -> Option<TxId> {
         self.map.borrow().keys().next().copied()
     }
     pub fn count(&self) -> usize {
@@ -71,6 +74,18 @@ impl Deref for ValueRef {
         // (kept alive by `_snapshot`), and the pages of a registered snapshot are never
         // rewritten: the freelist only reuses pages no live snapshot can reach.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl ValueRef {
+    /// A copy of the value, checked: fails if the store's file was truncated under the
+    /// mapping while (or before) the bytes were copied, so the copy is the file's own bytes,
+    /// never zeros put in place of pages the file no longer holds. Use it (or copy, then
+    /// [`ReadTxn::check_intact`]) before sending a value anywhere.
+    pub fn copy_checked(&self) -> Result<Vec<u8>> {
+        let copy = self.to_vec();
+        self._snapshot.pager.check_intact()?;
+        Ok(copy)
     }
 }
 
@@ -110,12 +125,12 @@ impl ReadTxn {
     /// [`ValueRef`] are the file's own only if this succeeds *after* the copy: check before
     /// sending them anywhere.
     pub fn check_intact(&self) -> Result<()> {
-        self.snap.pager.map.check_intact().map_err(Error::Io)
+        self.snap.pager.check_intact()
     }
 
     /// The id of the commit this snapshot sees.
     pub fn txid(&self) -> u64 {
-        self.snap.meta.txid
+        self.snap.meta.txid.0
     }
 
     /// Number of keys in the snapshot.
@@ -140,7 +155,7 @@ impl ReadTxn {
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
         let pager = &self.snap.pager;
         let mut pgno = self.snap.meta.root;
-        if pgno == 0 {
+        if pgno == PageNo::NONE {
             return Ok(None);
         }
         for _depth in 0..64 {
@@ -150,11 +165,13 @@ impl ReadTxn {
                 Step::Missing => return Ok(None),
                 Step::Found(i) => {
                     let e = page.leaf(i);
-                    let bytes = match (e.inline, e.overflow) {
-                        (Some(v), _) => v,
-                        (None, Some((p, len))) => pager.overflow(p, len).await?,
-                        _ => &[],
+                    let bytes = match e.value {
+                        LeafValue::Inline(v) => v,
+                        LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
                     };
+                    // The pages read on the way may have read as zeros (a file truncated
+                    // under the store): never hand out a value found through them.
+                    pager.check_intact()?;
                     return Ok(Some(self.value_ref(bytes)));
                 }
             }
@@ -194,7 +211,7 @@ impl ReadTxn {
 /// A position in the tree: the path of (page, index) from the root.
 struct Cursor {
     txn: ReadTxn,
-    stack: Vec<(u64, usize)>,
+    stack: Vec<(PageNo, usize)>,
     started: bool,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
@@ -204,7 +221,7 @@ struct Cursor {
 impl Cursor {
     /// Descends from `stack`'s top (or the root) to the leftmost leaf, or to the leaf where
     /// `key` belongs.
-    async fn descend(&mut self, mut pgno: u64, key: Option<&[u8]>) -> Result<()> {
+    async fn descend(&mut self, mut pgno: PageNo, key: Option<&[u8]>) -> Result<()> {
         let pager = self.txn.snap.pager.clone();
         for _ in 0..64 {
             let page = pager.node(pgno).await?;
@@ -240,7 +257,7 @@ impl Cursor {
         if !self.started {
             self.started = true;
             let root = self.txn.snap.meta.root;
-            if root == 0 {
+            if root == PageNo::NONE {
                 self.done = true;
                 return Ok(None);
             }
@@ -293,12 +310,13 @@ impl Cursor {
                 self.done = true;
                 return Ok(None);
             }
-            let bytes = match (e.inline, e.overflow) {
-                (Some(v), _) => v,
-                (None, Some((p, len))) => pager.overflow(p, len).await?,
-                _ => &[],
+            let bytes = match e.value {
+                LeafValue::Inline(v) => v,
+                LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
             };
-            return Ok(Some((e.key.to_vec(), self.txn.value_ref(bytes))));
+            let key = e.key.to_vec();
+            pager.check_intact()?; // after copying the key
+            return Ok(Some((key, self.txn.value_ref(bytes))));
         }
     }
 }

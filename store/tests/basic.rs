@@ -208,3 +208,52 @@ fn aborted_transactions_change_nothing() {
         assert!(store.check().await.unwrap().ok());
     });
 }
+
+/// Issue 8, item 5: a FIFO (or any non-regular file) is refused before it is opened for
+/// reading (opening a FIFO read-only would block until a writer appears), and an existing
+/// empty file is an empty store, read-only or not.
+#[test]
+fn non_regular_files_are_refused_and_an_empty_file_is_an_empty_store() {
+    let rt = Runtime::new().unwrap();
+    let fifo = TempPath::new("fifo");
+    let c = std::ffi::CString::new(fifo.0.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for read_only in [true, false] {
+        let start = std::time::Instant::now();
+        let err = rt
+            .block_on(Store::open(
+                &fifo.0,
+                StoreOptions::new().read_only(read_only),
+            ))
+            .err()
+            .expect("a FIFO is not a store");
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let err = rt
+        .block_on(Store::open(&dir, StoreOptions::new().read_only(true)))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("a directory"), "{err}");
+
+    let empty = TempPath::new("empty");
+    std::fs::write(&empty.0, b"").unwrap();
+    rt.block_on(async {
+        // Read-only: an empty store, and the file is left as it was.
+        let store = Store::open(&empty.0, StoreOptions::new().read_only(true))
+            .await
+            .unwrap();
+        assert!(store.is_empty());
+        assert!(store.get(b"k").await.unwrap().is_none());
+        assert!(store.check().await.unwrap().ok());
+        drop(store);
+        assert_eq!(std::fs::metadata(&empty.0).unwrap().len(), 0);
+        // Read-write: initialised as an empty store.
+        let store = Store::open(&empty.0, StoreOptions::new()).await.unwrap();
+        assert!(store.is_empty());
+        store.put(b"k", b"v").await.unwrap();
+        assert!(store.check().await.unwrap().ok());
+    });
+}

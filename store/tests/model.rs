@@ -1,6 +1,8 @@
-//! Property test: random puts, deletes, ranges, commits, aborts and reopens against a
+//! Property tests: random puts, deletes, ranges, commits, aborts and reopens against a
 //! `BTreeMap` model. After every step the store must agree with the model, and `check` must
-//! pass after every commit.
+//! pass after every commit. A second property overwrites and deletes values of every size
+//! class (inline, one overflow page, many pages) on few keys and bounds the pages in use by
+//! the largest live data seen.
 
 mod common;
 
@@ -24,13 +26,24 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => (0u16..600, prop_oneof![3 => 0usize..100, 1 => 900usize..3000, 1 => 4000usize..12000])
+        8 => (0u16..600, value_len())
             .prop_map(|(k, l)| Step::Put(k, l)),
         4 => (0u16..600).prop_map(Step::Delete),
         1 => (0u16..600, 0u16..600).prop_map(|(a, b)| Step::Range(a.min(b), a.max(b))),
         2 => Just(Step::Commit),
         1 => Just(Step::Abort),
         1 => Just(Step::Reopen),
+    ]
+}
+
+/// Value lengths across the size classes: inline, one overflow page, several pages.
+fn value_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        3 => 0usize..100,
+        1 => 900usize..1025,
+        2 => 1025usize..4064,
+        1 => 4064usize..12000,
+        1 => 12000usize..40000,
     ]
 }
 
@@ -127,6 +140,72 @@ proptest! {
             verify(&store, &pending).await;
             let report = store.check().await.unwrap();
             assert!(report.ok(), "{report}");
+        });
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ChurnStep {
+    Put(u16, usize),
+    Delete(u16),
+    Commit,
+}
+
+fn churn_step() -> impl Strategy<Value = ChurnStep> {
+    prop_oneof![
+        10 => (0u16..24, value_len()).prop_map(|(k, l)| ChurnStep::Put(k, l)),
+        2 => (0u16..24).prop_map(ChurnStep::Delete),
+        4 => Just(ChurnStep::Commit),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(16),
+        .. ProptestConfig::default()
+    })]
+
+    /// Overwrites and deletes of values of every size on 24 keys: after every commit the
+    /// store agrees with the model, `check` passes, and the pages in use (the high-water
+    /// mark) stay within 3x the largest live data seen, plus a little for the freelist.
+    #[test]
+    fn pages_in_use_stay_within_a_factor_of_the_live_data(
+        steps in proptest::collection::vec(churn_step(), 1..400)
+    ) {
+        let path = TempPath::new("churn-model");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut txn = store.write_txn().await.unwrap();
+            let mut peak_live = 0u64;
+            for (gen, s) in steps.into_iter().chain([ChurnStep::Commit]).enumerate() {
+                match s {
+                    ChurnStep::Put(i, len) => {
+                        let val = v(i, len, gen);
+                        txn.put(&k(i), &val).await.unwrap();
+                        model.insert(k(i), val);
+                    }
+                    ChurnStep::Delete(i) => {
+                        let existed = txn.delete(&k(i)).await.unwrap();
+                        assert_eq!(existed, model.remove(&k(i)).is_some());
+                    }
+                    ChurnStep::Commit => {
+                        txn.commit().await.unwrap();
+                        let report = store.check().await.unwrap();
+                        assert!(report.ok(), "{report}");
+                        let live = report.data_pages + report.freelist_tree_pages + 2;
+                        peak_live = peak_live.max(live);
+                        let pages = store.stats().page_count;
+                        assert!(
+                            pages <= 3 * peak_live + 16,
+                            "{pages} pages in use; the live data never took more than {peak_live}\n{report}"
+                        );
+                        verify(&store, &model).await;
+                        txn = store.write_txn().await.unwrap();
+                    }
+                }
+            }
         });
     }
 }

@@ -154,3 +154,90 @@ fn cold_lookups_do_not_fault_the_executor() {
         });
     }
 }
+
+/// Issue 8, item 1: overwriting values of any size (inline, one overflow page, several
+/// pages, and a mix) must reuse the freed runs, so the pages in use stay within a small
+/// constant factor of the live data. Before the allocator reused runs, every overwrite of an
+/// overflow value took new pages at the end of the file (tens of times the live data here).
+#[test]
+fn overwrites_of_every_value_size_keep_the_file_within_a_constant_factor_of_live_data() {
+    let classes: [&[usize]; 4] = [&[1100], &[5000], &[20_000], &[100, 1100, 5000, 20_000]];
+    for sizes in classes {
+        let path = TempPath::new("overwrite-churn");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let keys = 300u64;
+            for round in 0..12u64 {
+                for chunk in (0..keys).collect::<Vec<_>>().chunks(25) {
+                    let mut txn = store.write_txn().await.unwrap();
+                    for &k in chunk {
+                        let len = sizes[((k * 7 + round * 3) % sizes.len() as u64) as usize];
+                        txn.put(&key(k), &value(k + round, len)).await.unwrap();
+                    }
+                    txn.commit().await.unwrap();
+                }
+            }
+            let report = store.check().await.unwrap();
+            assert!(report.ok(), "{sizes:?}: {report}");
+            let live = report.data_pages;
+            let pages = store.stats().page_count;
+            assert!(
+                pages <= 2 * live + 64,
+                "{sizes:?}: {pages} pages in use for {live} pages of live data\n{report}"
+            );
+        });
+    }
+}
+
+/// Free space that dwarfs the live data (here: almost everything deleted) is reported by
+/// `check` as a warning, not a problem, and by `free_space`/`stats`.
+#[test]
+fn check_warns_when_free_space_dwarfs_live_data() {
+    let path = TempPath::new("dwarf");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 0..1000u64 {
+            txn.put(&key(i), &value(i, 9000)).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        let report = store.check().await.unwrap();
+        assert!(report.ok() && report.warnings.is_empty(), "{report}");
+        let mut txn = store.write_txn().await.unwrap();
+        for i in 10..1000u64 {
+            txn.delete(&key(i)).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        // The deleted runs are pending until a later commit moves them under txid 0.
+        let free = store.free_space().await.unwrap();
+        assert!(free.pending_pages >= 990 * 3, "{free:?}");
+        store.put(&key(0), b"small").await.unwrap();
+        let free = store.free_space().await.unwrap();
+        assert!(free.free_pages >= 990 * 3, "{free:?}");
+        assert!(
+            free.free_runs < 10,
+            "deleted neighbours coalesce into few runs: {free:?}"
+        );
+        assert!(free.largest_free_run >= 900 * 3, "{free:?}");
+        assert_eq!(store.stats().free_pages, Some(free.free_pages));
+        assert_eq!(store.stats().largest_free_run, Some(free.largest_free_run));
+        let report = store.check().await.unwrap();
+        assert!(report.ok(), "{report}");
+        assert_eq!(report.free_pages, free.free_pages);
+        assert!(
+            report.warnings.iter().any(|w| w.contains("dwarfs")),
+            "{report}"
+        );
+        // A large value now fits in the freed space without growing the file.
+        let before = store.stats().page_count;
+        store.put(&key(5000), &value(5000, 1 << 20)).await.unwrap();
+        assert_eq!(
+            store.stats().page_count,
+            before,
+            "the 1 MiB value reused a free run"
+        );
+        assert!(store.check().await.unwrap().ok());
+    });
+}

@@ -1,0 +1,237 @@
+//! Opening a store's file: refusing what is not a regular file before reading from it,
+//! initialising an empty file, and choosing the meta page (reporting a damaged one).
+//!
+//! * **Non-regular files** (FIFOs, directories, devices, sockets) are refused: the path is
+//!   checked with `stat` before it is opened, and the opened file again with `fstat` (it is
+//!   opened `O_NONBLOCK`, so a FIFO swapped in between cannot block the open either; the flag
+//!   is cleared once the file is known to be regular).
+//! * **An existing empty file** is an empty store that was never initialised (what `touch`,
+//!   `mktemp`, or a crash between creating the file and writing its meta pages leaves): a
+//!   read-write open initialises it, a read-only open reads it as an empty store without
+//!   writing. The library, the CLI and the server therefore all see the same thing: an empty
+//!   store.
+//! * **Meta pages**: both are read; the valid one with the larger txid is used. If one is
+//!   invalid, the store still opens, and [`MetaRecovery`] says which page, why, and which
+//!   commit was lost if the damaged page held the newer one.
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::{get_u64, Meta, PAGE_SIZE};
+use crate::types::{PageNo, TxId};
+
+/// What opening found wrong with one of the two meta pages (the other one was used). See
+/// [`Store::recovery_report`](crate::Store::recovery_report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaRecovery {
+    /// The meta page (0 or 1) that failed its checks.
+    pub slot: u64,
+    /// Why it failed.
+    pub reason: String,
+    /// The commit the store opened at: the other meta page's.
+    pub opened_txid: u64,
+    /// The commit the damaged page held, as far as its two copies of the txid (header and
+    /// body) still tell; `None` when they are unreadable.
+    pub damaged_txid: Option<u64>,
+}
+
+impl MetaRecovery {
+    /// The commit lost: the damaged page held a newer commit than the one the store opened
+    /// at. That commit was either never acknowledged (its meta write was torn by a crash) or
+    /// acknowledged and then damaged; the store cannot tell which.
+    pub fn lost_txid(&self) -> Option<u64> {
+        self.damaged_txid.filter(|&t| t > self.opened_txid)
+    }
+}
+
+impl fmt::Display for MetaRecovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (slot, opened) = (self.slot, self.opened_txid);
+        write!(f, "meta page {slot} is invalid ({}); ", self.reason)?;
+        match (self.lost_txid(), self.damaged_txid) {
+            (Some(lost), _) => write!(
+                f,
+                "the store opened at commit {opened}, and commit {lost}, which that page \
+                 recorded, is LOST (a torn write of a commit that was never acknowledged, or \
+                 damage to one that was)"
+            ),
+            (None, Some(held)) => write!(
+                f,
+                "it held commit {held}, older than commit {opened} the store opened at: \
+                 nothing is lost, and the next commit rewrites that page"
+            ),
+            (None, None) => write!(
+                f,
+                "its commit id is unreadable; the store opened at commit {opened}: if commit \
+                 {} was acknowledged, it is lost",
+                opened + 1
+            ),
+        }
+    }
+}
+
+fn kind_name(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, t: std::fs::FileType) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{}: is {}; a store is a regular file",
+            path.display(),
+            kind_name(t)
+        ),
+    ))
+}
+
+/// Opens the store's file: a regular file, or (with `create`) a new one. Anything else is
+/// refused before it is read from.
+pub(crate) fn open_file(path: &Path, read_only: bool, create: bool) -> Result<std::fs::File> {
+    let with_path =
+        |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+    match std::fs::metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return Err(not_regular(path, m.file_type())),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(with_path(e)),
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .create(create && !read_only)
+        .truncate(false)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(with_path)?;
+    let t = file.metadata().map_err(with_path)?.file_type();
+    if !t.is_file() {
+        return Err(not_regular(path, t));
+    }
+    // The file is regular: blocking reads are what the store wants from here on.
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an fd we own; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(Error::Io(io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(Error::Io(io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
+/// The meta of a new, empty store.
+pub(crate) fn empty_meta() -> Meta {
+    Meta {
+        page_size: PAGE_SIZE as u32,
+        txid: TxId(0),
+        root: PageNo::NONE,
+        free_root: PageNo::NONE,
+        page_count: 2,
+        entries: 0,
+    }
+}
+
+/// Writes the two meta pages of an empty store into an empty file.
+pub(crate) fn initialise(file: &std::fs::File) -> Result<u64> {
+    let meta = empty_meta();
+    file.write_all_at(&meta.to_page(0), 0)?;
+    file.write_all_at(&meta.to_page(1), PAGE_SIZE as u64)?;
+    file.sync_all()?;
+    Ok(2 * PAGE_SIZE as u64)
+}
+
+/// The commit a damaged meta page held, from its header and body copies of the txid.
+fn damaged_txid(page: &[u8], opened: u64) -> Option<u64> {
+    let (header, body) = (get_u64(page, 16), get_u64(page, 48));
+    if header == body {
+        return Some(header);
+    }
+    [header, body]
+        .into_iter()
+        .find(|&t| t == opened + 1 || t.checked_add(1) == Some(opened))
+}
+
+/// Reads and validates both meta pages of a file of `len` bytes; returns the newest valid
+/// one, and what was wrong with the other if it was invalid.
+pub(crate) fn read_meta(file: &std::fs::File, len: u64) -> Result<(Meta, Option<MetaRecovery>)> {
+    if len < 2 * 512 {
+        return Err(Error::corrupt(
+            None,
+            format!("file is {len} bytes, shorter than its two meta pages"),
+        ));
+    }
+    let mut first = vec![0u8; PAGE_SIZE.min(len as usize)];
+    file.read_exact_at(&mut first, 0)?;
+    // The page size is in the meta; fall back to the default if page 0 is damaged.
+    let ps = match Meta::from_page(0, &first) {
+        Ok(m) => m.page_size as u64,
+        Err(_) => PAGE_SIZE as u64,
+    };
+    if len < 2 * ps {
+        return Err(Error::corrupt(
+            None,
+            format!("file is {len} bytes, shorter than its two meta pages"),
+        ));
+    }
+    let mut pages = Vec::with_capacity(2);
+    let mut metas = Vec::with_capacity(2);
+    for slot in 0..2u64 {
+        let mut page = vec![0u8; ps as usize];
+        file.read_exact_at(&mut page, slot * ps)?;
+        metas.push(Meta::from_page(slot, &page));
+        pages.push(page);
+    }
+    let (meta, recovery) = match (&metas[0], &metas[1]) {
+        (Ok(a), Ok(b)) => (if b.txid > a.txid { *b } else { *a }, None),
+        (Err(e), Ok(m)) | (Ok(m), Err(e)) => {
+            let slot = if metas[0].is_err() { 0 } else { 1 };
+            let reason = match e {
+                Error::Corrupt { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            let recovery = MetaRecovery {
+                slot,
+                reason,
+                opened_txid: m.txid.0,
+                damaged_txid: damaged_txid(&pages[slot as usize], m.txid.0),
+            };
+            (*m, Some(recovery))
+        }
+        (Err(a), Err(b)) => {
+            return Err(Error::corrupt(
+                None,
+                format!("no valid meta page: {a}; {b}"),
+            ));
+        }
+    };
+    if meta.page_count * meta.page_size as u64 > len {
+        return Err(Error::corrupt(
+            None,
+            format!(
+                "file truncated: the last commit uses {} pages ({} bytes) but the file has {len} bytes",
+                meta.page_count,
+                meta.page_count * meta.page_size as u64
+            ),
+        ));
+    }
+    Ok((meta, recovery))
+}

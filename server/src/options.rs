@@ -1,0 +1,40 @@
+//! The server's options: what `faultless serve` takes on its command line.
+
+use std::path::PathBuf;
+
+/// How to run the server. `Default` gives the same values as the command line's defaults.
+///
+/// With the crate's `clap` feature this is a `clap::Args`, so a binary can flatten it into its
+/// own command line.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct Options {
+    /// Address to bind.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "127.0.0.1"))]
+    pub bind: String,
+    /// TCP port (0 picks a free one; the chosen address is printed).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 6380))]
+    pub port: u16,
+    /// The store file (created if missing).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "faultless-kv.db"))]
+    pub data: PathBuf,
+    /// The prefetch path for page reads: blocking, helper, uring-madvise, uring-read, auto.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
+    pub backend: String,
+    /// Largest request accepted, in bytes; larger ones get an error and the connection is
+    /// closed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 64 << 20))]
+    pub max_request: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bind: "127.0.0.1".into(),
+            port: 6380,
+            data: "faultless-kv.db".into(),
+            backend: "auto".into(),
+            max_request: 64 << 20,
+        }
+    }
+}

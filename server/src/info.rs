@@ -12,10 +12,11 @@ pub(crate) fn render(shared: &Shared) -> String {
          # Keyspace\r\ndb0:keys={}\r\n\
          # Store\r\ntxid:{}\r\npages:{}\r\nfile_size:{}\r\ncommits:{}\r\ngrouped_writes:{}\r\nsyncs:{}\r\nreaders:{}\r\noldest_reader_lag:{}\r\n\
          # Pages\r\nbackend:{}\r\nprefetches:{}\r\npages_brought_in:{}\r\ndedup_waits:{}\r\nslow_reads:{}\r\nwait_p50_us:{}\r\nwait_p99_us:{}\r\nexecutor_major_faults:{}\r\nexecutor_minor_faults:{}\r\n\
-         # Runtime\r\nturns:{}\r\npolls:{}\r\ntasks_alive:{}\r\nops_submitted:{}\r\nparks:{}\r\n",
+         # Runtime\r\nturns:{}\r\npolls:{}\r\ntasks_alive:{}\r\nops_submitted:{}\r\nparks:{}\r\n\
+         # Limits\r\nlong_request_yields:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.port,
-        shared.connections.get(),
+        shared.stats.connected.get(),
         s.entries,
         s.txid,
         s.page_count,
@@ -39,5 +40,6 @@ pub(crate) fn render(shared: &Shared) -> String {
         rt.tasks_alive,
         rt.ops_submitted,
         rt.parks,
+        shared.stats.work_yields.get(),
     )
 }

@@ -66,6 +66,8 @@ mod info;
 mod options;
 pub mod protocol;
 mod server;
+mod stats;
+mod work;
 
 pub use options::Options;
 pub use server::{serve, Server};

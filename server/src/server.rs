@@ -11,6 +11,7 @@ use faultless_store::{Store, StoreOptions};
 use futures::channel::oneshot;
 
 use crate::options::Options;
+use crate::stats::{bump, Stats};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -20,8 +21,8 @@ pub(crate) struct Shared {
     pub(crate) port: u16,
     pub(crate) shutdown: Cell<bool>,
     wake_acceptor: RefCell<Option<oneshot::Sender<()>>>,
-    /// Connections being served.
-    pub(crate) connections: Cell<u64>,
+    /// The server's counters.
+    pub(crate) stats: Stats,
 }
 
 impl Shared {
@@ -57,7 +58,7 @@ impl Server {
             port: addr.port(),
             shutdown: Cell::new(false),
             wake_acceptor: RefCell::new(Some(tx)),
-            connections: Cell::new(0),
+            stats: Stats::default(),
         });
         Ok(Server {
             shared,
@@ -104,10 +105,12 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let shared = shared.clone();
-            shared.connections.set(shared.connections.get() + 1);
+            bump(&shared.stats.accepted);
+            bump(&shared.stats.connected);
             faultless_runtime::spawn(async move {
                 crate::connection::serve(shared.clone(), stream).await;
-                shared.connections.set(shared.connections.get() - 1);
+                let connected = &shared.stats.connected;
+                connected.set(connected.get() - 1);
             })
             .detach();
         }

@@ -1,22 +1,23 @@
-//! Connection and server commands: PING, COMMAND, SELECT (the trivial ones are answered in
-//! the dispatch table itself).
+//! Connection and server commands whose replies need a little work: PING, COMMAND, SELECT
+//! (the trivial ones are answered in the dispatch itself).
 
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 
 /// `PING [message]`.
-pub(crate) fn ping(args: &[Vec<u8>]) -> Reply {
+pub(crate) fn ping(args: &Args<'_, '_>) -> Reply {
     match args.len() {
         1 => Reply::Status("PONG"),
-        2 => Reply::Bulk(Some(args[1].clone())),
-        _ => Reply::wrong_args(&args[0]),
+        2 => Reply::Bulk(Some(args.get(1).to_vec())),
+        _ => Reply::wrong_args(args.get(0)),
     }
 }
 
 /// `COMMAND [COUNT]`: the count of known commands; anything else gets an empty array.
-pub(crate) fn command(args: &[Vec<u8>]) -> Reply {
-    match args.get(1).map(|a| a.to_ascii_uppercase()) {
-        Some(sub) if sub == b"COUNT" => Reply::Int(super::COMMANDS.len() as i64),
-        _ => Reply::Array(Vec::new()),
+pub(crate) fn command(args: &Args<'_, '_>) -> Reply {
+    if args.len() >= 2 && args.get(1).eq_ignore_ascii_case(b"COUNT") {
+        Reply::Int(super::count() as i64)
+    } else {
+        Reply::Array(Vec::new())
     }
 }
 

@@ -1,109 +1,291 @@
 //! Command execution: the command table and dispatch here, the commands in one module per
 //! family ([`strings`], [`keyspace`], [`admin`]).
+//!
+//! Every command writes its reply into the connection's [`Output`]; most build a small
+//! [`Reply`], the ones whose replies can be large (`GET`, `MGET`) stream values into it. Long
+//! commands account for their work as they go ([`Work::spend`]), which yields to the event
+//! loop now and then. The table gives each command's arity in Redis's convention, checked
+//! before the command runs.
 
-mod admin;
-mod keyspace;
-mod strings;
-
-use std::rc::Rc;
+pub(crate) mod admin;
+pub(crate) mod keyspace;
+pub(crate) mod strings;
 
 use faultless_store::{Error as StoreError, Store, WriteTxn};
+use futures::future::LocalBoxFuture;
 
-use crate::protocol::Reply;
+use crate::connection::{Output, Stop};
+use crate::protocol::{Args, Reply};
 use crate::server::Shared;
+use crate::work::Work;
 
-/// The commands the server knows; a known one with the wrong arguments gets Redis's
-/// "wrong number of arguments" error rather than "unknown command".
-pub(crate) const COMMANDS: &[&[u8]] = &[
-    b"PING",
-    b"ECHO",
-    b"GET",
-    b"SET",
-    b"DEL",
-    b"EXISTS",
-    b"MGET",
-    b"MSET",
-    b"INCR",
-    b"DBSIZE",
-    b"SCAN",
-    b"INFO",
-    b"COMMAND",
-    b"CONFIG",
-    b"CLIENT",
-    b"SELECT",
-    b"QUIT",
-    b"SHUTDOWN",
+/// What the connection does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on with the next request.
+    Continue,
+    /// Close the connection once the replies so far are sent (QUIT, SHUTDOWN).
+    Close,
+}
+
+/// What a command runs with.
+pub(crate) struct Ctx<'c, 's> {
+    /// The server's shared state: the store, options, counters.
+    pub(crate) shared: &'c Shared,
+    /// Where the reply goes.
+    pub(crate) out: &'c mut Output<'s>,
+    /// The connection's work budget.
+    pub(crate) work: &'c mut Work<'s>,
+}
+
+impl Ctx<'_, '_> {
+    /// Writes a small reply.
+    pub(crate) fn reply(&mut self, reply: Reply) {
+        self.out.reply(&reply);
+    }
+}
+
+/// The commands, as the table names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Ping,
+    Echo,
+    Get,
+    Set,
+    Del,
+    Exists,
+    Mget,
+    Mset,
+    Incr,
+    Dbsize,
+    Scan,
+    Info,
+    Command,
+    Config,
+    Client,
+    Select,
+    Quit,
+    Shutdown,
+}
+
+/// One row of the command table.
+struct Spec {
+    name: &'static str,
+    /// Redis's convention: `n` means exactly `n` arguments (the name included), `-n` at
+    /// least `n`.
+    arity: i32,
+    cmd: Cmd,
+}
+
+impl Spec {
+    fn arity_ok(&self, n: usize) -> bool {
+        let n = n as i64;
+        let a = self.arity as i64;
+        if a >= 0 {
+            n == a
+        } else {
+            n >= -a
+        }
+    }
+}
+
+/// The commands the server knows.
+const TABLE: &[Spec] = &[
+    Spec {
+        name: "PING",
+        arity: -1,
+        cmd: Cmd::Ping,
+    },
+    Spec {
+        name: "ECHO",
+        arity: 2,
+        cmd: Cmd::Echo,
+    },
+    Spec {
+        name: "GET",
+        arity: 2,
+        cmd: Cmd::Get,
+    },
+    Spec {
+        name: "SET",
+        arity: -3,
+        cmd: Cmd::Set,
+    },
+    Spec {
+        name: "DEL",
+        arity: -2,
+        cmd: Cmd::Del,
+    },
+    Spec {
+        name: "EXISTS",
+        arity: -2,
+        cmd: Cmd::Exists,
+    },
+    Spec {
+        name: "MGET",
+        arity: -2,
+        cmd: Cmd::Mget,
+    },
+    Spec {
+        name: "MSET",
+        arity: -3,
+        cmd: Cmd::Mset,
+    },
+    Spec {
+        name: "INCR",
+        arity: 2,
+        cmd: Cmd::Incr,
+    },
+    Spec {
+        name: "DBSIZE",
+        arity: 1,
+        cmd: Cmd::Dbsize,
+    },
+    Spec {
+        name: "SCAN",
+        arity: -2,
+        cmd: Cmd::Scan,
+    },
+    Spec {
+        name: "INFO",
+        arity: -1,
+        cmd: Cmd::Info,
+    },
+    Spec {
+        name: "COMMAND",
+        arity: -1,
+        cmd: Cmd::Command,
+    },
+    Spec {
+        name: "CONFIG",
+        arity: -2,
+        cmd: Cmd::Config,
+    },
+    Spec {
+        name: "CLIENT",
+        arity: -2,
+        cmd: Cmd::Client,
+    },
+    Spec {
+        name: "SELECT",
+        arity: 2,
+        cmd: Cmd::Select,
+    },
+    Spec {
+        name: "QUIT",
+        arity: -1,
+        cmd: Cmd::Quit,
+    },
+    Spec {
+        name: "SHUTDOWN",
+        arity: -1,
+        cmd: Cmd::Shutdown,
+    },
 ];
+
+fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    TABLE
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Executes one request, writing its reply.
+pub(crate) async fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_, '_>) -> Result<Flow, Stop> {
+    let Some(spec) = lookup(args.get(0)) else {
+        ctx.reply(unknown(&args));
+        return Ok(Flow::Continue);
+    };
+    if !spec.arity_ok(args.len()) {
+        ctx.reply(Reply::wrong_args(args.get(0)));
+        return Ok(Flow::Continue);
+    }
+    let store = &ctx.shared.store;
+    match spec.cmd {
+        Cmd::Ping => ctx.reply(admin::ping(&args)),
+        Cmd::Echo => ctx.reply(Reply::Bulk(Some(args.get(1).to_vec()))),
+        Cmd::Get => strings::get(ctx, &args).await?,
+        Cmd::Mget => strings::mget(ctx, &args).await?,
+        Cmd::Set => {
+            let r = strings::set(store, &args).await;
+            ctx.reply(r)
+        }
+        Cmd::Mset => strings::mset(ctx, &args).await,
+        Cmd::Incr => {
+            let r = strings::incr(store, args.get(1)).await;
+            ctx.reply(r)
+        }
+        Cmd::Exists => keyspace::exists(ctx, &args).await,
+        Cmd::Del => keyspace::delete(ctx, &args).await,
+        Cmd::Dbsize => ctx.reply(Reply::Int(store.len() as i64)),
+        Cmd::Scan => keyspace::scan(ctx, &args).await,
+        Cmd::Info => ctx.reply(Reply::Bulk(Some(
+            crate::info::render(ctx.shared).into_bytes(),
+        ))),
+        Cmd::Command => ctx.reply(admin::command(&args)),
+        Cmd::Config => ctx.reply(Reply::Array(Vec::new())),
+        Cmd::Client => ctx.reply(Reply::Status("OK")),
+        Cmd::Select => ctx.reply(admin::select(args.get(1))),
+        Cmd::Quit => {
+            ctx.reply(Reply::Status("OK"));
+            return Ok(Flow::Close);
+        }
+        Cmd::Shutdown => {
+            // Every acknowledged write is already durable: stop accepting and exit.
+            ctx.shared.shut_down();
+            ctx.reply(Reply::Status("OK"));
+            return Ok(Flow::Close);
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// Number of commands in the table (`COMMAND COUNT`).
+pub(crate) fn count() -> usize {
+    TABLE.len()
+}
+
+fn unknown(args: &Args<'_, '_>) -> Reply {
+    Reply::Error(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(args.get(0)),
+        args.iter_from(1)
+            .take(3)
+            .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
+            .collect::<String>()
+    ))
+}
 
 /// A store error as a reply.
 pub(crate) fn store_err(e: StoreError) -> Reply {
     Reply::err(e)
 }
 
-/// True for writes that go through group commit without reading first.
-pub(crate) fn is_grouped_write(args: &[Vec<u8>]) -> bool {
-    let name = args[0].to_ascii_uppercase();
-    (name == b"SET" && args.len() == 3) || (name == b"DEL" && args.len() == 2)
-}
-
-/// Runs a grouped write (see [`is_grouped_write`]); the reply is ready once it is durable.
-pub(crate) async fn grouped_write(shared: Rc<Shared>, args: Vec<Vec<u8>>) -> Reply {
-    if args[0].eq_ignore_ascii_case(b"SET") {
-        match shared.store.put(&args[1], &args[2]).await {
-            Ok(()) => Reply::Status("OK"),
-            Err(e) => store_err(e),
-        }
+/// For a plain `SET key value` or `DEL key`, the write through the store's group commit,
+/// whose reply is ready once it is durable; `None` for every other request.
+pub(crate) fn grouped_write<'a>(
+    store: &'a Store,
+    args: &Args<'a, '_>,
+) -> Option<LocalBoxFuture<'a, Reply>> {
+    let name = args.get(0);
+    if args.len() == 3 && name.eq_ignore_ascii_case(b"SET") {
+        let (key, value) = (args.get(1), args.get(2));
+        Some(Box::pin(async move {
+            match store.put(key, value).await {
+                Ok(()) => Reply::Status("OK"),
+                Err(e) => store_err(e),
+            }
+        }))
+    } else if args.len() == 2 && name.eq_ignore_ascii_case(b"DEL") {
+        let key = args.get(1);
+        Some(Box::pin(async move {
+            match store.delete(key).await {
+                Ok(existed) => Reply::Int(existed as i64),
+                Err(e) => store_err(e),
+            }
+        }))
     } else {
-        match shared.store.delete(&args[1]).await {
-            Ok(existed) => Reply::Int(existed as i64),
-            Err(e) => store_err(e),
-        }
+        None
     }
-}
-
-/// Executes one request; the flag asks the connection to close after the reply.
-pub(crate) async fn execute(shared: &Shared, args: &[Vec<u8>]) -> (Reply, bool) {
-    let name = args[0].to_ascii_uppercase();
-    let n = args.len();
-    let store = &shared.store;
-    let reply = match name.as_slice() {
-        b"PING" => admin::ping(args),
-        b"ECHO" if n == 2 => Reply::Bulk(Some(args[1].clone())),
-        b"GET" if n == 2 => strings::get(store, &args[1]).await,
-        b"MGET" if n >= 2 => strings::mget(store, &args[1..]).await,
-        b"EXISTS" if n >= 2 => keyspace::exists(store, &args[1..]).await,
-        b"DBSIZE" if n == 1 => Reply::Int(store.len() as i64),
-        b"SET" if n >= 3 => strings::set(store, args).await,
-        b"DEL" if n >= 2 => keyspace::delete(store, &args[1..]).await,
-        b"MSET" if n >= 3 && n % 2 == 1 => strings::mset(store, &args[1..]).await,
-        b"INCR" if n == 2 => strings::incr(store, &args[1]).await,
-        b"SCAN" if n >= 2 => keyspace::scan(store, args).await,
-        b"INFO" => Reply::Bulk(Some(crate::info::render(shared).into_bytes())),
-        b"COMMAND" => admin::command(args),
-        b"CONFIG" if n >= 2 => Reply::Array(Vec::new()),
-        b"CLIENT" if n >= 2 => Reply::Status("OK"),
-        b"SELECT" if n == 2 => admin::select(&args[1]),
-        b"QUIT" => return (Reply::Status("OK"), true),
-        b"SHUTDOWN" => {
-            shared.shut_down();
-            return (Reply::Status("OK"), true);
-        }
-        _ if COMMANDS.contains(&name.as_slice()) => Reply::wrong_args(&name),
-        _ => unknown(args),
-    };
-    (reply, false)
-}
-
-fn unknown(args: &[Vec<u8>]) -> Reply {
-    Reply::Error(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        String::from_utf8_lossy(&args[0]),
-        args[1..]
-            .iter()
-            .take(3)
-            .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
-            .collect::<String>()
-    ))
 }
 
 /// Runs `f` with a write transaction and turns store errors into error replies.

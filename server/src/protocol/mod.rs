@@ -8,5 +8,5 @@
 pub mod parse;
 pub mod reply;
 
-pub use parse::parse_ranges;
+pub use parse::{Args, Parsed, Parser, ProtocolError};
 pub use reply::Reply;

@@ -63,6 +63,7 @@ mod connection;
 pub mod cursor;
 pub mod glob;
 mod info;
+mod memory;
 mod options;
 pub mod protocol;
 mod server;

@@ -21,10 +21,14 @@ pub struct Options {
     /// The prefetch path for page reads: blocking, helper, uring-madvise, uring-read, auto.
     #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
     pub backend: String,
-    /// Largest request accepted, in bytes; larger ones get an error and the connection is
-    /// closed.
+    /// Largest request accepted, in bytes (Redis's client-query-buffer-limit, per
+    /// connection); larger ones get an error and the connection is closed.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 64 << 20))]
     pub max_request: usize,
+    /// Most bytes all connections together may hold in request buffers beyond their first
+    /// 16 KiB each; a request that would need more gets an error and the connection is closed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1 << 30))]
+    pub max_request_memory: usize,
 }
 
 impl Default for Options {
@@ -35,6 +39,21 @@ impl Default for Options {
             data: "faultless-kv.db".into(),
             backend: "auto".into(),
             max_request: 64 << 20,
+            max_request_memory: 1 << 30,
         }
+    }
+}
+
+impl Options {
+    /// Checks the options make sense together.
+    pub fn validate(&self) -> std::io::Result<()> {
+        let invalid = |why: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        if self.max_request == 0 || self.max_request > 1 << 31 {
+            return invalid(format!(
+                "--max-request {} is out of range (1 to 2 GiB)",
+                self.max_request
+            ));
+        }
+        Ok(())
     }
 }

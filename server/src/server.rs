@@ -10,6 +10,7 @@ use faultless_runtime::net::TcpListener;
 use faultless_store::{Store, StoreOptions};
 use futures::channel::oneshot;
 
+use crate::memory::RequestMemory;
 use crate::options::Options;
 use crate::stats::{bump, Stats};
 
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     wake_acceptor: RefCell<Option<oneshot::Sender<()>>>,
     /// The server's counters.
     pub(crate) stats: Stats,
+    /// The budget for request buffers, shared by all connections.
+    pub(crate) request_memory: RequestMemory,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener. Must be called inside a faultless runtime.
     pub async fn bind(options: Options) -> io::Result<Server> {
+        options.validate()?;
         let backend: Backend = options.backend.parse()?;
         let store = Store::open(&options.data, StoreOptions::new().backend(backend)).await?;
         let listener = TcpListener::bind((options.bind.as_str(), options.port))?;
@@ -54,11 +58,12 @@ impl Server {
         let (tx, stop) = oneshot::channel();
         let shared = Rc::new(Shared {
             store,
-            options,
             port: addr.port(),
             shutdown: Cell::new(false),
             wake_acceptor: RefCell::new(Some(tx)),
             stats: Stats::default(),
+            request_memory: RequestMemory::new(options.max_request_memory),
+            options,
         });
         Ok(Server {
             shared,

@@ -5,3 +5,4 @@
 mod basics;
 mod harness;
 mod hostile;
+mod memory;

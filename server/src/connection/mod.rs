@@ -4,9 +4,11 @@
 //! Bad input never hurts anyone else: a malformed request, or one over `--max-request` bytes,
 //! gets `-ERR Protocol error: ...` and the connection is closed (the stream cannot be
 //! resynchronised). A connection does a bounded amount of work between yields to the loop
-//! (see `work`), however much its requests ask for.
+//! (see `work`), however much its requests ask for, and holds a bounded amount of memory
+//! ([`input`], `memory`), however large and slow its requests.
 
 mod batch;
+mod input;
 mod output;
 
 use std::rc::Rc;
@@ -20,11 +22,12 @@ use crate::protocol::{Parsed, Parser, Reply};
 use crate::server::Shared;
 use crate::work::Work;
 use batch::Batch;
+use input::Input;
 
 /// How a batch ended.
 enum End {
-    /// Everything complete was executed: read more.
-    More,
+    /// Everything complete was executed; the request in progress needs this many bytes.
+    More(usize),
     /// A command asked to close the connection after its reply (QUIT, SHUTDOWN).
     Close,
     /// Bad input: send this error and close.
@@ -35,15 +38,14 @@ enum End {
 pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
     let shared = &*shared;
     let max_request = shared.options.max_request;
-    let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut recv_buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut input = Input::new(shared.request_memory.grant());
     let mut parser = Parser::new();
     let mut out = Output::new(&stream);
     let mut work = Work::new(&shared.stats.work_yields);
     loop {
         let mut used = 0;
         let end = {
-            let buf = input.as_slice();
+            let buf = input.data();
             let mut batch = Batch::new(shared);
             let end = loop {
                 match parser.parse(&buf[used..], max_request) {
@@ -65,7 +67,7 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
                     Ok(Parsed::Incomplete { need }) if need > max_request => {
                         break End::Fatal(too_large(max_request));
                     }
-                    Ok(Parsed::Incomplete { .. }) => break End::More,
+                    Ok(Parsed::Incomplete { need }) => break End::More(need),
                     Err(e) => break End::Fatal(format!("ERR {e}")),
                 }
             };
@@ -74,26 +76,31 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
             }
             end
         };
-        input.drain(..used);
-        match end {
-            End::More => {}
+        input.consume(used);
+        let need = match end {
+            End::More(need) => need,
             End::Close => return close(&stream, &mut out).await,
             End::Fatal(e) => {
                 out.reply(&Reply::Error(e));
                 return close(&stream, &mut out).await;
             }
-        }
+        };
         if out.flush().await.is_err() {
             return;
         }
-        // Read more.
-        let (res, buf) = stream.recv(std::mem::take(&mut recv_buf)).await;
-        recv_buf = buf;
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => input.extend_from_slice(&recv_buf),
+        parser.shrink();
+        if input.prepare(need, max_request, parser.memory()).is_err() {
+            out.reply(&Reply::Error(format!(
+                "ERR request refused: the server's buffers for incoming requests are full \
+                 (max-request-memory {} bytes); try again later",
+                shared.request_memory.limit()
+            )));
+            return close(&stream, &mut out).await;
         }
-        work.refill();
+        match input.recv(&stream).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => work.refill(),
+        }
     }
 }
 

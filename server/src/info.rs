@@ -13,7 +13,7 @@ pub(crate) fn render(shared: &Shared) -> String {
          # Store\r\ntxid:{}\r\npages:{}\r\nfile_size:{}\r\ncommits:{}\r\ngrouped_writes:{}\r\nsyncs:{}\r\nreaders:{}\r\noldest_reader_lag:{}\r\n\
          # Pages\r\nbackend:{}\r\nprefetches:{}\r\npages_brought_in:{}\r\ndedup_waits:{}\r\nslow_reads:{}\r\nwait_p50_us:{}\r\nwait_p99_us:{}\r\nexecutor_major_faults:{}\r\nexecutor_minor_faults:{}\r\n\
          # Runtime\r\nturns:{}\r\npolls:{}\r\ntasks_alive:{}\r\nops_submitted:{}\r\nparks:{}\r\n\
-         # Limits\r\nlong_request_yields:{}\r\nmax_request:{}\r\nmax_request_memory:{}\r\nrequest_memory_used:{}\r\nrequests_refused_for_memory:{}\r\n",
+         # Limits\r\nlong_request_yields:{}\r\nmax_request:{}\r\nmax_request_memory:{}\r\nrequest_memory_used:{}\r\nrequests_refused_for_memory:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\ntimeout:{}\r\nidle_timeouts:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.port,
         shared.stats.connected.get(),
@@ -45,5 +45,9 @@ pub(crate) fn render(shared: &Shared) -> String {
         shared.request_memory.limit(),
         shared.request_memory.used(),
         shared.request_memory.refused(),
+        shared.max_clients,
+        shared.stats.rejected_connections.get(),
+        shared.options.timeout,
+        shared.stats.idle_timeouts.get(),
     )
 }

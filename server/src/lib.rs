@@ -58,11 +58,13 @@
 //! cursors), `info` (the INFO text), `connection` (the per-connection loop), `server` (the
 //! listener, the accept loop and the state every connection shares), `options`.
 
+mod accept;
 mod cmd;
 mod connection;
 pub mod cursor;
 pub mod glob;
 mod info;
+pub mod limits;
 mod memory;
 mod options;
 pub mod protocol;

@@ -29,6 +29,13 @@ pub struct Options {
     /// 16 KiB each; a request that would need more gets an error and the connection is closed.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1 << 30))]
     pub max_request_memory: usize,
+    /// Most clients served at once (Redis's maxclients); more get "-ERR max number of clients
+    /// reached". Lowered to fit the open-file limit.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10_000))]
+    pub max_clients: usize,
+    /// Close a connection idle for this many seconds (0: never, as in Redis).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    pub timeout: u64,
 }
 
 impl Default for Options {
@@ -40,6 +47,8 @@ impl Default for Options {
             backend: "auto".into(),
             max_request: 64 << 20,
             max_request_memory: 1 << 30,
+            max_clients: 10_000,
+            timeout: 0,
         }
     }
 }

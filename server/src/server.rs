@@ -4,15 +4,18 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use faultless_runtime::mem::Backend;
 use faultless_runtime::net::TcpListener;
 use faultless_store::{Store, StoreOptions};
 use futures::channel::oneshot;
 
+use crate::accept::Acceptor;
+use crate::limits;
 use crate::memory::RequestMemory;
 use crate::options::Options;
-use crate::stats::{bump, Stats};
+use crate::stats::Stats;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -26,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     /// The budget for request buffers, shared by all connections.
     pub(crate) request_memory: RequestMemory,
+    /// Clients served at most: `--max-clients`, or fewer if the open-file limit is lower.
+    pub(crate) max_clients: usize,
 }
 
 impl Shared {
@@ -53,8 +58,18 @@ impl Server {
         options.validate()?;
         let backend: Backend = options.backend.parse()?;
         let store = Store::open(&options.data, StoreOptions::new().backend(backend)).await?;
-        let listener = TcpListener::bind((options.bind.as_str(), options.port))?;
+        let listener = bind_listener(&options.bind, options.port).await?;
         let addr = listener.local_addr()?;
+        let fd_limit = limits::fd_limit()?;
+        let max_clients = limits::clients_that_fit(options.max_clients, fd_limit);
+        if max_clients < options.max_clients {
+            eprintln!(
+                "faultless serve: --max-clients {} needs at least {} file descriptors; the \
+                 open-file limit is {fd_limit}, so at most {max_clients} clients are served",
+                options.max_clients,
+                options.max_clients as u64 + limits::RESERVED_FDS
+            );
+        }
         let (tx, stop) = oneshot::channel();
         let shared = Rc::new(Shared {
             store,
@@ -63,6 +78,7 @@ impl Server {
             wake_acceptor: RefCell::new(Some(tx)),
             stats: Stats::default(),
             request_memory: RequestMemory::new(options.max_request_memory),
+            max_clients,
             options,
         });
         Ok(Server {
@@ -91,6 +107,7 @@ impl Server {
             mut stop,
             ..
         } = self;
+        let mut acceptor = Acceptor::new(shared.clone());
         while !shared.shutdown.get() {
             let accepted = {
                 let accept = std::pin::pin!(listener.accept());
@@ -99,33 +116,51 @@ impl Server {
                     futures::future::Either::Right(_) => break,
                 }
             };
-            let (stream, _) = match accepted {
-                Ok(c) => c,
-                // Out of fds or a connection reset before accept: keep serving others.
+            match accepted {
+                Ok((stream, _)) => acceptor.admit(stream),
                 Err(e) => {
-                    eprintln!("accept: {e}");
-                    faultless_runtime::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
+                    if let Some(pause) = acceptor.failed(e) {
+                        faultless_runtime::time::sleep(pause).await;
+                    }
                 }
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            bump(&shared.stats.accepted);
-            bump(&shared.stats.connected);
-            faultless_runtime::spawn(async move {
-                crate::connection::serve(shared.clone(), stream).await;
-                let connected = &shared.stats.connected;
-                connected.set(connected.get() - 1);
-            })
-            .detach();
+            }
         }
         Ok(())
     }
 }
 
-/// Runs the server on a runtime of its own until `SHUTDOWN`: opens the store, binds, prints
-/// `faultless serve: listening on ADDR (data PATH, N keys)` on stdout, and serves.
+/// How long a bind waits for a dead process's listener on the same port to go away.
+const BIND_RETRY: Duration = Duration::from_secs(2);
+
+/// Binds the listener (`SO_REUSEADDR` is set by the runtime, so connections of a previous
+/// server in `TIME_WAIT` do not block the port). A server that was just killed can still hold
+/// the port for a few milliseconds: its io_uring instance is torn down by the kernel after the
+/// process is gone, and the operations in flight keep its listening socket open until then
+/// (4 to 10 ms measured). So `EADDRINUSE` on a fixed port is retried for up to
+/// [`BIND_RETRY`].
+async fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        match TcpListener::bind((host, port)) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && port != 0
+                    && Instant::now() < deadline =>
+            {
+                faultless_runtime::time::sleep(Duration::from_millis(10)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Runs the server on a runtime of its own until `SHUTDOWN`: raises the open-file limit
+/// ([`limits::raise_fd_limit`]), opens the store, binds, prints `faultless serve: listening on
+/// ADDR (data PATH, N keys)` on stdout, and serves.
 pub fn serve(options: Options) -> io::Result<()> {
+    if let Err(e) = limits::raise_fd_limit() {
+        eprintln!("faultless serve: could not raise the open-file limit: {e}");
+    }
     let rt = faultless_runtime::Runtime::new()?;
     rt.block_on(async {
         let data = options.data.clone();

@@ -9,6 +9,10 @@ pub(crate) struct Stats {
     pub(crate) connected: Cell<u64>,
     /// Connections accepted since start.
     pub(crate) accepted: Cell<u64>,
+    /// Connections turned away with the max-clients error.
+    pub(crate) rejected_connections: Cell<u64>,
+    /// Connections closed for being idle longer than `--timeout`.
+    pub(crate) idle_timeouts: Cell<u64>,
     /// Times a connection yielded to the loop in the middle of its work (see `work`).
     pub(crate) work_yields: Cell<u64>,
 }

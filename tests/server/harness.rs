@@ -19,10 +19,15 @@ impl Server {
         Server::start_with(data, extra, faultless())
     }
 
-    /// Starts a server from `cmd` (a `faultless` command the caller may have configured).
+    /// Starts a server from `cmd` (a `faultless` command the caller may have configured), on
+    /// a free port unless `extra` names one.
     pub fn start_with(data: &Path, extra: &[&str], mut cmd: Command) -> Server {
+        cmd.arg("serve");
+        if !extra.contains(&"--port") {
+            cmd.args(["--port", "0"]);
+        }
         let mut child = cmd
-            .args(["serve", "--port", "0", "--data"])
+            .arg("--data")
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())

@@ -5,4 +5,5 @@
 mod basics;
 mod harness;
 mod hostile;
+mod limits;
 mod memory;

@@ -12,14 +12,17 @@ mod input;
 mod output;
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use faultless_runtime::net::TcpStream;
+use faultless_runtime::time::timeout;
 
 pub(crate) use output::{Output, Stop};
 
 use crate::cmd::Flow;
 use crate::protocol::{Parsed, Parser, Reply};
 use crate::server::Shared;
+use crate::stats::bump;
 use crate::work::Work;
 use batch::Batch;
 use input::Input;
@@ -42,6 +45,7 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
     let mut parser = Parser::new();
     let mut out = Output::new(&stream);
     let mut work = Work::new(&shared.stats.work_yields);
+    let idle = (shared.options.timeout > 0).then(|| Duration::from_secs(shared.options.timeout));
     loop {
         let mut used = 0;
         let end = {
@@ -97,7 +101,18 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
             )));
             return close(&stream, &mut out).await;
         }
-        match input.recv(&stream).await {
+        let received = match idle {
+            None => input.recv(&stream).await,
+            Some(idle) => match timeout(idle, input.recv(&stream)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // Idle too long: close without a word, as Redis does.
+                    bump(&shared.stats.idle_timeouts);
+                    return;
+                }
+            },
+        };
+        match received {
             Ok(0) | Err(_) => return,
             Ok(_) => work.refill(),
         }

@@ -159,11 +159,20 @@ pub enum Reply {
 
 /// Reads one RESP2 reply; panics on EOF, a timeout or malformed input.
 pub fn read_reply(r: &mut impl BufRead) -> Reply {
+    try_read_reply(r).expect("the connection closed before the reply")
+}
+
+/// Reads one RESP2 reply, or `None` if the connection closed before it began; panics on a
+/// timeout or malformed input (a reply cut short counts as malformed).
+pub fn try_read_reply(r: &mut impl BufRead) -> Option<Reply> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line).unwrap();
+    if line.is_empty() {
+        return None;
+    }
     assert!(line.ends_with(b"\r\n"), "truncated reply line {line:?}");
     let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    match line[0] {
+    Some(match line[0] {
         b'+' => Reply::Status(text),
         b'-' => Reply::Error(text),
         b':' => Reply::Int(text.parse().unwrap()),
@@ -181,7 +190,7 @@ pub fn read_reply(r: &mut impl BufRead) -> Reply {
                 .collect(),
         ),
         c => panic!("not a reply: {:?}", (c as char, text)),
-    }
+    })
 }
 
 /// Sends one request on `c` and reads its reply.

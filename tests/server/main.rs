@@ -3,6 +3,7 @@
 //! heavy clients, limits, and a store file damaged under a running server.
 
 mod basics;
+mod damage;
 mod harness;
 mod hostile;
 mod limits;

@@ -74,6 +74,9 @@ struct Spec {
     /// Redis's convention: `n` means exactly `n` arguments (the name included), `-n` at
     /// least `n`.
     arity: i32,
+    /// The reply is built from the store's mapped pages (values, keys, or anything decided
+    /// by reading them), so it is checked against a damaged mapping before it is sent.
+    store: bool,
     cmd: Cmd,
 }
 
@@ -89,99 +92,36 @@ impl Spec {
     }
 }
 
-/// The commands the server knows.
+/// The commands the server knows: name, arity, whether the reply comes from the store.
 const TABLE: &[Spec] = &[
-    Spec {
-        name: "PING",
-        arity: -1,
-        cmd: Cmd::Ping,
-    },
-    Spec {
-        name: "ECHO",
-        arity: 2,
-        cmd: Cmd::Echo,
-    },
-    Spec {
-        name: "GET",
-        arity: 2,
-        cmd: Cmd::Get,
-    },
-    Spec {
-        name: "SET",
-        arity: -3,
-        cmd: Cmd::Set,
-    },
-    Spec {
-        name: "DEL",
-        arity: -2,
-        cmd: Cmd::Del,
-    },
-    Spec {
-        name: "EXISTS",
-        arity: -2,
-        cmd: Cmd::Exists,
-    },
-    Spec {
-        name: "MGET",
-        arity: -2,
-        cmd: Cmd::Mget,
-    },
-    Spec {
-        name: "MSET",
-        arity: -3,
-        cmd: Cmd::Mset,
-    },
-    Spec {
-        name: "INCR",
-        arity: 2,
-        cmd: Cmd::Incr,
-    },
-    Spec {
-        name: "DBSIZE",
-        arity: 1,
-        cmd: Cmd::Dbsize,
-    },
-    Spec {
-        name: "SCAN",
-        arity: -2,
-        cmd: Cmd::Scan,
-    },
-    Spec {
-        name: "INFO",
-        arity: -1,
-        cmd: Cmd::Info,
-    },
-    Spec {
-        name: "COMMAND",
-        arity: -1,
-        cmd: Cmd::Command,
-    },
-    Spec {
-        name: "CONFIG",
-        arity: -2,
-        cmd: Cmd::Config,
-    },
-    Spec {
-        name: "CLIENT",
-        arity: -2,
-        cmd: Cmd::Client,
-    },
-    Spec {
-        name: "SELECT",
-        arity: 2,
-        cmd: Cmd::Select,
-    },
-    Spec {
-        name: "QUIT",
-        arity: -1,
-        cmd: Cmd::Quit,
-    },
-    Spec {
-        name: "SHUTDOWN",
-        arity: -1,
-        cmd: Cmd::Shutdown,
-    },
+    spec("PING", -1, false, Cmd::Ping),
+    spec("ECHO", 2, false, Cmd::Echo),
+    spec("GET", 2, true, Cmd::Get),
+    spec("SET", -3, true, Cmd::Set),
+    spec("DEL", -2, true, Cmd::Del),
+    spec("EXISTS", -2, true, Cmd::Exists),
+    spec("MGET", -2, true, Cmd::Mget),
+    spec("MSET", -3, true, Cmd::Mset),
+    spec("INCR", 2, true, Cmd::Incr),
+    spec("DBSIZE", 1, false, Cmd::Dbsize),
+    spec("SCAN", -2, true, Cmd::Scan),
+    spec("INFO", -1, false, Cmd::Info),
+    spec("COMMAND", -1, false, Cmd::Command),
+    spec("CONFIG", -2, false, Cmd::Config),
+    spec("CLIENT", -2, false, Cmd::Client),
+    spec("SELECT", 2, false, Cmd::Select),
+    spec("QUIT", -1, false, Cmd::Quit),
+    spec("SHUTDOWN", -1, false, Cmd::Shutdown),
 ];
+
+const fn spec(name: &'static str, arity: i32, store: bool, cmd: Cmd) -> Spec {
+    Spec {
+        name,
+        arity,
+        store,
+        cmd,
+    }
+}
 
 fn lookup(name: &[u8]) -> Option<&'static Spec> {
     TABLE
@@ -237,6 +177,12 @@ pub(crate) async fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_, '_>) -> Result
         }
     }
     Ok(Flow::Continue)
+}
+
+/// True if the reply to `args` is built from the store's data (see `Spec::store`); unknown
+/// commands' replies are not.
+pub(crate) fn from_store(args: &Args<'_, '_>) -> bool {
+    lookup(args.get(0)).is_some_and(|s| s.store)
 }
 
 /// Number of commands in the table (`COMMAND COUNT`).

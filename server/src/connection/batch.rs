@@ -51,8 +51,10 @@ impl<'a> Batch<'a> {
             self.drain(out).await?;
             let store = &self.shared.store;
             let txn = self.snapshot.get_or_insert_with(|| store.read_txn());
+            out.begin(true);
             let value = txn.get(args.get(1)).await;
-            cmd::strings::write_value(out, value).await?;
+            let written = cmd::strings::write_value(out, value).await;
+            finish(out, written.map(|()| Flow::Continue))?;
             out.flush_if_full().await?;
             return Ok(Flow::Continue);
         }
@@ -65,12 +67,14 @@ impl<'a> Batch<'a> {
             return Ok(Flow::Continue);
         }
         self.drain(out).await?;
+        out.begin(cmd::from_store(&args));
         let mut ctx = Ctx {
             shared: self.shared,
             out,
             work,
         };
-        let flow = cmd::execute(&mut ctx, args).await?;
+        let executed = cmd::execute(&mut ctx, args).await;
+        let flow = finish(out, executed)?;
         out.flush_if_full().await?;
         Ok(flow)
     }
@@ -78,9 +82,21 @@ impl<'a> Batch<'a> {
     /// Waits for the grouped writes queued so far and writes their replies.
     pub(crate) async fn drain(&mut self, out: &mut Output<'_>) -> Result<(), Stop> {
         while let Some(reply) = self.pending.next().await {
+            out.begin(true);
             out.reply(&reply);
+            out.end()?;
             out.flush_if_full().await?;
         }
         Ok(())
+    }
+}
+
+/// Ends the reply of a command that returned `result`: checks it was not built from a damaged
+/// mapping, and replaces it by the error if it was.
+fn finish(out: &mut Output<'_>, result: Result<Flow, Stop>) -> Result<Flow, Stop> {
+    match result {
+        Ok(flow) => out.end().map(|()| flow),
+        Err(Stop::Damaged(e)) => out.fail(e).map(|()| Flow::Continue),
+        Err(Stop::Gone) => Err(Stop::Gone),
     }
 }

@@ -43,7 +43,7 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
     let max_request = shared.options.max_request;
     let mut input = Input::new(shared.request_memory.grant());
     let mut parser = Parser::new();
-    let mut out = Output::new(&stream);
+    let mut out = Output::new(&stream, &shared.store);
     let mut work = Work::new(&shared.stats.work_yields);
     let idle = (shared.options.timeout > 0).then(|| Duration::from_secs(shared.options.timeout));
     loop {
@@ -65,7 +65,7 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
                         match batch.run(args, &mut out, &mut work).await {
                             Ok(Flow::Continue) => {}
                             Ok(Flow::Close) => break End::Close,
-                            Err(Stop::Gone) => return,
+                            Err(_) => return,
                         }
                     }
                     Ok(Parsed::Incomplete { need }) if need > max_request => {

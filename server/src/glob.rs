@@ -26,7 +26,7 @@
 //! stars + 1)` steps, with no allocation and no recursion. A pattern needing
 //! more single bytes than `max_subject` (the longest subject it will be asked about, the
 //! store's key limit) can never match, so compiling stops there and the pattern's size never
-//! enters the matching cost: a subject of `n` bytes costs at most about `2n²` steps.
+//! enters the matching cost: a subject of `n` bytes costs at most about `4n²` steps.
 
 /// One element of a compiled pattern.
 #[derive(Clone, Copy, Debug, PartialEq)]

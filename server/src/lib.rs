@@ -49,14 +49,23 @@
 //!   read that follows them waits for them first, so a client always reads its own writes.
 //!   Commands that read and write (`SET NX/XX`, `INCR`, `MSET`, multi-key `DEL`) run in a
 //!   write transaction of their own, atomically.
-//! * **Bad input never hurts anyone else.** A request over `--max-request` bytes or a
-//!   malformed one gets a RESP error and, since the stream cannot be resynchronised, the
-//!   connection is closed; unknown commands just get an error.
+//! * **No client can hold up the others.** A malformed request, or one over `--max-request`
+//!   bytes, gets a RESP error and, since the stream cannot be resynchronised, the connection
+//!   is closed; unknown commands just get an error. Long work yields to the loop every
+//!   millisecond or so (`work`); glob patterns and cursors cost bounded work ([`glob`],
+//!   [`cursor`]); request buffers of all clients together are bounded (`memory`); clients
+//!   past `--max-clients` or the open-file limit get Redis's error instead of a hang
+//!   (`accept`, [`limits`]). `docs/server.md` lists every limit and what a client sees.
+//! * **No reply carries bytes the file did not hold.** A reply built from the store is
+//!   checked against a store file truncated under the server after it is copied and before it
+//!   is sent (`connection::output`).
 //!
-//! The modules, by job: [`protocol`] (request parsing and reply encoding), `cmd` (command
-//! execution, one module per family), [`glob`] (SCAN's MATCH patterns), [`cursor`] (SCAN
-//! cursors), `info` (the INFO text), `connection` (the per-connection loop), `server` (the
-//! listener, the accept loop and the state every connection shares), `options`.
+//! The modules, by job: [`protocol`] (request parsing and reply encoding), `cmd` (the command
+//! table, and command execution, one module per family), [`glob`] (SCAN's MATCH patterns),
+//! [`cursor`] (SCAN cursors), `connection` (the per-connection loop, its buffers), `server`
+//! (binding, the state every connection shares), `accept` (admitting connections), [`limits`]
+//! (open files), `memory` (the request budget), `work` (the work budget), `info` and `stats`
+//! (INFO), `options`.
 
 mod accept;
 mod cmd;

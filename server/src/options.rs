@@ -66,3 +66,22 @@ impl Options {
         Ok(())
     }
 }
+
+#[cfg(all(test, feature = "clap"))]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[test]
+    fn defaults_match_the_command_line() {
+        let parsed = Cli::parse_from(["serve"]).options;
+        let default = Options::default();
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
+    }
+}

@@ -8,10 +8,14 @@
 //!   acceptor keeps one spare descriptor (`/dev/null`) open: it closes it, accepts the
 //!   connection into the freed slot, sends the same error, closes it, and takes the spare
 //!   again. Clients never hang.
+//! * Turning a client away takes no task and holds no descriptor afterwards: non-blocking
+//!   calls send the error (into an empty socket buffer, so it always fits), shut our side
+//!   down, and read what the client had already sent, so that closing sends a FIN after the
+//!   error rather than a reset that could discard it.
 //! * Accept errors are logged at most once a second, with a count of those not logged.
 
-use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -23,21 +27,14 @@ use crate::stats::bump;
 /// What a client past the limit reads (Redis's exact words).
 pub(crate) const MAX_CLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
 
-/// Turned-away connections kept open at once to let their client read the error.
-const MAX_LINGERING: u64 = 128;
-
-/// How long a turned-away connection waits for its client to read the error and close.
-const LINGER: Duration = Duration::from_secs(1);
-
 /// The acceptor's state besides the listener.
 pub(crate) struct Acceptor {
     shared: Rc<Shared>,
-    /// The spare descriptor; empty while its slot is lent to a connection being turned away.
-    spare: Rc<RefCell<Option<std::fs::File>>>,
-    /// The spare was closed to accept a connection that is to be turned away.
+    /// A descriptor held in reserve for turning clients away when there are none left.
+    spare: Option<std::fs::File>,
+    /// The spare was closed so that the next accept can succeed.
     spare_released: bool,
     log: RateLimitedLog,
-    lingering: Rc<Cell<u64>>,
 }
 
 impl Acceptor {
@@ -45,10 +42,9 @@ impl Acceptor {
     pub(crate) fn new(shared: Rc<Shared>) -> Acceptor {
         Acceptor {
             shared,
-            spare: Rc::new(RefCell::new(open_spare())),
+            spare: open_spare(),
             spare_released: false,
             log: RateLimitedLog::default(),
-            lingering: Rc::new(Cell::new(0)),
         }
     }
 
@@ -57,17 +53,16 @@ impl Acceptor {
     pub(crate) fn admit(&mut self, stream: TcpStream) {
         let shared = &self.shared;
         if self.spare_released {
-            // Accepted into the spare's slot after EMFILE: turn it away; the slot goes back
-            // to the spare once the client is gone.
-            self.spare_released = false;
+            // Accepted into the spare's slot after EMFILE: turn it away, take the slot back.
             bump(&shared.stats.rejected_connections);
-            self.turn_away(stream, true, Some(self.spare.clone()));
+            turn_away(stream);
+            self.spare = open_spare();
+            self.spare_released = false;
             return;
         }
         if shared.stats.connected.get() >= shared.max_clients as u64 {
             bump(&shared.stats.rejected_connections);
-            let linger = self.lingering.get() < MAX_LINGERING;
-            self.turn_away(stream, linger, None);
+            turn_away(stream);
             return;
         }
         let _ = stream.set_nodelay(true);
@@ -86,7 +81,7 @@ impl Acceptor {
     pub(crate) fn failed(&mut self, e: io::Error) -> Option<Duration> {
         self.log.log(&e);
         let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        if out_of_fds && self.spare.borrow_mut().take().is_some() {
+        if out_of_fds && self.spare.take().is_some() {
             // The next accept gets the freed descriptor; `admit` turns that client away.
             self.spare_released = true;
             return None;
@@ -94,54 +89,32 @@ impl Acceptor {
         // Out of descriptors without a spare, or out of memory: back off a little.
         Some(Duration::from_millis(10))
     }
-
-    /// Sends the max-clients error and closes, in a task of its own. With `linger`, it shuts
-    /// our side down and waits (briefly) for the client to close first, so that what the
-    /// client had sent does not turn our close into a reset that discards the error before it
-    /// is read. Then it puts the spare descriptor back, if it was given one.
-    fn turn_away(
-        &mut self,
-        stream: TcpStream,
-        linger: bool,
-        spare: Option<Rc<RefCell<Option<std::fs::File>>>>,
-    ) {
-        let lingering = self.lingering.clone();
-        if linger {
-            lingering.set(lingering.get() + 1);
-        }
-        faultless_runtime::spawn(async move {
-            let sent = faultless_runtime::time::timeout(
-                Duration::from_millis(100),
-                stream.send_all(MAX_CLIENTS_ERROR),
-            )
-            .await;
-            if linger {
-                if matches!(sent, Ok((Ok(()), _))) {
-                    let _ = stream.shutdown(std::net::Shutdown::Write).await;
-                    let _ = faultless_runtime::time::timeout(LINGER, drain(&stream)).await;
-                }
-                lingering.set(lingering.get() - 1);
-            }
-            drop(stream);
-            if let Some(spare) = spare {
-                *spare.borrow_mut() = open_spare();
-            }
-        })
-        .detach();
-    }
 }
 
-/// Reads and discards until the peer closes (or 64 KiB have come).
-async fn drain(stream: &TcpStream) {
-    let mut buf = Vec::with_capacity(4096);
-    for _ in 0..16 {
-        let (res, b) = stream.recv(buf).await;
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => buf = b,
+/// Sends the max-clients error and closes, without waiting for anything (see the module
+/// docs).
+fn turn_away(stream: TcpStream) {
+    let fd = stream.as_raw_fd();
+    let mut sink = [0u8; 4096];
+    // SAFETY: `fd` is the open socket that `stream` owns until it is dropped below, and no
+    // operation is in flight on it. With MSG_DONTWAIT none of these calls blocks; send reads
+    // only the static error, recv writes only into `sink`, within its length.
+    unsafe {
+        libc::send(
+            fd,
+            MAX_CLIENTS_ERROR.as_ptr().cast(),
+            MAX_CLIENTS_ERROR.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+        libc::shutdown(fd, libc::SHUT_WR);
+        for _ in 0..16 {
+            let n = libc::recv(fd, sink.as_mut_ptr().cast(), sink.len(), libc::MSG_DONTWAIT);
+            if n <= 0 {
+                break;
+            }
         }
-        buf.clear();
     }
+    drop(stream);
 }
 
 fn open_spare() -> Option<std::fs::File> {

@@ -7,10 +7,6 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod store_cli;
 
-/// The RESP server: the example file itself, compiled in.
-#[path = "../examples/kvserver.rs"]
-mod kvserver;
-
 #[derive(Parser)]
 #[command(
     name = "faultless",
@@ -31,7 +27,7 @@ enum Command {
     /// several concurrencies, against the device limit and tokio's spawn_blocking.
     Bench(bench::BenchArgs),
     /// A Redis-compatible (RESP2) key-value server on the store.
-    Serve(kvserver::ServeOptions),
+    Serve(faultless_server::Options),
     /// Tools for store files: stat, check, dump, load.
     #[command(subcommand)]
     Store(store_cli::StoreCommand),
@@ -43,7 +39,7 @@ fn main() -> ExitCode {
         Command::Probe => probe().map(|()| true),
         Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Store(cmd) => store_cli::run(cmd),
-        Command::Serve(opts) => kvserver::serve(opts).map(|()| true),
+        Command::Serve(opts) => faultless_server::serve(opts).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

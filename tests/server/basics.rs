@@ -1,96 +1,11 @@
-//! `faultless serve` driven by real Redis clients (redis-cli, redis-benchmark from Debian's
-//! redis-tools, which .ci/run installs) and by raw sockets for pipelining, many connections,
-//! malformed input and durability.
+//! The basics: real Redis clients, pipelining, many connections, malformed input,
+//! durability.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    addr: String,
-    port: String,
-}
-
-impl Server {
-    fn start(data: &PathBuf, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faultless"))
-            .args(["serve", "--port", "0", "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split_whitespace()
-            .nth(4)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        let port = addr.rsplit(':').next().unwrap().to_string();
-        Server { child, addr, port }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port])
-            .args(args)
-            .output()
-            .expect("redis-cli is needed (apt-get install redis-tools; .ci/run does)");
-        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("serve-{}-{name}.db", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-/// Sends `req` and reads until `expect` bytes arrived (or EOF); returns what came back.
-fn exchange(s: &mut TcpStream, req: &[u8], expect: usize) -> Vec<u8> {
-    s.write_all(req).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    while got.len() < expect {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&got)),
-        }
-    }
-    got
-}
-
-fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+use crate::harness::{exchange, resp, temp, Server};
 
 #[test]
 fn redis_cli_round_trips() {

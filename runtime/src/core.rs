@@ -27,7 +27,7 @@ use std::time::Instant;
 use futures::task::waker_ref;
 use slab::Slab;
 
-use crate::reactor::Reactor;
+use crate::driver::Driver;
 use crate::runtime::{Builder, RuntimeStats};
 use crate::task::{Header, JoinHandle, Runnable, TaskCell};
 use crate::time::Timers;
@@ -59,7 +59,7 @@ pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     tasks: RefCell<Slab<Arc<dyn Runnable>>>,
     run_queue: RefCell<VecDeque<usize>>,
-    pub(crate) reactor: RefCell<Reactor>,
+    pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) counters: Counters,
     turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
@@ -72,12 +72,12 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(builder: &Builder) -> io::Result<Rc<Core>> {
         let shared = Arc::new(Shared::new()?);
-        let reactor = Reactor::new(builder, shared.eventfd())?;
+        let driver = Driver::new(builder.ring_entries, builder.ring_mode, shared.eventfd())?;
         Ok(Rc::new(Core {
             shared,
             tasks: RefCell::new(Slab::with_capacity(64)),
             run_queue: RefCell::new(VecDeque::with_capacity(64)),
-            reactor: RefCell::new(reactor),
+            driver: RefCell::new(driver),
             timers: RefCell::new(Timers::default()),
             counters: Counters::default(),
             turn_hooks: RefCell::new(Vec::new()),
@@ -189,7 +189,7 @@ impl Core {
         if may_block {
             bump(&self.counters.parks);
         }
-        let graveyard = self.reactor.borrow_mut().turn(may_block, timeout);
+        let graveyard = self.driver.borrow_mut().turn(may_block, timeout);
         if may_block {
             self.shared.end_sleep();
         }
@@ -217,26 +217,27 @@ impl Core {
         self.run_queue.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
         self.new_turn_hooks.borrow_mut().clear();
-        let graveyard = self.reactor.borrow_mut().shutdown();
+        let graveyard = self.driver.borrow_mut().shutdown();
         drop(graveyard);
     }
 
     pub(crate) fn stats(&self) -> RuntimeStats {
-        let reactor = self.reactor.borrow();
+        let driver = self.driver.borrow();
         RuntimeStats {
             turns: self.counters.turns.get(),
             polls: self.counters.polls.get(),
             tasks_spawned: self.counters.spawned.get(),
             tasks_alive: self.tasks.borrow().len(),
             parks: self.counters.parks.get(),
-            ops_submitted: reactor.stats.submitted,
-            ops_completed: reactor.stats.completed,
-            ops_cancelled: reactor.stats.cancelled,
-            ops_in_flight: reactor.in_flight(),
-            submit_calls: reactor.stats.enters,
+            ops_submitted: driver.stats.submitted,
+            ops_completed: driver.stats.completed,
+            ops_cancelled: driver.stats.cancelled,
+            ops_in_flight: driver.in_flight(),
+            submit_calls: driver.stats.enters,
             remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
             eventfd_signals: self.shared.eventfd_signals.load(Ordering::Relaxed),
             timers_pending: self.timers.borrow().len(),
+            orphan_fds_closed: driver.orphan_fds_closed(),
         }
     }
 }

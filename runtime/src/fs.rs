@@ -6,17 +6,16 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use io_uring::{opcode, types};
-
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::io_ops::{self, fd_op, SharedFd};
-use crate::op::Op;
+use crate::driver::ops::fs::{Fallocate, Fsync, Ftruncate, OpenAt, Statx, UnlinkAt};
+use crate::driver::ops::{rw, SharedFd};
+use crate::driver::Op;
 
 /// Options for opening a file, like `std::fs::OpenOptions`.
 #[derive(Clone, Debug)]
@@ -123,23 +122,13 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
         let path = cstring(path.as_ref())?;
-        let mode = self.mode;
-        // SAFETY: the entry points at the CString's heap bytes, owned by the op's data.
-        let op = unsafe {
-            Op::submit(path, |path| {
-                opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-                    .flags(flags)
-                    .mode(mode)
-                    .build()
-            })
+        let open = OpenAt {
+            path,
+            flags,
+            mode: self.mode,
         };
-        let done = op.await;
-        let fd = done
-            .result
-            .into_io()
-            .map_err(|e| with_path(e, &done.data))?;
-        // SAFETY: a successful openat returns a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let (fd, open) = Op::submit(open).await.into_fd();
+        let fd = fd.map_err(|e| with_path(e, &open.path))?;
         Ok(File { fd: Rc::new(fd) })
     }
 }
@@ -237,7 +226,7 @@ impl File {
     /// Reads into `buf` (from its start, up to its capacity) at `offset`; returns the byte
     /// count, 0 at end of file.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
-        io_ops::read_at(&self.fd, buf, offset).await
+        rw::read_at(&self.fd, buf, offset).await
     }
 
     /// Reads exactly `len` bytes at `offset`, or fails with `UnexpectedEof`.
@@ -259,14 +248,14 @@ impl File {
 
     /// Writes `buf` at `offset`; returns how many bytes were written (possibly fewer).
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
-        io_ops::write_at(&self.fd, buf, 0, offset).await
+        rw::write_at(&self.fd, buf, 0, offset).await
     }
 
     /// Writes all of `buf` at `offset`, resubmitting after short writes.
     pub async fn write_all_at<B: IoBuf>(&self, mut buf: B, offset: u64) -> BufResult<(), B> {
         let mut done = 0;
         while done < buf.bytes_init() {
-            let (res, b) = io_ops::write_at(&self.fd, buf, done, offset + done as u64).await;
+            let (res, b) = rw::write_at(&self.fd, buf, done, offset + done as u64).await;
             buf = b;
             match res {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
@@ -280,38 +269,35 @@ impl File {
 
     /// Flushes data and metadata to stable storage (`fsync`).
     pub async fn sync_all(&self) -> io::Result<()> {
-        fd_op(&self.fd, |fd| opcode::Fsync::new(fd).build()).await?;
-        Ok(())
+        self.fsync(false).await
     }
 
     /// Flushes data, and only the metadata needed to read it back, to stable storage
     /// (`fdatasync`).
     pub async fn sync_data(&self) -> io::Result<()> {
-        fd_op(&self.fd, |fd| {
-            opcode::Fsync::new(fd)
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-        })
-        .await?;
-        Ok(())
+        self.fsync(true).await
     }
 
     /// Allocates (or, with a `mode` such as `FALLOC_FL_PUNCH_HOLE`, deallocates) storage for
     /// `len` bytes at `offset` (`fallocate(2)`). Mode 0 also extends the file size.
     pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
-        fd_op(&self.fd, |fd| {
-            opcode::Fallocate::new(fd, len)
-                .offset(offset)
-                .mode(mode)
-                .build()
-        })
-        .await?;
+        let op = Fallocate {
+            fd: self.fd.clone(),
+            offset,
+            len,
+            mode,
+        };
+        Op::submit(op).await.result.into_io()?;
         Ok(())
     }
 
     /// Truncates or extends the file to `len` bytes (extension reads as zeros).
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
-        match fd_op(&self.fd, |fd| opcode::Ftruncate::new(fd, len).build()).await {
+        let op = Ftruncate {
+            fd: self.fd.clone(),
+            len,
+        };
+        match Op::submit(op).await.result.into_io() {
             Ok(_) => Ok(()),
             // Kernels before 6.9 lack IORING_OP_FTRUNCATE: do the (fast) syscall instead.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -327,29 +313,20 @@ impl File {
         }
     }
 
+    async fn fsync(&self, datasync: bool) -> io::Result<()> {
+        let op = Fsync {
+            fd: self.fd.clone(),
+            datasync,
+        };
+        Op::submit(op).await.result.into_io()?;
+        Ok(())
+    }
+
     /// Size, type and times of the open file.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        // SAFETY: libc::statx is plain old data; all-zero is a valid value. (io-uring's
-        // `types::statx` is an opaque zero-sized stand-in, so the buffer is libc's struct.)
-        let buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
-        static EMPTY: &[u8; 1] = b"\0";
-        // SAFETY: the entry points at the boxed statx buffer (owned by the op's data) and at
-        // a static empty path; the fd is kept open by the data.
-        let op = unsafe {
-            Op::submit((self.fd.clone(), buf), |(fd, buf)| {
-                opcode::Statx::new(
-                    types::Fd(fd.as_raw_fd()),
-                    EMPTY.as_ptr().cast(),
-                    (&mut **buf as *mut libc::statx).cast::<types::statx>(),
-                )
-                .flags(libc::AT_EMPTY_PATH)
-                .mask(libc::STATX_BASIC_STATS)
-                .build()
-            })
-        };
-        let done = op.await;
+        let done = Op::submit(Statx::new(self.fd.clone())).await;
         done.result.into_io()?;
-        let st: &libc::statx = &done.data.1;
+        let st: &libc::statx = done.data.result();
         let modified = SystemTime::UNIX_EPOCH
             + Duration::new(st.stx_mtime.tv_sec.max(0) as u64, st.stx_mtime.tv_nsec);
         Ok(Metadata {
@@ -371,15 +348,9 @@ impl AsRawFd for File {
 /// Removes the file at `path`.
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     let path = cstring(path.as_ref())?;
-    // SAFETY: the entry points at the CString's heap bytes, owned by the op's data.
-    let op = unsafe {
-        Op::submit(path, |p| {
-            opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr()).build()
-        })
-    };
-    let done = op.await;
+    let done = Op::submit(UnlinkAt { path }).await;
     done.result
         .into_io()
         .map(|_| ())
-        .map_err(|e| with_path(e, &done.data))
+        .map_err(|e| with_path(e, &done.data.path))
 }

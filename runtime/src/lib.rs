@@ -48,12 +48,10 @@
 
 mod buf;
 mod core;
+mod driver;
 pub mod fs;
-mod io_ops;
 pub mod mem;
 pub mod net;
-mod op;
-mod reactor;
 mod runtime;
 mod task;
 pub mod time;

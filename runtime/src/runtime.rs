@@ -7,21 +7,8 @@ use std::io;
 use std::rc::Rc;
 
 use crate::core::{current, try_with_current, Core};
+pub use crate::driver::RingMode;
 use crate::task::JoinHandle;
-
-/// How the io_uring instance is set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RingMode {
-    /// Try `DeferTaskrun`, then `CoopTaskrun`, then `Plain`, and use the first that works.
-    Auto,
-    /// `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+): completions
-    /// are only processed when the executor asks for them, with no interrupts.
-    DeferTaskrun,
-    /// `IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+).
-    CoopTaskrun,
-    /// No setup flags.
-    Plain,
-}
 
 /// Configures and builds a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -136,7 +123,7 @@ impl Runtime {
 
     /// The ring setup the runtime ended up with.
     pub fn ring_mode(&self) -> RingMode {
-        self.core.reactor.borrow().mode
+        self.core.driver.borrow().mode
     }
 }
 
@@ -184,6 +171,9 @@ pub struct RuntimeStats {
     pub eventfd_signals: u64,
     /// Timers registered and not yet fired or dropped.
     pub timers_pending: usize,
+    /// Fds that operations created (an open, an accept) after their futures were dropped,
+    /// closed by the runtime since nobody was left to own them.
+    pub orphan_fds_closed: u64,
 }
 
 /// Spawns a task on the runtime running on this thread.

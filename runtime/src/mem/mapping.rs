@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use io_uring::opcode;
+use io_uring::{opcode, squeue};
 
 use super::backend::Backend;
 use super::faults::{thread_faults, ThreadFaults};
@@ -25,8 +25,8 @@ use super::request::{Notify, Request};
 use super::residency::Residency;
 use super::sigbus::{self, Registration};
 use super::{page_size, touch_pages};
-use crate::io_ops::{self, SharedFd};
-use crate::op::Op;
+use crate::driver::ops::{rw, SharedFd};
+use crate::driver::{Op, OpCode};
 
 /// How to map a file.
 #[derive(Clone, Debug)]
@@ -736,20 +736,9 @@ impl Mapping {
             }),
             Engine::UringMadvise => {
                 let keep = inner.mmap.clone();
+                let op = PopulateRead::new(keep, addr, len);
                 crate::spawn(async move {
-                    // SAFETY: the op's data keeps the mapping alive until the completion;
-                    // MADV_POPULATE_READ only reads the file into the mapping's pages.
-                    let op = unsafe {
-                        Op::submit(keep, |_| {
-                            opcode::Madvise::new(
-                                addr as *const libc::c_void,
-                                len as libc::off_t,
-                                libc::MADV_POPULATE_READ,
-                            )
-                            .build()
-                        })
-                    };
-                    let done = op.await;
+                    let done = Op::submit(op).await;
                     req.complete(done.result.into_io().map(|_| ()).map_err(errno_of));
                 })
                 .detach();
@@ -760,7 +749,7 @@ impl Mapping {
                 let offset = req.first_page << inner.page_shift;
                 let want = (len as u64).min(inner.file_len.get().saturating_sub(offset)) as usize;
                 crate::spawn(async move {
-                    let (res, _buf) = io_ops::read_at(&fd, Vec::with_capacity(len), offset).await;
+                    let (res, _buf) = rw::read_at(&fd, Vec::with_capacity(len), offset).await;
                     let result = match res {
                         Ok(n) if n >= want => {
                             // The pages are up to date in the page cache: map them in here
@@ -777,6 +766,39 @@ impl Mapping {
                 .detach();
             }
         }
+    }
+}
+
+/// `IORING_OP_MADVISE(MADV_POPULATE_READ)` over a range of a mapping: an io-wq worker reads
+/// the file's pages and maps them in.
+struct PopulateRead {
+    mapping: Arc<memmap2::Mmap>,
+    addr: usize,
+    len: usize,
+}
+
+impl PopulateRead {
+    /// # Panics
+    /// If `addr..addr + len` is not inside `mapping`.
+    fn new(mapping: Arc<memmap2::Mmap>, addr: usize, len: usize) -> PopulateRead {
+        let start = mapping.as_ptr() as usize;
+        assert!(addr >= start && addr + len <= start + mapping.len());
+        PopulateRead { mapping, addr, len }
+    }
+}
+
+// SAFETY: the entry names the range `addr..addr + len`, which `new` checked lies inside
+// `mapping`, which the value keeps mapped; MADV_POPULATE_READ only reads the file into the
+// mapping's page cache pages and maps them, it writes no memory of ours. No fd is used.
+unsafe impl OpCode for PopulateRead {
+    fn create_entry(&mut self) -> squeue::Entry {
+        debug_assert!(self.addr >= self.mapping.as_ptr() as usize);
+        opcode::Madvise::new(
+            self.addr as *const libc::c_void,
+            self.len as libc::off_t,
+            libc::MADV_POPULATE_READ,
+        )
+        .build()
     }
 }
 

@@ -17,11 +17,11 @@ use std::task::{Context, Poll};
 
 use super::opcode::{OpCode, ResultKind};
 use super::CqeResult;
-use crate::core::{current, Core};
+use crate::executor::{current, Executor};
 
 /// A submitted operation. Resolves to its completion and the operation value it owned.
 pub(crate) struct Op<T: OpCode> {
-    executor: Rc<Core>,
+    executor: Rc<Executor>,
     key: usize,
     data: Option<T>,
 }

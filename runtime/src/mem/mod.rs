@@ -41,17 +41,24 @@
 
 mod backend;
 mod faults;
-mod helper;
+mod inflight;
 mod mapping;
+mod options;
+mod prefetch;
 pub mod raw;
+mod read;
 mod request;
 mod residency;
 mod sigbus;
+mod stats;
 
+pub use backend::helper::{default_mlock_budget, HelperPool, Primitive};
 pub use backend::{probe, Backend, Probe};
 pub use faults::{thread_faults, ThreadFaults};
-pub use helper::{default_mlock_budget, HelperPool, Primitive};
-pub use mapping::{MapOptions, Mapping, MemStats, PageGuard, ReadFuture, WaitStats};
+pub use mapping::Mapping;
+pub use options::MapOptions;
+pub use read::{PageGuard, ReadFuture};
+pub use stats::{MemStats, WaitStats};
 
 /// The system page size.
 pub fn page_size() -> usize {

@@ -13,7 +13,7 @@
 //!   reported written has been handed to the kernel.
 //!
 //! An operation in flight stays in the stream between calls; dropping the stream cancels it
-//! and the reactor keeps its buffer until the kernel is done.
+//! and the driver keeps its buffer until the kernel is done.
 
 use std::future::Future;
 use std::io;

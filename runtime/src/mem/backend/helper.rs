@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
-use super::request::Request;
+use crate::mem::request::Request;
 
 /// How helper threads make pages resident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,7 +301,7 @@ pub(crate) fn populate_read(addr: usize, len: usize) -> Result<(), i32> {
 fn willneed_touch(addr: usize, len: usize) -> Result<(), i32> {
     // SAFETY: advice on a live mapping; no memory is written.
     unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_WILLNEED) };
-    super::touch_pages(addr, len);
+    crate::mem::touch_pages(addr, len);
     Ok(())
 }
 

@@ -1,15 +1,20 @@
 //! Tasks: one allocation per spawned future, holding its header, the future or its output,
 //! and the waker of whoever awaits its [`JoinHandle`].
 //!
+//! * `cell.rs`: [`TaskCell`], the allocation, and the task's state machine
+//!   (`Running` → `Finished` → `Consumed`);
+//! * `waker.rs`: [`Header`], the only part wakers touch, from any thread;
+//! * `join.rs`, `error.rs`: [`JoinHandle`] and [`JoinError`];
+//! * `yield_now.rs`: [`yield_now`].
+//!
 //! A task lives in an `Arc<TaskCell<F>>`. The executor's slab holds one reference, the
 //! `JoinHandle` another, and every clone of the task's waker one more. Wakers are
-//! `Send + Sync` and may outlive the runtime, but they only ever touch the [`Header`]
-//! (atomics and an `Arc<Shared>`). The future and its output are `!Send` and are touched only
-//! on the executor's thread; they are always dropped there, by the executor when the task
-//! finishes or is aborted, by the `JoinHandle` when it takes or discards the output, or by the
-//! runtime when it shuts down. So when the last reference is a waker on a foreign thread, the
-//! cell it frees holds no future and no output. That invariant is what makes the
-//! `unsafe impl Send/Sync` below sound.
+//! `Send + Sync` and may outlive the runtime, but they only ever touch the header (atomics and
+//! an `Arc<Shared>`). The future and its output need not be `Send`: they are touched and
+//! dropped only on the thread that spawned the task, by the executor when the task finishes
+//! or is aborted, by the `JoinHandle` when it takes or discards the output, or by the runtime
+//! when it shuts down. The cell checks this when it is freed: on any other thread it leaks
+//! what it still holds rather than drop it there.
 
 mod cell;
 mod error;

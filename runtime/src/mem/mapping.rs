@@ -16,14 +16,17 @@ use super::inflight::InFlight;
 use super::options::MapOptions;
 use super::page_size;
 use super::read::{PageGuard, ReadFuture};
+use super::region::Region;
 use super::residency::Residency;
-use super::sigbus::{self, Registration};
 use super::stats::{Counters, MemStats, WaitTimes};
 use crate::driver::ops::SharedFd;
 
 /// A mapping's state, shared by its clones.
 pub(super) struct Inner {
-    pub(super) mmap: Arc<memmap2::Mmap>,
+    /// The mapped range and its SIGBUS registration, shared with what may touch it after the
+    /// mapping is gone (helper jobs, operations in flight).
+    pub(super) region: Arc<Region>,
+    /// `region.base()`, kept here for the resident path.
     pub(super) base: usize,
     pub(super) reserve: u64,
     pub(super) fd: SharedFd,
@@ -36,7 +39,6 @@ pub(super) struct Inner {
     pub(super) max_run: u64,
     pub(super) counters: RefCell<Counters>,
     pub(super) wait: WaitTimes,
-    pub(super) sigbus: Registration,
 }
 
 /// A read-only shared mapping of a file whose pages tasks read without blocking the thread.
@@ -50,15 +52,35 @@ pub struct Mapping {
 
 impl Mapping {
     /// Maps the file at `path` read-only.
-    pub fn open(path: impl AsRef<Path>, options: MapOptions) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    /// As for [`from_file`](Self::from_file).
+    pub unsafe fn open(path: impl AsRef<Path>, options: MapOptions) -> io::Result<Mapping> {
         let path = path.as_ref();
         let file = std::fs::File::open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        Mapping::from_file(file, options)
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Mapping::from_file(file, options) }
     }
 
     /// Maps an open file read-only.
-    pub fn from_file(file: std::fs::File, options: MapOptions) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    ///
+    /// A [`PageGuard`] is a `&[u8]` into the file's pages, and Rust assumes that the bytes
+    /// behind a shared reference do not change while it lives. So, while any guard of this
+    /// mapping (or of a clone) is alive, nobody may change the bytes of the file it covers:
+    /// not by writing them (`write(2)`, another mapping, another process) and not by
+    /// truncating the file below them. Writing parts of the file no guard covers is fine, and
+    /// so is growing it: a copy-on-write store that rewrites only pages its readers cannot
+    /// reach, and never shrinks its file, keeps this contract.
+    ///
+    /// A file truncated anyway does not kill the process: the SIGBUS safety net maps zeros
+    /// over a vanished page, and reads of the mapping fail from then on
+    /// ([`check_intact`](Self::check_intact) tells whether bytes already copied out can be
+    /// trusted). That limits the damage of a broken contract; it does not make bytes a guard
+    /// already lent out correct.
+    pub unsafe fn from_file(file: std::fs::File, options: MapOptions) -> io::Result<Mapping> {
         let file_len = file.metadata()?.len();
         let page = page_size() as u64;
         let reserve = options
@@ -69,13 +91,12 @@ impl Mapping {
             .next_multiple_of(page);
         let reserve_usize = usize::try_from(reserve)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "reservation too large"))?;
-        // SAFETY: a read-only shared mapping; the runtime never hands out references past the
-        // file's current size, and a file shrunk under it is caught by the SIGBUS safety net.
-        // Mapping more than the file (the reservation) is allowed by mmap.
-        let mmap = unsafe { memmap2::MmapOptions::new().len(reserve_usize).map(&file)? };
-        let base = mmap.as_ptr() as usize;
+        // SAFETY: forwarded from this function's contract. The runtime itself never hands out
+        // bytes past the file's current size.
+        let region = unsafe { Region::map(&file, reserve_usize)? };
+        let base = region.base();
         if options.random {
-            mmap.advise(memmap2::Advice::Random)?;
+            region.advise_random()?;
             // The same for the file's reads (uring-read): no readahead around each page.
             // SAFETY: advice on our own fd; no memory is passed.
             unsafe {
@@ -90,8 +111,7 @@ impl Mapping {
         };
         Ok(Mapping {
             inner: Rc::new(Inner {
-                sigbus: sigbus::register(base, reserve_usize),
-                mmap: Arc::new(mmap),
+                region: Arc::new(region),
                 base,
                 reserve,
                 fd: Rc::new(OwnedFd::from(file)),
@@ -144,7 +164,7 @@ impl Mapping {
         if range.end > inner.file_len.get() || range.start >= range.end {
             return None;
         }
-        if inner.sigbus.damaged() {
+        if inner.region.damaged() {
             return None;
         }
         let first = range.start >> inner.page_shift;
@@ -320,7 +340,7 @@ impl Mapping {
     }
 
     pub(super) fn check_damaged(&self) -> io::Result<()> {
-        if self.inner.sigbus.damaged() {
+        if self.inner.region.damaged() {
             return Err(io::Error::other(
                 "the mapped file was truncated under the mapping (SIGBUS caught); reopen it",
             ));

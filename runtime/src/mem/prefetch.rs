@@ -161,6 +161,6 @@ impl Mapping {
             offset,
             file_bytes,
         };
-        inner.engine.issue(req, run, &inner.mmap, &inner.fd);
+        inner.engine.issue(req, run, &inner.region, &inner.fd);
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use helper::{default_mlock_budget, HelperPool, Job};
 
 use super::options::MapOptions;
+use super::region::Region;
 use super::request::Request;
 use crate::driver::ops::SharedFd;
 
@@ -184,25 +185,19 @@ impl Engine {
         })
     }
 
-    /// Starts bringing `run` in; `req` completes when it is resident (or failed). `mapping`
-    /// is kept alive until then.
-    pub(super) fn issue(
-        &self,
-        req: Arc<Request>,
-        run: Run,
-        mapping: &Arc<memmap2::Mmap>,
-        fd: &SharedFd,
-    ) {
+    /// Starts bringing `run` in; `req` completes when it is resident (or failed). The region
+    /// (the mapping and its SIGBUS registration) is kept alive until then.
+    pub(super) fn issue(&self, req: Arc<Request>, run: Run, region: &Arc<Region>, fd: &SharedFd) {
         match self {
             Engine::Blocking => unreachable!("the blocking backend issues no requests"),
             Engine::Helper(pool) => pool.submit(Job {
                 addr: run.addr,
                 len: run.len,
                 request: req,
-                keep_alive: mapping.clone(),
+                keep_alive: region.clone(),
             }),
-            Engine::UringMadvise => uring_madvise::issue(req, run, mapping.clone()),
-            Engine::UringRead => uring_read::issue(req, run, mapping.clone(), fd.clone()),
+            Engine::UringMadvise => uring_madvise::issue(req, run, region.clone()),
+            Engine::UringRead => uring_read::issue(req, run, region.clone(), fd.clone()),
         }
     }
 }

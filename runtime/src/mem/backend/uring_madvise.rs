@@ -7,12 +7,13 @@ use io_uring::{opcode, squeue};
 
 use super::{errno_of, Run};
 use crate::driver::{Op, OpCode};
+use crate::mem::region::Region;
 use crate::mem::request::Request;
 
 /// `madvise(MADV_POPULATE_READ)` over a range of a mapping, as an io_uring operation.
 struct PopulateRead {
     /// Keeps the range mapped until the completion.
-    _mapping: Arc<memmap2::Mmap>,
+    _region: Arc<Region>,
     addr: usize,
     len: usize,
 }
@@ -20,14 +21,13 @@ struct PopulateRead {
 impl PopulateRead {
     /// # Panics
     /// If `addr..addr + len` is not inside `mapping`.
-    fn new(mapping: Arc<memmap2::Mmap>, addr: usize, len: usize) -> PopulateRead {
-        let start = mapping.as_ptr() as usize;
+    fn new(region: Arc<Region>, addr: usize, len: usize) -> PopulateRead {
         assert!(
-            addr >= start && addr + len <= start + mapping.len(),
+            region.contains(addr, len),
             "populate range outside its mapping"
         );
         PopulateRead {
-            _mapping: mapping,
+            _region: region,
             addr,
             len,
         }
@@ -35,7 +35,7 @@ impl PopulateRead {
 }
 
 // SAFETY: the entry names the range `addr..addr + len`, which `new` checked lies inside
-// `mapping`, which the value keeps mapped until the completion; MADV_POPULATE_READ reads the
+// the region, which the value keeps mapped until the completion; MADV_POPULATE_READ reads the
 // file into the page cache and maps those pages, it writes no memory of ours (a range past
 // the end of the file fails with EFAULT, it raises no SIGBUS). No fd is used.
 unsafe impl OpCode for PopulateRead {
@@ -50,8 +50,8 @@ unsafe impl OpCode for PopulateRead {
 }
 
 /// Starts the populate of `run`; a task completes `req` when it is done.
-pub(super) fn issue(req: Arc<Request>, run: Run, mapping: Arc<memmap2::Mmap>) {
-    let op = PopulateRead::new(mapping, run.addr, run.len);
+pub(super) fn issue(req: Arc<Request>, run: Run, region: Arc<Region>) {
+    let op = PopulateRead::new(region, run.addr, run.len);
     crate::spawn(async move {
         let done = Op::submit(op).await;
         req.complete(done.result.into_io().map(|_| ()).map_err(errno_of));

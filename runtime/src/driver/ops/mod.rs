@@ -7,7 +7,7 @@
 //! * `net.rs`: connecting, shutting down, readiness polls, and the `msghdr` operations of UDP.
 //!
 //! The page-access layer's `madvise` operation lives with the mapping it points into
-//! (`mem/engine/uring_madvise.rs`).
+//! (`mem/backend/uring_madvise.rs`).
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;

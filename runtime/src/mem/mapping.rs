@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::backend::helper::HelperPool;
@@ -28,6 +29,8 @@ pub(super) struct Inner {
     pub(super) region: Arc<Region>,
     /// `region.base()`, kept here for the resident path.
     pub(super) base: usize,
+    /// `region.damaged_flag()`, kept here for the resident path (valid while `region` is).
+    pub(super) damaged: &'static AtomicBool,
     pub(super) reserve: u64,
     pub(super) fd: SharedFd,
     pub(super) file_len: Cell<u64>,
@@ -111,6 +114,7 @@ impl Mapping {
         };
         Ok(Mapping {
             inner: Rc::new(Inner {
+                damaged: region.damaged_flag(),
                 region: Arc::new(region),
                 base,
                 reserve,
@@ -164,7 +168,7 @@ impl Mapping {
         if range.end > inner.file_len.get() || range.start >= range.end {
             return None;
         }
-        if inner.region.damaged() {
+        if inner.damaged.load(Ordering::Relaxed) {
             return None;
         }
         let first = range.start >> inner.page_shift;
@@ -340,7 +344,7 @@ impl Mapping {
     }
 
     pub(super) fn check_damaged(&self) -> io::Result<()> {
-        if self.inner.region.damaged() {
+        if self.inner.damaged.load(Ordering::Relaxed) {
             return Err(io::Error::other(
                 "the mapped file was truncated under the mapping (SIGBUS caught); reopen it",
             ));

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::AtomicBool;
 
 use super::sigbus::{self, Registration};
 
@@ -51,10 +52,10 @@ impl Region {
         addr >= self.base() && addr.saturating_add(len) <= self.base() + self.len()
     }
 
-    /// True once a SIGBUS hit the region (its file shrank under it).
-    #[inline]
-    pub(super) fn damaged(&self) -> bool {
-        self.sigbus.damaged()
+    /// The flag set once a SIGBUS hits the region (its file shrank under it). Valid for as
+    /// long as the region lives: a holder of the flag must hold the region too.
+    pub(super) fn damaged_flag(&self) -> &'static AtomicBool {
+        self.sigbus.damaged_flag()
     }
 
     /// `madvise(MADV_RANDOM)`: one fault reads one page, not megabytes of readahead.

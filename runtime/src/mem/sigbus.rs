@@ -43,12 +43,15 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// True once a SIGBUS hit this mapping.
+    /// The flag the handler sets once a SIGBUS hits this mapping. It belongs to this
+    /// registration for as long as the registration lives (the slot is reused after it is
+    /// dropped); an unprotected mapping (no free slot) gets a flag that is never set.
     #[inline]
-    pub(crate) fn damaged(&self) -> bool {
+    pub(crate) fn damaged_flag(&self) -> &'static AtomicBool {
+        static NEVER: AtomicBool = AtomicBool::new(false);
         match self.slot {
-            Some(i) => REGISTRY[i].damaged.load(Ordering::Relaxed),
-            None => false,
+            Some(i) => &REGISTRY[i].damaged,
+            None => &NEVER,
         }
     }
 }

@@ -78,20 +78,34 @@ impl<F: Future + 'static> ArcWake for TaskCell<F> {
 }
 
 thread_local! {
-    static THREAD_ID: ThreadId = std::thread::current().id();
+    /// This thread's id, once it has spawned a task (a `const` thread-local with no
+    /// destructor: readable at any time, also while the thread's locals are torn down).
+    static THREAD_ID: Cell<Option<ThreadId>> = const { Cell::new(None) };
 }
 
-/// True if the calling thread is `owner` (false while the thread's locals are being
-/// destroyed: the caller then takes the cautious path).
+/// The calling thread's id, cached for `on_thread`.
+fn current_thread_id() -> ThreadId {
+    THREAD_ID.with(|cached| match cached.get() {
+        Some(id) => id,
+        None => {
+            let id = std::thread::current().id();
+            cached.set(Some(id));
+            id
+        }
+    })
+}
+
+/// True if the calling thread is `owner`. The owner cached its id when it spawned the task,
+/// so a thread that never cached one is not the owner.
 fn on_thread(owner: ThreadId) -> bool {
-    THREAD_ID.try_with(|id| *id == owner).unwrap_or(false)
+    THREAD_ID.with(|cached| cached.get() == Some(owner))
 }
 
 impl<F: Future + 'static> TaskCell<F> {
     pub(crate) fn new(future: F, key: usize, shared: Arc<Shared>) -> Arc<TaskCell<F>> {
         Arc::new(TaskCell {
             header: Header::new(key, shared),
-            owner: THREAD_ID.with(|id| *id),
+            owner: current_thread_id(),
             stage: RefCell::new(Stage::Running(future)),
             join_waker: Cell::new(None),
             aborted: Cell::new(false),

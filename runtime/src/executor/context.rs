@@ -49,6 +49,7 @@ impl Drop for Enter {
 
 /// Queues task `key` of the runtime that owns `shared`: directly on the local run queue when
 /// called on that runtime's thread while it runs, through the remote queue otherwise.
+#[inline]
 pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
     let local = CURRENT.with(|c| {
         let executor = c.get();

@@ -42,7 +42,7 @@ pub(crate) use park::Shared;
 use crate::builder::Builder;
 use crate::driver::Driver;
 use crate::stats::RuntimeStats;
-use crate::task::{Header, JoinHandle, Runnable, TaskCell};
+use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell};
 use crate::time::Timers;
 
 /// The run-queue key of the future passed to `block_on`.
@@ -74,6 +74,8 @@ pub(crate) struct Executor {
     new_turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
     budget: usize,
     remote_scratch: RefCell<Vec<usize>>,
+    /// The thread the runtime belongs to (a `Runtime` is `!Send`): every task's owner.
+    thread: std::thread::ThreadId,
 }
 
 impl Executor {
@@ -91,11 +93,13 @@ impl Executor {
             new_turn_hooks: RefCell::new(Vec::new()),
             budget: builder.budget.max(1),
             remote_scratch: RefCell::new(Vec::new()),
+            thread: current_thread_id(),
         }))
     }
 
     /// Pushes `key` onto the local run queue; false if the queue is borrowed (the caller then
     /// takes the remote path).
+    #[inline]
     fn push_local(&self, key: usize) -> bool {
         match self.run_queue.try_borrow_mut() {
             Ok(mut q) => {
@@ -114,7 +118,7 @@ impl Executor {
     {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let cell = TaskCell::new(future, entry.key(), self.shared.clone());
+        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread);
         entry.insert(cell.clone());
         drop(tasks);
         bump(&self.counters.spawned);

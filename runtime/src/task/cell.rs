@@ -83,8 +83,9 @@ thread_local! {
     static THREAD_ID: Cell<Option<ThreadId>> = const { Cell::new(None) };
 }
 
-/// The calling thread's id, cached for `on_thread`.
-fn current_thread_id() -> ThreadId {
+/// The calling thread's id, cached for `on_thread`. An executor takes it once, when it is
+/// built, for every task it spawns (a runtime never leaves the thread that built it).
+pub(crate) fn current_thread_id() -> ThreadId {
     THREAD_ID.with(|cached| match cached.get() {
         Some(id) => id,
         None => {
@@ -97,15 +98,23 @@ fn current_thread_id() -> ThreadId {
 
 /// True if the calling thread is `owner`. The owner cached its id when it spawned the task,
 /// so a thread that never cached one is not the owner.
+#[inline]
 fn on_thread(owner: ThreadId) -> bool {
     THREAD_ID.with(|cached| cached.get() == Some(owner))
 }
 
 impl<F: Future + 'static> TaskCell<F> {
-    pub(crate) fn new(future: F, key: usize, shared: Arc<Shared>) -> Arc<TaskCell<F>> {
+    /// A cell for `future`, spawned on the thread `owner` (which has called
+    /// [`current_thread_id`]).
+    pub(crate) fn new(
+        future: F,
+        key: usize,
+        shared: Arc<Shared>,
+        owner: ThreadId,
+    ) -> Arc<TaskCell<F>> {
         Arc::new(TaskCell {
             header: Header::new(key, shared),
-            owner: current_thread_id(),
+            owner,
             stage: RefCell::new(Stage::Running(future)),
             join_waker: Cell::new(None),
             aborted: Cell::new(false),
@@ -286,7 +295,7 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared);
+        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
         assert!(cell.run(), "the future is ready at its first poll");
         assert_eq!(Rc::strong_count(&output), 2, "the output sits in the cell");
         let waker = futures::task::waker(cell);
@@ -304,7 +313,7 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared);
+        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
         assert!(cell.run());
         drop(futures::task::waker(cell));
         assert_eq!(Rc::strong_count(&output), 1);

@@ -22,7 +22,7 @@ mod join;
 mod waker;
 mod yield_now;
 
-pub(crate) use cell::TaskCell;
+pub(crate) use cell::{current_thread_id, TaskCell};
 pub use error::JoinError;
 pub use join::JoinHandle;
 pub(crate) use waker::Header;

@@ -34,6 +34,7 @@ impl Header {
     }
 
     /// Puts the task on a run queue unless it is already on one or has finished.
+    #[inline]
     pub(crate) fn wake(&self) {
         if self.finished.load(Ordering::Acquire) {
             return;

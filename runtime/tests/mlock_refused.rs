@@ -68,14 +68,12 @@ fn mlock_refusal_is_reported_and_reads_still_work() {
     std::fs::File::open(&path).unwrap().sync_all().unwrap();
 
     rt.block_on(async {
-        let map = Mapping::open(
-            &path,
-            MapOptions::new()
-                .backend(Backend::Helper)
-                .primitive(Primitive::Mlock)
-                .helper_threads(2),
-        )
-        .unwrap();
+        let options = MapOptions::new()
+            .backend(Backend::Helper)
+            .primitive(Primitive::Mlock)
+            .helper_threads(2);
+        // SAFETY: the file was written above and nothing writes it while it is mapped.
+        let map = unsafe { Mapping::open(&path, options) }.unwrap();
         map.evict_all().unwrap();
         for p in 0..16u64 {
             assert_eq!(map.read(p * 4096..p * 4096 + 1).await.unwrap()[0], 5);

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
-use super::request::Request;
+use crate::mem::request::Request;
 
 /// How helper threads make pages resident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,7 +301,7 @@ pub(crate) fn populate_read(addr: usize, len: usize) -> Result<(), i32> {
 fn willneed_touch(addr: usize, len: usize) -> Result<(), i32> {
     // SAFETY: advice on a live mapping; no memory is written.
     unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_WILLNEED) };
-    super::touch_pages(addr, len);
+    crate::mem::touch_pages(addr, len);
     Ok(())
 }
 
@@ -369,4 +369,102 @@ fn refuse_mlock(inner: &PoolInner, errno: i32) {
     );
     eprintln!("faultless: {msg}");
     *inner.fallback.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+    use std::task::{Context, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::mem::request::Notify;
+    use crate::mem::{page_size, Backend, MapOptions, Mapping};
+
+    /// A waker whose `wake` blocks until the test opens the gate: it holds a helper thread
+    /// inside the completion of its job.
+    #[derive(Default)]
+    struct Gate {
+        state: Mutex<(bool, bool)>, // (entered, open)
+        changed: Condvar,
+    }
+
+    impl Wake for Gate {
+        fn wake(self: Arc<Self>) {
+            let mut st = self.state.lock().unwrap();
+            st.0 = true;
+            self.changed.notify_all();
+            while !st.1 {
+                st = self.changed.wait(st).unwrap();
+            }
+        }
+    }
+
+    impl Gate {
+        fn wait_entered(&self) {
+            let mut st = self.state.lock().unwrap();
+            while !st.0 {
+                st = self.changed.wait(st).unwrap();
+            }
+        }
+        fn open(&self) {
+            self.state.lock().unwrap().1 = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// A job queued for a mapping that is then dropped, on a file that is then truncated,
+    /// runs after both: touching the vanished page raises SIGBUS, and the job must still hold
+    /// the mapping's registration with the safety net, or the signal kills the process.
+    #[test]
+    fn a_queued_job_keeps_the_sigbus_net_of_a_dropped_mapping() {
+        let page = page_size();
+        let pool = Arc::new(HelperPool::new(1, Primitive::WillNeedTouch, 0).unwrap());
+
+        // Hold the pool's only thread inside the completion of a first job.
+        let gate = Arc::new(Gate::default());
+        let blocker = Arc::new(Request::new(0, 1, Notify::Wakers));
+        let waker = Waker::from(gate.clone());
+        assert!(blocker.poll(&mut Context::from_waker(&waker)).is_pending());
+        let anon = Arc::new(memmap2::MmapMut::map_anon(page).unwrap());
+        pool.submit(Job {
+            addr: anon.as_ptr() as usize,
+            len: page,
+            request: blocker,
+            keep_alive: anon.clone(),
+        });
+        gate.wait_entered();
+
+        // A mapping sharing the pool queues a job for its first page, then goes away, and
+        // its file is truncated to nothing.
+        let path = std::env::temp_dir().join(format!("faultless-job-net-{}", std::process::id()));
+        std::fs::write(&path, vec![7u8; 2 * page]).unwrap();
+        let options = MapOptions::new()
+            .backend(Backend::Helper)
+            .helper_pool(pool.clone());
+        // SAFETY: no guard of this mapping is ever taken; the truncation below breaks no
+        // borrow, it only leaves the queued job a vanished page to touch.
+        let map = unsafe { Mapping::open(&path, options) }.unwrap();
+        map.prefetch(0..page as u64).unwrap();
+        drop(map);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+
+        // Let the helper run the job on the truncated page.
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.jobs().0 + pool.jobs().1 < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the job never ran: {:?}",
+                pool.jobs()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
 }

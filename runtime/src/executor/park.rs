@@ -1,4 +1,4 @@
-//! The cross-thread wake path.
+//! Parking, and the cross-thread wake path that ends a park.
 //!
 //! Every task's waker is `Send + Sync`: it may be cloned, stored and woken from any thread.
 //! A wake on the executor's own thread pushes the task straight onto the local run queue.

@@ -1,5 +1,11 @@
-//! The executor core: task slab, run queue, and the loop that drives them with the reactor
-//! and the timers.
+//! The executor: the task slab, the run queue, and the loop that drives them with the
+//! driver (io_uring) and the timers.
+//!
+//! * `mod.rs` (this file): [`Executor`] and its loop;
+//! * `context.rs`: the thread-local "current executor", [`spawn`](crate::spawn)'s way in, and
+//!   [`schedule`], where a wake lands;
+//! * `park.rs`: [`Shared`], the part other threads touch: the remote wake queue and the
+//!   eventfd protocol that wakes a parked executor.
 //!
 //! One turn of the loop:
 //! 1. poll up to `budget` tasks from the run queue (the budget is what keeps an always-ready
@@ -13,11 +19,13 @@
 //!    here, so a task cannot hold a reference across this point: it is the loop's quiescent
 //!    point, where deferred reclamation can safely happen.
 
+mod context;
+mod park;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,19 +35,18 @@ use std::time::Instant;
 use futures::task::waker_ref;
 use slab::Slab;
 
-use crate::reactor::Reactor;
-use crate::runtime::{Builder, RuntimeStats};
-use crate::task::{Header, JoinHandle, Runnable, TaskCell};
+use context::Enter;
+pub(crate) use context::{current, schedule, try_with_current};
+pub(crate) use park::Shared;
+
+use crate::builder::Builder;
+use crate::driver::Driver;
+use crate::stats::RuntimeStats;
+use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell};
 use crate::time::Timers;
-use crate::wake::Shared;
 
 /// The run-queue key of the future passed to `block_on`.
 const MAIN_KEY: usize = usize::MAX;
-
-thread_local! {
-    /// The core of the runtime whose `block_on` (or shutdown) is running on this thread.
-    static CURRENT: Cell<*const Core> = const { Cell::new(ptr::null()) };
-}
 
 /// Counters kept by the executor, read by `Runtime::stats`.
 #[derive(Default)]
@@ -55,11 +62,11 @@ fn bump(c: &Cell<u64>) {
 }
 
 /// Everything a runtime owns on its thread.
-pub(crate) struct Core {
+pub(crate) struct Executor {
     pub(crate) shared: Arc<Shared>,
     tasks: RefCell<Slab<Arc<dyn Runnable>>>,
     run_queue: RefCell<VecDeque<usize>>,
-    pub(crate) reactor: RefCell<Reactor>,
+    pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) counters: Counters,
     turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
@@ -67,27 +74,43 @@ pub(crate) struct Core {
     new_turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
     budget: usize,
     remote_scratch: RefCell<Vec<usize>>,
+    /// The thread the runtime belongs to (a `Runtime` is `!Send`): every task's owner.
+    thread: std::thread::ThreadId,
 }
 
-impl Core {
-    pub(crate) fn new(builder: &Builder) -> io::Result<Rc<Core>> {
+impl Executor {
+    pub(crate) fn new(builder: &Builder) -> io::Result<Rc<Executor>> {
         let shared = Arc::new(Shared::new()?);
-        let reactor = Reactor::new(builder, shared.eventfd())?;
-        Ok(Rc::new(Core {
+        let driver = Driver::new(builder.ring_entries, builder.ring_mode, shared.eventfd())?;
+        Ok(Rc::new(Executor {
             shared,
             tasks: RefCell::new(Slab::with_capacity(64)),
             run_queue: RefCell::new(VecDeque::with_capacity(64)),
-            reactor: RefCell::new(reactor),
+            driver: RefCell::new(driver),
             timers: RefCell::new(Timers::default()),
             counters: Counters::default(),
             turn_hooks: RefCell::new(Vec::new()),
             new_turn_hooks: RefCell::new(Vec::new()),
             budget: builder.budget.max(1),
             remote_scratch: RefCell::new(Vec::new()),
+            thread: current_thread_id(),
         }))
     }
 
-    /// Spawns a future onto this core.
+    /// Pushes `key` onto the local run queue; false if the queue is borrowed (the caller then
+    /// takes the remote path).
+    #[inline]
+    fn push_local(&self, key: usize) -> bool {
+        match self.run_queue.try_borrow_mut() {
+            Ok(mut q) => {
+                q.push_back(key);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Spawns a future onto this executor.
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -95,7 +118,7 @@ impl Core {
     {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let cell = TaskCell::new(future, entry.key(), self.shared.clone());
+        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread);
         entry.insert(cell.clone());
         drop(tasks);
         bump(&self.counters.spawned);
@@ -170,7 +193,7 @@ impl Core {
                 self.run_queue.borrow_mut().extend(scratch.drain(..));
             }
         }
-        // 3. the reactor: park only when there is nothing to run
+        // 3. the driver: park only when there is nothing to run
         let mut may_block = self.run_queue.borrow().is_empty();
         let timeout = if may_block {
             self.timers
@@ -189,11 +212,11 @@ impl Core {
         if may_block {
             bump(&self.counters.parks);
         }
-        let graveyard = self.reactor.borrow_mut().turn(may_block, timeout);
+        let graveyard = self.driver.borrow_mut().turn(may_block, timeout);
         if may_block {
             self.shared.end_sleep();
         }
-        // Resources of abandoned operations are dropped outside the reactor borrow.
+        // What abandoned operations released is dropped outside the driver's borrow.
         drop(graveyard);
         // 4. timers
         self.timers.borrow_mut().fire_expired(Instant::now());
@@ -217,26 +240,27 @@ impl Core {
         self.run_queue.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
         self.new_turn_hooks.borrow_mut().clear();
-        let graveyard = self.reactor.borrow_mut().shutdown();
+        let graveyard = self.driver.borrow_mut().shutdown();
         drop(graveyard);
     }
 
     pub(crate) fn stats(&self) -> RuntimeStats {
-        let reactor = self.reactor.borrow();
+        let driver = self.driver.borrow();
         RuntimeStats {
             turns: self.counters.turns.get(),
             polls: self.counters.polls.get(),
             tasks_spawned: self.counters.spawned.get(),
             tasks_alive: self.tasks.borrow().len(),
             parks: self.counters.parks.get(),
-            ops_submitted: reactor.stats.submitted,
-            ops_completed: reactor.stats.completed,
-            ops_cancelled: reactor.stats.cancelled,
-            ops_in_flight: reactor.in_flight(),
-            submit_calls: reactor.stats.enters,
+            ops_submitted: driver.stats.submitted,
+            ops_completed: driver.stats.completed,
+            ops_cancelled: driver.stats.cancelled,
+            ops_in_flight: driver.in_flight(),
+            submit_calls: driver.stats.enters,
             remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
             eventfd_signals: self.shared.eventfd_signals.load(Ordering::Relaxed),
             timers_pending: self.timers.borrow().len(),
+            orphan_fds_closed: driver.orphan_fds_closed(),
         }
     }
 }
@@ -249,85 +273,4 @@ impl Drop for FinishOnDrop<'_> {
     fn drop(&mut self) {
         self.0.finished.store(true, Ordering::Release);
     }
-}
-
-/// Sets this thread's current core for the guard's lifetime.
-struct Enter {
-    prev: *const Core,
-}
-
-impl Enter {
-    /// Enters `core`. With `nested == false` (block_on) it is a programming error to be
-    /// inside a runtime already; shutdown may nest (a runtime dropped inside a task).
-    fn new(core: &Rc<Core>, nested: bool) -> Enter {
-        let prev = CURRENT.with(|c| c.get());
-        if !nested && !prev.is_null() {
-            if prev == Rc::as_ptr(core) {
-                panic!(
-                    "Runtime::block_on called from within the same runtime; use spawn or .await"
-                );
-            }
-            panic!("cannot run a faultless runtime inside another one on the same thread");
-        }
-        CURRENT.with(|c| c.set(Rc::as_ptr(core)));
-        Enter { prev }
-    }
-}
-
-impl Drop for Enter {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
-    }
-}
-
-/// Queues task `key` of the runtime that owns `shared`: directly on the local run queue when
-/// called on that runtime's thread while it runs, through the remote queue otherwise.
-pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
-    let local = CURRENT.with(|c| {
-        let core = c.get();
-        if core.is_null() {
-            return false;
-        }
-        // SAFETY: CURRENT is non-null only while an `Enter` guard for that core is alive, and
-        // the guard's owner holds an Rc to the core for at least that long.
-        let core = unsafe { &*core };
-        if core.shared.id != shared.id {
-            return false;
-        }
-        match core.run_queue.try_borrow_mut() {
-            Ok(mut q) => {
-                q.push_back(key);
-                true
-            }
-            Err(_) => false,
-        }
-    });
-    if !local {
-        shared.push_remote(key);
-    }
-}
-
-/// Runs `f` with the current thread's core, if a runtime is running on it.
-pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
-    CURRENT.with(|c| {
-        let core = c.get();
-        if core.is_null() {
-            return None;
-        }
-        // SAFETY: as in `schedule`; the pointer came from `Rc::as_ptr` of an Rc that the
-        // guard's owner holds for as long as CURRENT points at it. ManuallyDrop keeps us from
-        // releasing a count we did not take.
-        let rc = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(core) });
-        Some(f(&rc))
-    })
-}
-
-/// The current core as an `Rc`; panics outside a runtime.
-pub(crate) fn current() -> Rc<Core> {
-    try_with_current(|c| c.clone()).unwrap_or_else(|| no_runtime())
-}
-
-#[cold]
-fn no_runtime() -> ! {
-    panic!("this function must be called from within a faultless runtime (inside Runtime::block_on or a task it runs)")
 }

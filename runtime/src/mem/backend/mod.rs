@@ -1,8 +1,26 @@
-//! The prefetch paths, and `auto`'s choice among them.
+//! The prefetch paths: [`Backend`] (the name a user picks, and `auto`'s choice among them)
+//! and the engine behind each one.
+//!
+//! * `blocking`: the executor thread touches the pages itself (in `Mapping::read`);
+//! * `helper.rs`: the helper-thread pool ([`HelperPool`]);
+//! * `uring_madvise.rs`: `IORING_OP_MADVISE(MADV_POPULATE_READ)`;
+//! * `uring_read.rs`: a buffered `IORING_OP_READ`, then a touch on completion.
+
+pub(crate) mod helper;
+mod uring_madvise;
+mod uring_read;
 
 use std::fmt;
 use std::io;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use helper::{default_mlock_budget, HelperPool, Job};
+
+use super::options::MapOptions;
+use super::region::Region;
+use super::request::Request;
+use crate::driver::ops::SharedFd;
 
 /// How a mapping brings cold pages in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,4 +140,69 @@ pub fn probe() -> Probe {
         }
     }
     p
+}
+
+/// The machinery behind a mapping's backend.
+pub(super) enum Engine {
+    /// The executor touches the pages (no requests are issued).
+    Blocking,
+    /// Jobs for a helper pool.
+    Helper(Arc<HelperPool>),
+    /// `IORING_OP_MADVISE(MADV_POPULATE_READ)`.
+    UringMadvise,
+    /// `IORING_OP_READ`, then a touch.
+    UringRead,
+}
+
+/// A run of contiguous pages to bring in: where it is mapped and where it is in the file.
+pub(super) struct Run {
+    /// Address of the first page in the mapping.
+    pub(super) addr: usize,
+    /// Length in bytes (whole pages).
+    pub(super) len: usize,
+    /// Offset of the first page in the file.
+    pub(super) offset: u64,
+    /// How many of the run's bytes the file holds (the last page may be partial).
+    pub(super) file_bytes: usize,
+}
+
+impl Engine {
+    /// The engine for `backend` (already resolved), starting a helper pool if it needs one
+    /// and `options` names none.
+    pub(super) fn new(backend: Backend, options: &MapOptions) -> io::Result<Engine> {
+        Ok(match backend {
+            Backend::Blocking => Engine::Blocking,
+            Backend::Helper => Engine::Helper(match &options.pool {
+                Some(p) => p.clone(),
+                None => Arc::new(HelperPool::new(
+                    options.helper_threads,
+                    options.primitive,
+                    options.mlock_budget.unwrap_or_else(default_mlock_budget),
+                )?),
+            }),
+            Backend::UringMadvise => Engine::UringMadvise,
+            Backend::UringRead | Backend::Auto => Engine::UringRead,
+        })
+    }
+
+    /// Starts bringing `run` in; `req` completes when it is resident (or failed). The region
+    /// (the mapping and its SIGBUS registration) is kept alive until then.
+    pub(super) fn issue(&self, req: Arc<Request>, run: Run, region: &Arc<Region>, fd: &SharedFd) {
+        match self {
+            Engine::Blocking => unreachable!("the blocking backend issues no requests"),
+            Engine::Helper(pool) => pool.submit(Job {
+                addr: run.addr,
+                len: run.len,
+                request: req,
+                keep_alive: region.clone(),
+            }),
+            Engine::UringMadvise => uring_madvise::issue(req, run, region.clone()),
+            Engine::UringRead => uring_read::issue(req, run, region.clone(), fd.clone()),
+        }
+    }
+}
+
+/// The errno of an I/O error (EIO if it has none).
+fn errno_of(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
 }

@@ -1,0 +1,92 @@
+//! The thread-local context: which executor, if any, is running on this thread.
+//!
+//! `Runtime::block_on` (and the runtime's shutdown) enter their executor for as long as they
+//! run; free functions such as [`spawn`](crate::spawn), the I/O types and the timers find it
+//! here. A wake on the executor's own thread pushes the task straight onto its run queue;
+//! any other wake goes through the remote queue of [`Shared`].
+
+use std::cell::Cell;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::park::Shared;
+use super::Executor;
+
+thread_local! {
+    /// The executor whose `block_on` (or shutdown) is running on this thread.
+    static CURRENT: Cell<*const Executor> = const { Cell::new(ptr::null()) };
+}
+
+/// Sets this thread's current executor for the guard's lifetime.
+pub(super) struct Enter {
+    prev: *const Executor,
+}
+
+impl Enter {
+    /// Enters `executor`. With `nested == false` (block_on) it is a programming error to be
+    /// inside a runtime already; shutdown may nest (a runtime dropped inside a task).
+    pub(super) fn new(executor: &Rc<Executor>, nested: bool) -> Enter {
+        let prev = CURRENT.with(|c| c.get());
+        if !nested && !prev.is_null() {
+            if prev == Rc::as_ptr(executor) {
+                panic!(
+                    "Runtime::block_on called from within the same runtime; use spawn or .await"
+                );
+            }
+            panic!("cannot run a faultless runtime inside another one on the same thread");
+        }
+        CURRENT.with(|c| c.set(Rc::as_ptr(executor)));
+        Enter { prev }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+/// Queues task `key` of the runtime that owns `shared`: directly on the local run queue when
+/// called on that runtime's thread while it runs, through the remote queue otherwise.
+#[inline]
+pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
+    let local = CURRENT.with(|c| {
+        let executor = c.get();
+        if executor.is_null() {
+            return false;
+        }
+        // SAFETY: CURRENT is non-null only while an `Enter` guard for that executor is alive,
+        // and the guard's owner holds an Rc to the executor for at least that long.
+        let executor = unsafe { &*executor };
+        executor.shared.id == shared.id && executor.push_local(key)
+    });
+    if !local {
+        shared.push_remote(key);
+    }
+}
+
+/// Runs `f` with the current thread's executor, if a runtime is running on it.
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Rc<Executor>) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        let executor = c.get();
+        if executor.is_null() {
+            return None;
+        }
+        // SAFETY: as in `schedule`; the pointer came from `Rc::as_ptr` of an Rc that the
+        // guard's owner holds for as long as CURRENT points at it. ManuallyDrop keeps us from
+        // releasing a count we did not take.
+        let rc = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(executor) });
+        Some(f(&rc))
+    })
+}
+
+/// The current executor as an `Rc`; panics outside a runtime.
+pub(crate) fn current() -> Rc<Executor> {
+    try_with_current(|c| c.clone()).unwrap_or_else(|| no_runtime())
+}
+
+#[cold]
+fn no_runtime() -> ! {
+    panic!("this function must be called from within a faultless runtime (inside Runtime::block_on or a task it runs)")
+}

@@ -27,8 +27,8 @@
 //! ```
 
 pub use faultless_runtime as runtime;
-pub use faultless_store as store;
 #[cfg(feature = "server")]
 pub use faultless_server as server;
+pub use faultless_store as store;
 
 pub use faultless_runtime::{spawn, yield_now, Builder, JoinHandle, Runtime};

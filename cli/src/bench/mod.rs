@@ -11,10 +11,12 @@
 mod data;
 mod device;
 mod plot;
+#[allow(dead_code)] // wired into the workloads with issue 10
 mod pressure;
 mod report;
 mod store;
 mod workload;
+#[allow(dead_code)] // wired into the workloads with issue 10
 mod zipf;
 
 use std::io;

@@ -1,4 +1,4 @@
-//! [`Builder`]: the settings of a runtime (ring size and setup, poll budget).
+//! [`Builder`]: the settings of a runtime (ring size and setup, poll budgets).
 
 use std::io;
 
@@ -12,6 +12,7 @@ pub struct Builder {
     pub(crate) ring_entries: u32,
     pub(crate) ring_mode: RingMode,
     pub(crate) budget: usize,
+    pub(crate) background_budget: usize,
 }
 
 impl Default for Builder {
@@ -26,6 +27,7 @@ impl Default for Builder {
             ring_entries: 256,
             ring_mode,
             budget: 128,
+            background_budget: 16,
         }
     }
 }
@@ -33,7 +35,7 @@ impl Default for Builder {
 impl Builder {
     /// A builder with the defaults: 256 submission entries, `RingMode::Auto` (or the mode
     /// named by the environment variable `FAULTLESS_RING_MODE`: `defer`, `coop` or `plain`,
-    /// for experiments), budget 128.
+    /// for experiments), poll budget 128, background budget 16.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -55,6 +57,15 @@ impl Builder {
     /// timers again. Lower values give I/O lower latency under load; higher values batch more.
     pub fn poll_budget(&mut self, budget: usize) -> &mut Builder {
         self.budget = budget.max(1);
+        self
+    }
+
+    /// How many tasks woken by background work (page-access completions) one turn may poll,
+    /// after the tasks woken by anything else (sockets, timers, other threads). A flood of
+    /// cold-page completions is spread over turns this way, and a request arriving meanwhile
+    /// waits behind at most this many of them. Default 16.
+    pub fn background_budget(&mut self, budget: usize) -> &mut Builder {
+        self.background_budget = budget.max(1);
         self
     }
 

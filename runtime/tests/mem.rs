@@ -36,7 +36,12 @@ fn page(p: u64) -> std::ops::Range<u64> {
     p * PAGE..(p + 1) * PAGE
 }
 
-const NON_BLOCKING: [Backend; 3] = [Backend::Helper, Backend::UringMadvise, Backend::UringRead];
+const NON_BLOCKING: [Backend; 4] = [
+    Backend::Helper,
+    Backend::UringMadvise,
+    Backend::UringRead,
+    Backend::UringThread,
+];
 
 #[test]
 fn other_tasks_run_while_a_task_waits_for_a_cold_page() {

@@ -14,11 +14,12 @@ use super::backend::helper::HelperPool;
 use super::backend::{Backend, Engine};
 use super::faults::thread_faults;
 use super::inflight::InFlight;
+use super::keeper::{self, Keeper, KeeperConfig, ResidencyMode};
 use super::options::MapOptions;
 use super::page_size;
 use super::read::{PageGuard, ReadFuture};
 use super::region::Region;
-use super::residency::Residency;
+use super::residency::{RecordView, Residency};
 use super::stats::{Counters, MemStats, WaitTimes};
 use crate::driver::ops::SharedFd;
 
@@ -35,9 +36,17 @@ pub(super) struct Inner {
     pub(super) fd: SharedFd,
     pub(super) file_len: Cell<u64>,
     pub(super) page_shift: u32,
-    pub(super) residency: Residency,
+    pub(super) residency: Arc<Residency>,
+    /// `residency.view()`, kept here for the resident path (valid while `residency` is).
+    pub(super) record: RecordView,
     pub(super) inflight: InFlight,
     pub(super) engine: Engine,
+    /// The residency mode in force, and why it is not the one asked for (if so).
+    pub(super) residency_mode: ResidencyMode,
+    pub(super) residency_fallback: Option<String>,
+    /// The thread that keeps the record true (and runs `uring-thread` page-ins); dropped
+    /// after `engine`, which may hold its shared state.
+    pub(super) keeper: Option<Keeper>,
     pub(super) backend: Backend,
     pub(super) max_run: u64,
     pub(super) counters: RefCell<Counters>,
@@ -106,24 +115,76 @@ impl Mapping {
                 libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
             }
         }
-        let backend = options.backend.resolve();
-        let engine = Engine::new(backend, &options)?;
+        let mut backend = options.backend.resolve();
+        let page_count = reserve / page;
+        let residency = Arc::new(Residency::new(page_count));
+        let (mut residency_mode, mut residency_fallback) =
+            resolve_residency(&options, backend, &region, reserve_usize);
+        let region = Arc::new(region);
+        let keeper = if residency_mode != ResidencyMode::Trusted || backend == Backend::UringThread
+        {
+            let started = Keeper::start(
+                region.clone(),
+                residency.clone(),
+                &file,
+                file_len,
+                KeeperConfig {
+                    mode: residency_mode,
+                    budget_bytes: options
+                        .resident_budget
+                        .unwrap_or_else(keeper::default_budget),
+                    scrub_interval: options.scrub_interval,
+                    page_in: backend == Backend::UringThread,
+                },
+            );
+            match started {
+                Ok(k) => Some(k),
+                // The keeper's ring is charged to RLIMIT_MEMLOCK too: where even that is
+                // refused, run without a keeper, and say so.
+                Err(e) if options.backend == Backend::Auto || backend != Backend::UringThread => {
+                    let why = format!(
+                        "the residency keeper could not start ({e}): the record is trusted \
+                         as it is, and reclaimed pages may fault"
+                    );
+                    if backend == Backend::UringThread {
+                        backend = Backend::UringRead;
+                    }
+                    if residency_mode == ResidencyMode::Pinned {
+                        // SAFETY: unlocks our own live mapping; changes no bytes.
+                        unsafe {
+                            libc::munlock(region.base() as *const libc::c_void, reserve_usize)
+                        };
+                    }
+                    residency_mode = ResidencyMode::Trusted;
+                    residency_fallback = Some(why);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let engine = Engine::new(backend, &options, keeper.as_ref().map(|k| &k.shared))?;
         let max_run = match backend {
-            Backend::UringRead => options.max_run_pages,
+            Backend::UringRead | Backend::UringThread => options.max_run_pages,
             _ => 1,
         };
         Ok(Mapping {
             inner: Rc::new(Inner {
                 damaged: region.damaged_flag(),
-                region: Arc::new(region),
+                region,
                 base,
                 reserve,
                 fd: Rc::new(OwnedFd::from(file)),
                 file_len: Cell::new(file_len),
                 page_shift: page.trailing_zeros(),
-                residency: Residency::new(reserve / page),
+                record: residency.view(),
+                residency,
                 inflight: InFlight::default(),
                 engine,
+                residency_mode,
+                residency_fallback,
+                keeper,
                 backend,
                 max_run,
                 counters: RefCell::new(Counters::default()),
@@ -173,7 +234,7 @@ impl Mapping {
         }
         let first = range.start >> inner.page_shift;
         let last = (range.end - 1) >> inner.page_shift;
-        if !inner.residency.all_set(first, last) {
+        if !inner.record.access(first, last) {
             return None;
         }
         Some(self.guard(range))
@@ -243,10 +304,18 @@ impl Mapping {
         if let Engine::Helper(pool) = &inner.engine {
             pool.unlock_overlapping(addr, len);
         }
-        // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the file.
-        let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+        inner.residency.clear_range(first, last - first + 1);
+        if inner.residency_mode == ResidencyMode::Pinned {
+            // SAFETY: drops our own read-only shared mapping's PTEs (locked ones too); the
+            // data stays in the file.
+            unsafe { keeper::drop_pinned(addr, len)? };
+        } else {
+            // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the
+            // file.
+            let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         // SAFETY: advice on our own fd; no memory is passed.
         let rc = unsafe {
@@ -260,7 +329,6 @@ impl Mapping {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        inner.residency.clear_range(first, last - first + 1);
         inner.inflight.remove_completed();
         Ok(())
     }
@@ -284,6 +352,9 @@ impl Mapping {
         }
         let new_len = (st.st_size as u64).min(inner.reserve);
         let old_len = inner.file_len.replace(new_len);
+        if let Some(k) = &inner.keeper {
+            k.shared.set_file_len(new_len);
+        }
         if new_len < old_len {
             let first = new_len >> inner.page_shift;
             let last = old_len.div_ceil(1 << inner.page_shift);
@@ -313,6 +384,7 @@ impl Mapping {
             executor_faults: thread_faults(),
             mlock_fallback: fallback,
             locked_bytes: locked,
+            residency: keeper_stats(inner),
         }
     }
 
@@ -369,6 +441,70 @@ impl Mapping {
         }
         Ok(())
     }
+}
+
+/// The residency mode to run: the one asked for, or where that cannot be had, the fallback
+/// and why. Pinned mode locks the whole reservation on fault here.
+fn resolve_residency(
+    options: &MapOptions,
+    backend: Backend,
+    region: &Region,
+    len: usize,
+) -> (ResidencyMode, Option<String>) {
+    use super::backend::helper::Primitive;
+    let wanted = options.residency;
+    if wanted == ResidencyMode::Auto
+        && backend == Backend::Helper
+        && options.primitive == Primitive::Mlock
+    {
+        // The mlock primitive pins (and unpins) ranges itself, within its own budget.
+        return (ResidencyMode::Trusted, None);
+    }
+    if !matches!(wanted, ResidencyMode::Auto | ResidencyMode::Pinned) {
+        return (wanted, None);
+    }
+    // SAFETY: the region is our own live mapping of `len` bytes; locking changes no bytes.
+    match unsafe { keeper::pin_on_fault(region.base(), len) } {
+        Ok(()) => {
+            // A huge (PMD) mapping of a large page-cache folio would lock 2 MiB at a time,
+            // behind the record's back: map 4 KiB pages only.
+            let _ = region.advise_no_huge_pages();
+            (ResidencyMode::Pinned, None)
+        }
+        Err(e) => {
+            let why = format!(
+                "pinned residency unavailable (mlock2 of the mapping: {e}; needs CAP_IPC_LOCK \
+                 or a large enough RLIMIT_MEMLOCK): reclaimed pages are found by mincore \
+                 scrubbing instead"
+            );
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("faultless: {why}"));
+            (ResidencyMode::Scrubbed, Some(why))
+        }
+    }
+}
+
+/// The keeper's counters, as the mapping's stats report them.
+fn keeper_stats(inner: &Inner) -> super::stats::ResidencyStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = super::stats::ResidencyStats {
+        mode: Some(inner.residency_mode),
+        fallback: inner.residency_fallback.clone(),
+        ..Default::default()
+    };
+    if let Some(k) = &inner.keeper {
+        let c = &k.shared.counters;
+        s.budget_bytes = k.shared.budget_bytes();
+        s.pages_unpinned = c.pages_unpinned.load(Relaxed);
+        s.pages_found_reclaimed = c.pages_found_reclaimed.load(Relaxed);
+        s.scrub_passes = c.scrub_passes.load(Relaxed);
+        s.scrubs_skipped = c.scrubs_skipped.load(Relaxed);
+        s.budget_shrinks = c.budget_shrinks.load(Relaxed);
+        s.unrecorded_ranges_unpinned = c.reconcile_ranges.load(Relaxed);
+        s.keeper_batches = c.batches.load(Relaxed);
+        s.keeper_error = k.shared.last_error();
+    }
+    s
 }
 
 impl fmt::Debug for Mapping {

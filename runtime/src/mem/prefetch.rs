@@ -82,7 +82,9 @@ impl Mapping {
             return;
         }
         let inner = &*self.inner;
-        inner.residency.set_range(req.first_page, req.pages);
+        if !inner.engine.marks_resident() {
+            inner.residency.set_range(req.first_page, req.pages);
+        }
         inner.inflight.remove(req);
         inner.counters.borrow_mut().pages_brought_in += req.pages;
     }

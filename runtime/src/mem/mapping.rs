@@ -379,6 +379,7 @@ impl Mapping {
             dedup_waits: c.dedup_waits,
             slow_reads: c.slow_reads,
             failed: c.failed,
+            mapped_from_cache: c.mapped_from_cache,
             resident_pages: inner.residency.count(),
             wait: inner.wait.summary(),
             executor_faults: thread_faults(),

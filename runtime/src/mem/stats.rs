@@ -19,6 +19,7 @@ pub(super) struct Counters {
     pub(super) dedup_waits: u64,
     pub(super) slow_reads: u64,
     pub(super) failed: u64,
+    pub(super) mapped_from_cache: u64,
 }
 
 /// How long slow reads waited, in microseconds (1 us to 60 s).
@@ -94,6 +95,9 @@ pub struct MemStats {
     pub slow_reads: u64,
     /// Requests that failed.
     pub failed: u64,
+    /// Pages a slow read found in the page cache and mapped in on the spot (`uring-thread`),
+    /// without a request.
+    pub mapped_from_cache: u64,
     /// Pages currently marked resident.
     pub resident_pages: u64,
     /// How long slow reads waited.

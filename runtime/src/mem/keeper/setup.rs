@@ -71,4 +71,3 @@ pub(crate) fn keeper_stats(inner: &Inner) -> ResidencyStats {
     }
     s
 }
-

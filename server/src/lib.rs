@@ -69,8 +69,10 @@
 
 mod accept;
 mod cmd;
+mod config;
 mod connection;
 pub mod cursor;
+pub mod db;
 pub mod glob;
 mod info;
 pub mod limits;

@@ -67,19 +67,15 @@ pub(crate) fn float(a: &[u8]) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
 
-/// Formats a float result as Redis's INCRBYFLOAT does (`%.17Lf` on a long double, trailing
-/// zeros cut): here a double rounded to 15 significant digits, so `1.5 - 1.1` is `0.4`.
+/// Formats a float result of INCRBYFLOAT/HINCRBYFLOAT: the shortest decimal that reads back
+/// as the same double, never in exponent form, never `-0` (Redis prints a long double with
+/// `%.17Lf` and cuts trailing zeros; a double here, so `1.5 - 1.1` is `0.3999999999999999`
+/// where Redis says `0.4`).
 pub(crate) fn format_float(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    let s = format!("{rounded}");
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
+    format!("{v}")
 }
 
 /// The reply for a key longer than the server keeps, if `args` has one.
@@ -193,7 +189,7 @@ mod tests {
         for bad in [&b""[..], b" 1", b"1 ", b"nan", b"1\x002", b"abc"] {
             assert_eq!(float(bad), None);
         }
-        assert_eq!(format_float(1.5 - 1.1), "0.4");
+        assert_eq!(format_float(1.5 - 1.1), "0.3999999999999999");
         assert_eq!(format_float(17179869184.0 + 1.5), "17179869185.5");
         assert_eq!(format_float(1.0 / 41.0 - 1.0 / 41.0), "0");
         assert_eq!(format_float(3.0), "3");

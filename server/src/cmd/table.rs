@@ -102,7 +102,7 @@ const ADM: &[&str] = &["admin", "noscript", "loading", "stale"];
 macro_rules! table {
     ($($name:literal $arity:literal $class:ident $flags:ident ($f:literal, $l:literal, $s:literal) $group:literal $cmd:ident $summary:literal;)*) => {
         /// Every command the server knows.
-        pub(crate) const TABLE: &[Spec] = &[$(Spec {
+        pub(crate) static TABLE: &[Spec] = &[$(Spec {
             name: $name,
             arity: $arity,
             class: Class::$class,

@@ -140,13 +140,13 @@ impl<'a> Batch<'a> {
         } else {
             let txn = self.snapshot.get_or_insert_with(|| shared.store.read_txn()).clone();
             match spec.cmd {
-                Cmd::Get => stream_get(shared, &txn, out, args.get(1), &mut error).await,
+                Cmd::Get => stream_get(shared, &txn, out, args.get(1), &mut error, false).await,
                 Cmd::Mget => {
                     array_header(out.raw(), args.len() - 1);
                     let mut r = Ok(());
                     for key in args.iter_from(1) {
                         let mut ignored = None;
-                        r = stream_get(shared, &txn, out, key, &mut ignored).await;
+                        r = stream_get(shared, &txn, out, key, &mut ignored, true).await;
                         if r.is_err() {
                             break;
                         }
@@ -192,14 +192,15 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Streams `key`'s string value (or null, or WRONGTYPE) from the snapshot into the reply
-/// buffer, copying it from the mapping in pieces.
+/// Streams `key`'s string value (or null, or WRONGTYPE; null for MGET) from the snapshot
+/// into the reply buffer, copying it from the mapping in pieces.
 async fn stream_get(
     shared: &Shared,
     txn: &ReadTxn,
     out: &mut Output<'_>,
     key: &[u8],
     error: &mut Option<String>,
+    mget: bool,
 ) -> Result<(), Stop> {
     let value = match txn.get(&keys::top(key)).await {
         Ok(v) => v,
@@ -216,6 +217,10 @@ async fn stream_get(
             crate::stats::bump(&shared.stats.keyspace_hits);
             if meta.kind == Kind::String {
                 return out.bulk(&v[at..]).await;
+            }
+            if mget {
+                out.reply(&Reply::Null);
+                return Ok(());
             }
             let r = Reply::wrong_type();
             out.reply(&r);

@@ -139,3 +139,27 @@ fn readers_never_see_half_a_transaction() {
     let mut c = s.connect();
     assert_eq!(request(&mut c, &[b"MGET", b"x", b"y"]), Reply::Array(vec![bulk(b"400"), bulk(b"400")]));
 }
+
+#[test]
+fn a_multi_queue_is_bounded_like_a_request() {
+    let data = temp("multi-bounded");
+    let s = Server::start(&data, &["--max-request", "100000"]);
+    let mut c = s.connect();
+    let big = vec![b'x'; 40_000];
+    assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
+    assert_eq!(request(&mut c, &[b"SET", b"a", &big]), status("QUEUED"));
+    assert_eq!(request(&mut c, &[b"SET", b"b", &big]), status("QUEUED"));
+    assert!(matches!(request(&mut c, &[b"SET", b"c", &big]), Reply::Error(e) if e.contains("MULTI queue over 100000 bytes")));
+    assert_eq!(
+        request(&mut c, &[b"EXEC"]),
+        Reply::Error("EXECABORT Transaction discarded because of previous errors.".into())
+    );
+    assert_eq!(request(&mut c, &[b"EXISTS", b"a", b"b", b"c"]), Reply::Int(0));
+    // Strings built in place are bounded the same way.
+    assert!(matches!(request(&mut c, &[b"SETRANGE", b"k", b"200000", b"x"]), Reply::Error(e) if e.contains("maximum allowed size")));
+    assert!(matches!(request(&mut c, &[b"SETBIT", b"k", b"8000000", b"1"]), Reply::Error(e) if e.contains("maximum allowed size")));
+    assert_eq!(request(&mut c, &[b"HSET", b"h", b"f", b"v"]), Reply::Int(1));
+    assert!(matches!(request(&mut c, &[b"HRANDFIELD", b"h", b"-2000000000"]), Reply::Error(e) if e.contains("out of range")));
+    let Reply::Array(v) = request(&mut c, &[b"HRANDFIELD", b"h", b"-5"]) else { panic!() };
+    assert_eq!(v.len(), 5);
+}

@@ -149,6 +149,12 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
             }
             let count = if a.len() >= 3 {
                 match int(a.get(2)) {
+                    Some(c) if c < -super::MAX_RANDOM_ITEMS && c >= -i64::MAX && (!with_values || -c <= i64::MAX / 2) => {
+                        return Ok(Reply::err(format!(
+                            "count is out of range: at most {} repeated items per call",
+                            super::MAX_RANDOM_ITEMS
+                        )))
+                    }
                     Some(c) if c >= -i64::MAX && (c >= 0 || !with_values || -c <= i64::MAX / 2) => Some(c),
                     Some(_) => return Ok(Reply::err("value is out of range")),
                     None => return Ok(Reply::not_integer()),

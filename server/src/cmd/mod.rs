@@ -32,8 +32,16 @@ pub(crate) enum Flow {
     Close,
 }
 
-/// Largest string a command may build (Redis's `proto-max-bulk-len`).
+/// Largest string Redis lets a command build (`proto-max-bulk-len`); bit offsets of GETBIT
+/// are checked against it. Commands that build a string here (APPEND, SETRANGE, SETBIT) are
+/// held to `--max-request` as well, the largest value a client could SET.
 pub(crate) const MAX_STRING: usize = 512 << 20;
+
+/// Most repeated items one HRANDFIELD/SRANDMEMBER with a negative count returns.
+pub(crate) const MAX_RANDOM_ITEMS: i64 = 1_000_000;
+
+/// Most cells of LCS's table (4 bytes each).
+pub(crate) const MAX_LCS_CELLS: usize = 16 << 20;
 
 /// Parses an integer argument as Redis does (`string2ll`): an optional `-`, digits, no
 /// leading zeros, no spaces, within 64 bits.

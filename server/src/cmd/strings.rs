@@ -135,7 +135,7 @@ pub(crate) async fn lcs<V: View>(
             ))
         }
     };
-    if (sa.len() + 1).saturating_mul(sb.len() + 1) > 64 << 20 {
+    if (sa.len() + 1).saturating_mul(sb.len() + 1) > super::MAX_LCS_CELLS {
         return Ok(Reply::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     // The classic dynamic programme, as Redis computes it.
@@ -374,6 +374,7 @@ pub(crate) async fn mset(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, work
 /// `APPEND`, `SETRANGE`, `SETBIT`: modify a string in place (its TTL kept).
 pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> StoreResult<Reply> {
     let key = a.get(1);
+    let max = MAX_STRING.min(t.shared.options.max_request);
     let too_big = || Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)");
     // Validate the arguments before reading anything.
     let (offset, bit) = match cmd {
@@ -398,7 +399,7 @@ pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
     let mut value = current.unwrap_or(b"").to_vec();
     let reply = match cmd {
         Cmd::Append => {
-            if value.len() + a.get(2).len() > MAX_STRING {
+            if value.len() + a.get(2).len() > max {
                 return Ok(too_big());
             }
             value.extend_from_slice(a.get(2));
@@ -410,7 +411,7 @@ pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
                 return Ok(Reply::Int(value.len() as i64));
             }
             let end = offset as usize + patch.len();
-            if offset as usize > MAX_STRING || end > MAX_STRING {
+            if offset as usize > max || end > max {
                 return Ok(too_big());
             }
             if value.len() < end {
@@ -421,6 +422,9 @@ pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
         }
         _ => {
             let byte = (offset / 8) as usize;
+            if byte >= max {
+                return Ok(too_big());
+            }
             if value.len() <= byte {
                 value.resize(byte + 1, 0);
             }

@@ -87,8 +87,9 @@ impl<'a> Batch<'a> {
         let Some(spec) = lookup(args.get(0)) else {
             return self.refuse(out, client, None, unknown(&args)).await;
         };
+        let started = Instant::now();
         client.info.cmd.set(spec.name);
-        client.info.last.set(Instant::now());
+        client.info.last.set(started);
         if !client.authed && !spec.flags.contains(&"noauth") {
             return self.refuse(out, client, Some(spec), Reply::Error("NOAUTH Authentication required.".into())).await;
         }
@@ -104,6 +105,14 @@ impl<'a> Batch<'a> {
             if spec.class == Class::Conn && !allowed_in_multi(spec.cmd) {
                 return self.refuse(out, client, Some(spec), Reply::err("Command not allowed inside a transaction")).await;
             }
+            let size: usize = args.iter_from(0).map(|a| a.len() + 16).sum();
+            let limit = shared.options.max_request;
+            if client.multi_bytes + size > limit {
+                // The queue is bounded like a request: EXEC will answer EXECABORT.
+                let why = format!("MULTI queue over {limit} bytes (the max-request limit)");
+                return self.refuse(out, client, Some(spec), Reply::err(why)).await;
+            }
+            client.multi_bytes += size;
             self.drain(out).await?;
             let queue = client.multi.as_mut().expect("in MULTI");
             queue.push(args.to_owned());
@@ -112,7 +121,6 @@ impl<'a> Batch<'a> {
             out.end()?;
             return Ok(Flow::Continue);
         }
-        let started = Instant::now();
         if spec.class == Class::Write {
             self.snapshot = None;
             if self.pending.len() >= MAX_PENDING {
@@ -202,7 +210,14 @@ async fn stream_get(
     error: &mut Option<String>,
     mget: bool,
 ) -> Result<(), Stop> {
-    let value = match txn.get(&keys::top(key)).await {
+    let mut skey = [0u8; 128];
+    let value = if key.len() + 9 <= skey.len() {
+        keys::top_into(&mut skey, key);
+        txn.get(&skey[..key.len() + 9]).await
+    } else {
+        txn.get(&keys::top(key)).await
+    };
+    let value = match value {
         Ok(v) => v,
         Err(e) => {
             let r = Reply::err(e);
@@ -213,7 +228,7 @@ async fn stream_get(
     };
     let found = value.as_ref().and_then(|v| Meta::decode(v).map(|(m, at)| (m, at)));
     match (&value, found) {
-        (Some(v), Some((meta, at))) if !meta.expired(now_ms()) => {
+        (Some(v), Some((meta, at))) if meta.expire.is_none_or(|_| !meta.expired(now_ms())) => {
             crate::stats::bump(&shared.stats.keyspace_hits);
             if meta.kind == Kind::String {
                 return out.bulk(&v[at..]).await;

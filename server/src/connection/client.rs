@@ -83,6 +83,8 @@ pub(crate) struct Client {
     pub(crate) multi: Option<Vec<OwnedArgs>>,
     /// A command queued in MULTI was refused: EXEC answers EXECABORT.
     pub(crate) multi_failed: bool,
+    /// Bytes of arguments queued in MULTI (bounded by `--max-request`).
+    pub(crate) multi_bytes: usize,
     /// The keys this client WATCHes.
     pub(crate) watch: Rc<WatchState>,
 }
@@ -96,6 +98,7 @@ impl Client {
             authed,
             multi: None,
             multi_failed: false,
+            multi_bytes: 0,
             watch: Rc::new(WatchState::default()),
         }
     }
@@ -104,6 +107,7 @@ impl Client {
     pub(crate) fn end_multi(&mut self) {
         self.multi = None;
         self.multi_failed = false;
+        self.multi_bytes = 0;
         self.info.multi.set(-1);
     }
 }

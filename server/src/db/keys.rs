@@ -60,6 +60,14 @@ pub(crate) fn top(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Writes the store key of `key`'s record into `out`, which must hold `9 + key.len()` bytes
+/// (a stack buffer on the GET path).
+pub(crate) fn top_into(out: &mut [u8], key: &[u8]) {
+    out[0] = TOP;
+    out[1..9].copy_from_slice(&hash(key).to_be_bytes());
+    out[9..9 + key.len()].copy_from_slice(key);
+}
+
 /// Where keys of hash `h` and above start.
 pub(crate) fn top_at(h: u64) -> Vec<u8> {
     let mut k = vec![TOP];
@@ -173,6 +181,9 @@ mod tests {
             let t = top(key);
             assert!(t.len() <= MAX_KEY_LEN);
             assert_eq!(decode_top(&t), Some((hash(key), key)));
+            let mut buf = vec![0; 9 + key.len()];
+            top_into(&mut buf, key);
+            assert_eq!(buf, t);
             assert!(t >= top_at(0) && t < top_end());
             let e = expiry(u64::MAX, key);
             assert!(e.len() <= MAX_KEY_LEN);

@@ -186,6 +186,8 @@ mod tests {
         assert!(!refused_by_protected_mode(public, lo));
         assert!(!refused_by_protected_mode(public, lo6));
         assert!(refused_by_protected_mode(public, other));
-        assert!(PROTECTED_MODE_ERROR.ends_with(b"\r\n") && PROTECTED_MODE_ERROR.starts_with(b"-DENIED"));
+        assert!(
+            PROTECTED_MODE_ERROR.ends_with(b"\r\n") && PROTECTED_MODE_ERROR.starts_with(b"-DENIED")
+        );
     }
 }

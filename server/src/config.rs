@@ -50,7 +50,8 @@ pub(crate) struct Param {
 }
 
 fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+    v.parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
 fn yes_no(v: &str) -> Result<bool, String> {
@@ -93,8 +94,12 @@ pub(crate) const PARAMS: &[Param] = &[
     param!(["maxmemory"], |c, o| "0".into()),
     param!(["maxmemory-policy"], |c, o| "noeviction".into()),
     param!(["proto-max-bulk-len"], |c, o| o.max_request.to_string()),
-    param!(["client-query-buffer-limit"], |c, o| o.max_request.to_string()),
-    param!(["timeout"], |c, o| c.timeout.to_string(), |c, v| c.timeout = number(v)?),
+    param!(["client-query-buffer-limit"], |c, o| o
+        .max_request
+        .to_string()),
+    param!(["timeout"], |c, o| c.timeout.to_string(), |c, v| c
+        .timeout =
+        number(v)?),
     param!(["maxclients"], |c, o| c.maxclients.to_string(), |c, v| {
         let n: usize = number(v)?;
         if n == 0 {
@@ -102,10 +107,16 @@ pub(crate) const PARAMS: &[Param] = &[
         }
         c.maxclients = n;
     }),
-    param!(["requirepass"], |c, o| c.requirepass.clone().unwrap_or_default(), |c, v| {
-        c.requirepass = (!v.is_empty()).then(|| v.to_string());
-    }),
-    param!(["protected-mode"], |c, o| yes(c.protected_mode), |c, v| c.protected_mode = yes_no(v)?),
+    param!(
+        ["requirepass"],
+        |c, o| c.requirepass.clone().unwrap_or_default(),
+        |c, v| {
+            c.requirepass = (!v.is_empty()).then(|| v.to_string());
+        }
+    ),
+    param!(["protected-mode"], |c, o| yes(c.protected_mode), |c, v| c
+        .protected_mode =
+        yes_no(v)?),
     param!(
         ["hash-max-listpack-entries", "hash-max-ziplist-entries"],
         |c, o| c.hash_max_listpack_entries.to_string(),
@@ -140,13 +151,20 @@ fn yes(b: bool) -> String {
 pub(crate) fn get(config: &Config, options: &Options, patterns: &[&[u8]]) -> Vec<(String, String)> {
     let compiled: Vec<(Pattern, bool)> = patterns
         .iter()
-        .map(|p| (Pattern::new(&p.to_ascii_lowercase(), 64), !p.iter().any(|b| b"*?[".contains(b))))
+        .map(|p| {
+            (
+                Pattern::new(&p.to_ascii_lowercase(), 64),
+                !p.iter().any(|b| b"*?[".contains(b)),
+            )
+        })
         .collect();
     let mut out: Vec<(String, String)> = Vec::new();
     for p in PARAMS {
         for name in p.names {
             let mut steps = 0;
-            if compiled.iter().any(|(pat, _)| pat.matches(name.as_bytes(), &mut steps))
+            if compiled
+                .iter()
+                .any(|(pat, _)| pat.matches(name.as_bytes(), &mut steps))
                 && !out.iter().any(|(n, _)| n == name)
             {
                 out.push((name.to_string(), (p.get)(config, options)));
@@ -164,7 +182,9 @@ pub(crate) fn get(config: &Config, options: &Options, patterns: &[&[u8]]) -> Vec
 pub(crate) fn set(config: &mut Config, name: &[u8], value: &[u8]) -> Result<(), String> {
     let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
     let Some(p) = PARAMS.iter().find(|p| p.names.contains(&lname.as_str())) else {
-        return Err(format!("Unknown option or number of arguments for CONFIG SET - '{lname}'"));
+        return Err(format!(
+            "Unknown option or number of arguments for CONFIG SET - '{lname}'"
+        ));
     };
     let Some(setter) = p.set else {
         return Err(format!(
@@ -185,7 +205,10 @@ mod tests {
     fn get_and_set_by_redis_names() {
         let o = Options::default();
         let mut c = Config::new(&o, 100);
-        assert_eq!(get(&c, &o, &[b"port"]), [("port".to_string(), "6380".to_string())]);
+        assert_eq!(
+            get(&c, &o, &[b"port"]),
+            [("port".to_string(), "6380".to_string())]
+        );
         assert_eq!(get(&c, &o, &[b"appendfsync"])[0].1, o.appendfsync());
         assert!(get(&c, &o, &[b"nosuch"]).is_empty());
         assert!(get(&c, &o, &[b"*"]).len() >= PARAMS.len());
@@ -194,8 +217,12 @@ mod tests {
         assert_eq!(get(&c, &o, &[b"hash-max-ziplist-entries"])[0].1, "7");
         set(&mut c, b"TIMEOUT", b"5").unwrap();
         assert_eq!(c.timeout, 5);
-        assert!(set(&mut c, b"port", b"1").unwrap_err().contains("immutable"));
-        assert!(set(&mut c, b"nosuch", b"1").unwrap_err().contains("Unknown option"));
+        assert!(set(&mut c, b"port", b"1")
+            .unwrap_err()
+            .contains("immutable"));
+        assert!(set(&mut c, b"nosuch", b"1")
+            .unwrap_err()
+            .contains("Unknown option"));
         assert!(set(&mut c, b"timeout", b"x").is_err());
         set(&mut c, b"requirepass", b"secret").unwrap();
         assert_eq!(c.requirepass.as_deref(), Some("secret"));

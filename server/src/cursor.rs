@@ -43,7 +43,13 @@ mod tests {
     fn cursors_are_64_bit_numbers() {
         assert_eq!(decode(b"0"), Ok(0));
         assert_eq!(decode(b"18446744073709551615"), Ok(u64::MAX));
-        for bad in [&b""[..], b"-1", b"12a", b"18446744073709551616", &[b'1'; 300_000]] {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"12a",
+            b"18446744073709551616",
+            &[b'1'; 300_000],
+        ] {
             assert_eq!(decode(bad), Err(InvalidCursor));
         }
         assert_eq!(encode(None), "0");

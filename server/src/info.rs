@@ -9,8 +9,19 @@ use crate::server::Shared;
 
 /// The sections INFO prints with no argument (or `default`).
 const DEFAULT: &[&str] = &[
-    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "errorstats",
-    "keyspace", "store", "pages", "runtime", "limits",
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "errorstats",
+    "keyspace",
+    "store",
+    "pages",
+    "runtime",
+    "limits",
 ];
 /// Sections only `all` and `everything` (or naming them) print.
 const EXTRA: &[&str] = &["commandstats"];
@@ -30,7 +41,10 @@ pub(crate) fn render(shared: &Shared, args: &[&[u8]]) -> String {
         let a = String::from_utf8_lossy(a).to_ascii_lowercase();
         match a.as_str() {
             "default" => DEFAULT.iter().for_each(|s| add(s, &mut wanted)),
-            "all" | "everything" => DEFAULT.iter().chain(EXTRA).for_each(|s| add(s, &mut wanted)),
+            "all" | "everything" => DEFAULT
+                .iter()
+                .chain(EXTRA)
+                .for_each(|s| add(s, &mut wanted)),
             other => {
                 if let Some(s) = DEFAULT.iter().chain(EXTRA).find(|s| **s == other) {
                     add(s, &mut wanted);
@@ -60,7 +74,11 @@ fn rusage(who: i32) -> (f64, f64) {
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 

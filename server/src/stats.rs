@@ -69,7 +69,11 @@ impl Stats {
     /// Counts an error reply.
     pub(crate) fn error(&self, text: &str) {
         let code = text.split(' ').next().unwrap_or("ERR");
-        *self.errors.borrow_mut().entry(code.to_string()).or_default() += 1;
+        *self
+            .errors
+            .borrow_mut()
+            .entry(code.to_string())
+            .or_default() += 1;
     }
 }
 

@@ -24,12 +24,24 @@ fn expiry_times_survive_a_crash_and_a_restart() {
             .unwrap()
             .as_millis() as i64
     };
-    assert_eq!(request(&mut c, &[b"SET", b"long", b"v", b"EX", b"100"]), status("OK"));
-    assert_eq!(request(&mut c, &[b"SET", b"short", b"v", b"PX", b"400"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"SET", b"long", b"v", b"EX", b"100"]),
+        status("OK")
+    );
+    assert_eq!(
+        request(&mut c, &[b"SET", b"short", b"v", b"PX", b"400"]),
+        status("OK")
+    );
     let at = (now_ms() + 50_000).to_string();
     assert_eq!(request(&mut c, &[b"SET", b"abs", b"v"]), status("OK"));
-    assert_eq!(request(&mut c, &[b"PEXPIREAT", b"abs", at.as_bytes()]), Reply::Int(1));
-    assert_eq!(request(&mut c, &[b"SET", b"kept", b"v", b"EX", b"100"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"PEXPIREAT", b"abs", at.as_bytes()]),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        request(&mut c, &[b"SET", b"kept", b"v", b"EX", b"100"]),
+        status("OK")
+    );
     assert_eq!(request(&mut c, &[b"PERSIST", b"kept"]), Reply::Int(1));
     assert_eq!(request(&mut c, &[b"HSET", b"h", b"f", b"v"]), Reply::Int(1));
     assert_eq!(request(&mut c, &[b"EXPIRE", b"h", b"100"]), Reply::Int(1));
@@ -41,7 +53,10 @@ fn expiry_times_survive_a_crash_and_a_restart() {
     let mut c = s.connect();
     let ttl = int(request(&mut c, &[b"TTL", b"long"]));
     assert!((95..=100).contains(&ttl), "TTL after restart: {ttl}");
-    assert_eq!(request(&mut c, &[b"PEXPIRETIME", b"abs"]), Reply::Int(at.parse().unwrap()));
+    assert_eq!(
+        request(&mut c, &[b"PEXPIRETIME", b"abs"]),
+        Reply::Int(at.parse().unwrap())
+    );
     assert_eq!(request(&mut c, &[b"TTL", b"kept"]), Reply::Int(-1));
     assert!(int(request(&mut c, &[b"TTL", b"h"])) > 90);
     assert_eq!(request(&mut c, &[b"HGET", b"h", b"f"]), bulk(b"v"));
@@ -65,7 +80,13 @@ fn a_flood_of_expiring_keys_goes_in_slices_without_stalling_others() {
     let n = 5000;
     let mut req = Vec::new();
     for i in 0..n {
-        req.extend(resp(&[b"SET", format!("k{i}").as_bytes(), b"v", b"PX", b"200"]));
+        req.extend(resp(&[
+            b"SET",
+            format!("k{i}").as_bytes(),
+            b"v",
+            b"PX",
+            b"200",
+        ]));
     }
     req.extend(resp(&[b"SET", b"stays", b"v"]));
     use std::io::Write;
@@ -97,15 +118,33 @@ fn expiry_commands_follow_redis() {
     let data = temp("expiry-cmds");
     let s = Server::start(&data, &[]);
     let mut c = s.connect();
-    assert_eq!(request(&mut c, &[b"SET", b"k", b"v", b"EX", b"100"]), status("OK"));
-    assert_eq!(request(&mut c, &[b"EXPIRE", b"k", b"200", b"NX"]), Reply::Int(0));
-    assert_eq!(request(&mut c, &[b"EXPIRE", b"k", b"200", b"GT"]), Reply::Int(1));
-    assert_eq!(request(&mut c, &[b"EXPIRE", b"k", b"50", b"GT"]), Reply::Int(0));
-    assert_eq!(request(&mut c, &[b"SET", b"k", b"w", b"KEEPTTL"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"SET", b"k", b"v", b"EX", b"100"]),
+        status("OK")
+    );
+    assert_eq!(
+        request(&mut c, &[b"EXPIRE", b"k", b"200", b"NX"]),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        request(&mut c, &[b"EXPIRE", b"k", b"200", b"GT"]),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        request(&mut c, &[b"EXPIRE", b"k", b"50", b"GT"]),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        request(&mut c, &[b"SET", b"k", b"w", b"KEEPTTL"]),
+        status("OK")
+    );
     assert!(int(request(&mut c, &[b"TTL", b"k"])) > 150);
     assert_eq!(request(&mut c, &[b"SET", b"k", b"x"]), status("OK"));
     assert_eq!(request(&mut c, &[b"TTL", b"k"]), Reply::Int(-1));
-    assert_eq!(request(&mut c, &[b"GETEX", b"k", b"PX", b"100000"]), bulk(b"x"));
+    assert_eq!(
+        request(&mut c, &[b"GETEX", b"k", b"PX", b"100000"]),
+        bulk(b"x")
+    );
     assert!(int(request(&mut c, &[b"PTTL", b"k"])) > 90_000);
     assert_eq!(request(&mut c, &[b"GETDEL", b"k"]), bulk(b"x"));
     assert_eq!(request(&mut c, &[b"TTL", b"k"]), Reply::Int(-2));
@@ -113,7 +152,10 @@ fn expiry_commands_follow_redis() {
         request(&mut c, &[b"SET", b"k", b"v", b"EX", b"0"]),
         Reply::Error("ERR invalid expire time in 'set' command".into())
     );
-    assert_eq!(request(&mut c, &[b"SETEX", b"k", b"10", b"v"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"SETEX", b"k", b"10", b"v"]),
+        status("OK")
+    );
     assert_eq!(request(&mut c, &[b"EXPIRE", b"k", b"-1"]), Reply::Int(1));
     assert_eq!(request(&mut c, &[b"EXISTS", b"k"]), Reply::Int(0));
     assert_eq!(s.keyspace().1, 0);

@@ -253,11 +253,6 @@ pub fn status(s: &str) -> Reply {
     Reply::Status(s.to_string())
 }
 
-/// Runs redis-cli with `args` and returns its output, trimmed.
-pub fn cli(s: &Server, args: &[&str]) -> String {
-    s.cli(args).trim_end().to_string()
-}
-
 /// Sends one request on `c` and reads its reply.
 pub fn request(c: &mut TcpStream, args: &[&[u8]]) -> Reply {
     c.write_all(&resp(args)).unwrap();

@@ -8,7 +8,9 @@ use crate::harness::{temp, Server};
 
 #[test]
 fn redis_py_ordinary_checks_pass() {
-    let probe = Command::new("python3").args(["-c", "import redis"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import redis"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         println!("SKIPPED redis_py_ordinary_checks_pass: python3 cannot import redis (pip install redis)");
         eprintln!("SKIPPED redis_py_ordinary_checks_pass: python3 cannot import redis (pip install redis)");
@@ -16,10 +18,20 @@ fn redis_py_ordinary_checks_pass() {
     }
     let data = temp("redis-py");
     let s = Server::start(&data, &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server/py/redis_py_checks.py");
-    let out = Command::new("python3").arg(script).arg(&s.port).output().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/server/py/redis_py_checks.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&s.port)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "redis-py checks failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "redis-py checks failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("passed"), "{stdout}");
 }

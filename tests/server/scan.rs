@@ -31,10 +31,19 @@ fn redis_cli_scan_returns_every_key() {
     let out = s.cli(&["--scan"]);
     let keys: HashSet<&str> = out.lines().collect();
     assert_eq!(keys.len(), n);
-    assert_eq!(out.lines().count(), n, "each key once while nothing changes");
+    assert_eq!(
+        out.lines().count(),
+        n,
+        "each key once while nothing changes"
+    );
     let out = s.cli(&["--scan", "--pattern", "key:1*"]);
     assert_eq!(out.lines().count(), 1 + 10 + 100 + 1000 + 10_000);
-    let Reply::Array(parts) = request(&mut s.connect(), &[b"SCAN", b"0", b"TYPE", b"hash", b"COUNT", b"100000"]) else { panic!() };
+    let Reply::Array(parts) = request(
+        &mut s.connect(),
+        &[b"SCAN", b"0", b"TYPE", b"hash", b"COUNT", b"100000"],
+    ) else {
+        panic!()
+    };
     assert_eq!(parts[1], Reply::Array(vec![]));
 }
 
@@ -58,7 +67,10 @@ fn a_scan_returns_every_key_present_throughout_under_concurrent_writes() {
                 for _ in 0..20 {
                     let k = format!("churn:{i}");
                     req.extend(resp(&[b"SET", k.as_bytes(), b"v"]));
-                    req.extend(resp(&[b"DEL", format!("churn:{}", i.saturating_sub(50)).as_bytes()]));
+                    req.extend(resp(&[
+                        b"DEL",
+                        format!("churn:{}", i.saturating_sub(50)).as_bytes(),
+                    ]));
                     i += 1;
                 }
                 c.write_all(&req).unwrap();
@@ -75,8 +87,12 @@ fn a_scan_returns_every_key_present_throughout_under_concurrent_writes() {
     let mut seen = HashSet::new();
     let mut calls = 0;
     loop {
-        let Reply::Array(parts) = request(&mut c, &[b"SCAN", &cursor, b"COUNT", b"20"]) else { panic!() };
-        let (Reply::Bulk(Some(next)), Reply::Array(keys)) = (&parts[0], &parts[1]) else { panic!() };
+        let Reply::Array(parts) = request(&mut c, &[b"SCAN", &cursor, b"COUNT", b"20"]) else {
+            panic!()
+        };
+        let (Reply::Bulk(Some(next)), Reply::Array(keys)) = (&parts[0], &parts[1]) else {
+            panic!()
+        };
         for k in keys {
             let Reply::Bulk(Some(k)) = k else { panic!() };
             seen.insert(k.clone());
@@ -94,6 +110,9 @@ fn a_scan_returns_every_key_present_throughout_under_concurrent_writes() {
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     let stable = seen.iter().filter(|k| k.starts_with(b"stable:")).count();
-    assert_eq!(stable, n, "keys present throughout were missed ({calls} calls, {writes} writes meanwhile)");
+    assert_eq!(
+        stable, n,
+        "keys present throughout were missed ({calls} calls, {writes} writes meanwhile)"
+    );
     assert!(writes >= 200, "the writer barely ran ({writes})");
 }

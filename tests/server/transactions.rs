@@ -17,7 +17,10 @@ fn exec_applies_the_queue_and_answers_every_command() {
     assert_eq!(request(&mut c, &[b"INCR", b"a"]), status("QUEUED"));
     assert_eq!(request(&mut c, &[b"SET", b"s", b"text"]), status("QUEUED"));
     assert_eq!(request(&mut c, &[b"INCR", b"s"]), status("QUEUED"));
-    assert_eq!(request(&mut c, &[b"HSET", b"h", b"f", b"v"]), status("QUEUED"));
+    assert_eq!(
+        request(&mut c, &[b"HSET", b"h", b"f", b"v"]),
+        status("QUEUED")
+    );
     assert_eq!(request(&mut c, &[b"HGETALL", b"h"]), status("QUEUED"));
     assert_eq!(request(&mut c, &[b"GET", b"a"]), status("QUEUED"));
     assert_eq!(
@@ -33,7 +36,10 @@ fn exec_applies_the_queue_and_answers_every_command() {
             bulk(b"2"),
         ])
     );
-    assert_eq!(request(&mut c, &[b"EXEC"]), Reply::Error("ERR EXEC without MULTI".into()));
+    assert_eq!(
+        request(&mut c, &[b"EXEC"]),
+        Reply::Error("ERR EXEC without MULTI".into())
+    );
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
     assert_eq!(request(&mut c, &[b"SET", b"a", b"9"]), status("QUEUED"));
     assert_eq!(request(&mut c, &[b"DISCARD"]), status("OK"));
@@ -48,9 +54,13 @@ fn queued_command_errors_abort_with_execabort() {
     assert_eq!(request(&mut c, &[b"SET", b"a", b"1"]), status("OK"));
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
     assert_eq!(request(&mut c, &[b"SET", b"a", b"2"]), status("QUEUED"));
-    assert!(matches!(request(&mut c, &[b"NOSUCHCOMMAND"]), Reply::Error(e) if e.contains("unknown command")));
+    assert!(
+        matches!(request(&mut c, &[b"NOSUCHCOMMAND"]), Reply::Error(e) if e.contains("unknown command"))
+    );
     assert!(matches!(request(&mut c, &[b"GET"]), Reply::Error(e) if e.contains("wrong number")));
-    assert!(matches!(request(&mut c, &[b"CONFIG", b"GET", b"port"]), Reply::Error(e) if e.contains("not allowed")));
+    assert!(
+        matches!(request(&mut c, &[b"CONFIG", b"GET", b"port"]), Reply::Error(e) if e.contains("not allowed"))
+    );
     assert_eq!(
         request(&mut c, &[b"EXEC"]),
         Reply::Error("EXECABORT Transaction discarded because of previous errors.".into())
@@ -67,12 +77,21 @@ fn watch_aborts_on_a_write_or_an_expiry() {
     assert_eq!(request(&mut c, &[b"WATCH", b"k"]), status("OK"));
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
     assert_eq!(request(&mut c, &[b"SET", b"k", b"mine"]), status("QUEUED"));
-    assert_eq!(request(&mut c, &[b"EXEC"]), Reply::Array(vec![status("OK")]));
+    assert_eq!(
+        request(&mut c, &[b"EXEC"]),
+        Reply::Array(vec![status("OK")])
+    );
     // Written by another client after WATCH: EXEC answers null and applies nothing.
     assert_eq!(request(&mut c, &[b"WATCH", b"k"]), status("OK"));
-    assert_eq!(request(&mut other, &[b"SET", b"k", b"theirs"]), status("OK"));
+    assert_eq!(
+        request(&mut other, &[b"SET", b"k", b"theirs"]),
+        status("OK")
+    );
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
-    assert_eq!(request(&mut c, &[b"SET", b"k", b"mine again"]), status("QUEUED"));
+    assert_eq!(
+        request(&mut c, &[b"SET", b"k", b"mine again"]),
+        status("QUEUED")
+    );
     assert_eq!(request(&mut c, &[b"EXEC"]), Reply::Null);
     assert_eq!(request(&mut c, &[b"GET", b"k"]), bulk(b"theirs"));
     // Deleted by another client: aborted too; UNWATCH forgets.
@@ -81,9 +100,15 @@ fn watch_aborts_on_a_write_or_an_expiry() {
     assert_eq!(request(&mut c, &[b"UNWATCH"]), status("OK"));
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
     assert_eq!(request(&mut c, &[b"SET", b"k", b"1"]), status("QUEUED"));
-    assert_eq!(request(&mut c, &[b"EXEC"]), Reply::Array(vec![status("OK")]));
+    assert_eq!(
+        request(&mut c, &[b"EXEC"]),
+        Reply::Array(vec![status("OK")])
+    );
     // A watched key that expires before EXEC aborts it.
-    assert_eq!(request(&mut c, &[b"SET", b"t", b"v", b"PX", b"100"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"SET", b"t", b"v", b"PX", b"100"]),
+        status("OK")
+    );
     assert_eq!(request(&mut c, &[b"WATCH", b"t"]), status("OK"));
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
@@ -128,16 +153,27 @@ fn readers_never_see_half_a_transaction() {
     let mut reader = s.connect();
     let mut reads = 0;
     while !writers.iter().all(|w| w.is_finished()) || reads < 100 {
-        let Reply::Array(v) = request(&mut reader, &[b"MGET", b"x", b"y"]) else { panic!() };
-        assert_eq!(v[0], v[1], "a reader saw x and y from different transactions");
+        let Reply::Array(v) = request(&mut reader, &[b"MGET", b"x", b"y"]) else {
+            panic!()
+        };
+        assert_eq!(
+            v[0], v[1],
+            "a reader saw x and y from different transactions"
+        );
         reads += 1;
     }
     writers.into_iter().for_each(|w| w.join().unwrap());
-    assert_eq!(request(&mut reader, &[b"MGET", b"x", b"y"]), Reply::Array(vec![bulk(b"400"), bulk(b"400")]));
+    assert_eq!(
+        request(&mut reader, &[b"MGET", b"x", b"y"]),
+        Reply::Array(vec![bulk(b"400"), bulk(b"400")])
+    );
     drop(s); // kill -9 right after: EXEC was durable before its reply
     let s = Server::start(&data, &[]);
     let mut c = s.connect();
-    assert_eq!(request(&mut c, &[b"MGET", b"x", b"y"]), Reply::Array(vec![bulk(b"400"), bulk(b"400")]));
+    assert_eq!(
+        request(&mut c, &[b"MGET", b"x", b"y"]),
+        Reply::Array(vec![bulk(b"400"), bulk(b"400")])
+    );
 }
 
 #[test]
@@ -149,17 +185,30 @@ fn a_multi_queue_is_bounded_like_a_request() {
     assert_eq!(request(&mut c, &[b"MULTI"]), status("OK"));
     assert_eq!(request(&mut c, &[b"SET", b"a", &big]), status("QUEUED"));
     assert_eq!(request(&mut c, &[b"SET", b"b", &big]), status("QUEUED"));
-    assert!(matches!(request(&mut c, &[b"SET", b"c", &big]), Reply::Error(e) if e.contains("MULTI queue over 100000 bytes")));
+    assert!(
+        matches!(request(&mut c, &[b"SET", b"c", &big]), Reply::Error(e) if e.contains("MULTI queue over 100000 bytes"))
+    );
     assert_eq!(
         request(&mut c, &[b"EXEC"]),
         Reply::Error("EXECABORT Transaction discarded because of previous errors.".into())
     );
-    assert_eq!(request(&mut c, &[b"EXISTS", b"a", b"b", b"c"]), Reply::Int(0));
+    assert_eq!(
+        request(&mut c, &[b"EXISTS", b"a", b"b", b"c"]),
+        Reply::Int(0)
+    );
     // Strings built in place are bounded the same way.
-    assert!(matches!(request(&mut c, &[b"SETRANGE", b"k", b"200000", b"x"]), Reply::Error(e) if e.contains("maximum allowed size")));
-    assert!(matches!(request(&mut c, &[b"SETBIT", b"k", b"8000000", b"1"]), Reply::Error(e) if e.contains("maximum allowed size")));
+    assert!(
+        matches!(request(&mut c, &[b"SETRANGE", b"k", b"200000", b"x"]), Reply::Error(e) if e.contains("maximum allowed size"))
+    );
+    assert!(
+        matches!(request(&mut c, &[b"SETBIT", b"k", b"8000000", b"1"]), Reply::Error(e) if e.contains("maximum allowed size"))
+    );
     assert_eq!(request(&mut c, &[b"HSET", b"h", b"f", b"v"]), Reply::Int(1));
-    assert!(matches!(request(&mut c, &[b"HRANDFIELD", b"h", b"-2000000000"]), Reply::Error(e) if e.contains("out of range")));
-    let Reply::Array(v) = request(&mut c, &[b"HRANDFIELD", b"h", b"-5"]) else { panic!() };
+    assert!(
+        matches!(request(&mut c, &[b"HRANDFIELD", b"h", b"-2000000000"]), Reply::Error(e) if e.contains("out of range"))
+    );
+    let Reply::Array(v) = request(&mut c, &[b"HRANDFIELD", b"h", b"-5"]) else {
+        panic!()
+    };
     assert_eq!(v.len(), 5);
 }

@@ -14,18 +14,41 @@ fn hashes_work_and_types_do_not_mix() {
     let data = temp("hashes");
     let s = Server::start(&data, &[]);
     let mut c = s.connect();
-    assert_eq!(request(&mut c, &[b"HSET", b"h", b"a", b"1", b"b", b"2"]), Reply::Int(2));
-    assert_eq!(request(&mut c, &[b"HSET", b"h", b"a", b"10"]), Reply::Int(0));
+    assert_eq!(
+        request(&mut c, &[b"HSET", b"h", b"a", b"1", b"b", b"2"]),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        request(&mut c, &[b"HSET", b"h", b"a", b"10"]),
+        Reply::Int(0)
+    );
     assert_eq!(request(&mut c, &[b"HGET", b"h", b"a"]), bulk(b"10"));
-    assert_eq!(request(&mut c, &[b"HMGET", b"h", b"a", b"x", b"b"]), Reply::Array(vec![bulk(b"10"), Reply::Bulk(None), bulk(b"2")]));
+    assert_eq!(
+        request(&mut c, &[b"HMGET", b"h", b"a", b"x", b"b"]),
+        Reply::Array(vec![bulk(b"10"), Reply::Bulk(None), bulk(b"2")])
+    );
     assert_eq!(request(&mut c, &[b"HLEN", b"h"]), Reply::Int(2));
-    assert_eq!(request(&mut c, &[b"HINCRBY", b"h", b"a", b"5"]), Reply::Int(15));
-    assert_eq!(request(&mut c, &[b"HINCRBYFLOAT", b"h", b"f", b"1.5"]), bulk(b"1.5"));
-    assert_eq!(request(&mut c, &[b"HSETNX", b"h", b"f", b"x"]), Reply::Int(0));
+    assert_eq!(
+        request(&mut c, &[b"HINCRBY", b"h", b"a", b"5"]),
+        Reply::Int(15)
+    );
+    assert_eq!(
+        request(&mut c, &[b"HINCRBYFLOAT", b"h", b"f", b"1.5"]),
+        bulk(b"1.5")
+    );
+    assert_eq!(
+        request(&mut c, &[b"HSETNX", b"h", b"f", b"x"]),
+        Reply::Int(0)
+    );
     assert_eq!(request(&mut c, &[b"HEXISTS", b"h", b"f"]), Reply::Int(1));
     assert_eq!(request(&mut c, &[b"HSTRLEN", b"h", b"f"]), Reply::Int(3));
-    assert_eq!(request(&mut c, &[b"HDEL", b"h", b"f", b"nope"]), Reply::Int(1));
-    let Reply::Array(mut all) = request(&mut c, &[b"HGETALL", b"h"]) else { panic!() };
+    assert_eq!(
+        request(&mut c, &[b"HDEL", b"h", b"f", b"nope"]),
+        Reply::Int(1)
+    );
+    let Reply::Array(mut all) = request(&mut c, &[b"HGETALL", b"h"]) else {
+        panic!()
+    };
     assert_eq!(all.len(), 4);
     all.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(all, [bulk(b"15"), bulk(b"2"), bulk(b"a"), bulk(b"b")]);
@@ -36,16 +59,31 @@ fn hashes_work_and_types_do_not_mix() {
     assert_eq!(request(&mut c, &[b"HGET", b"s", b"f"]), wrongtype());
     assert_eq!(request(&mut c, &[b"HSET", b"s", b"f", b"v"]), wrongtype());
     assert_eq!(request(&mut c, &[b"SADD", b"s", b"m"]), wrongtype());
-    assert_eq!(request(&mut c, &[b"SADD", b"set", b"1", b"2", b"2"]), Reply::Int(2));
-    assert_eq!(request(&mut c, &[b"SISMEMBER", b"set", b"2"]), Reply::Int(1));
-    assert_eq!(request(&mut c, &[b"RPUSH", b"l", b"a", b"b"]), Reply::Int(2));
+    assert_eq!(
+        request(&mut c, &[b"SADD", b"set", b"1", b"2", b"2"]),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        request(&mut c, &[b"SISMEMBER", b"set", b"2"]),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        request(&mut c, &[b"RPUSH", b"l", b"a", b"b"]),
+        Reply::Int(2)
+    );
     assert_eq!(request(&mut c, &[b"LPUSH", b"l", b"z"]), Reply::Int(3));
-    assert_eq!(request(&mut c, &[b"LRANGE", b"l", b"0", b"-1"]), Reply::Array(vec![bulk(b"z"), bulk(b"a"), bulk(b"b")]));
+    assert_eq!(
+        request(&mut c, &[b"LRANGE", b"l", b"0", b"-1"]),
+        Reply::Array(vec![bulk(b"z"), bulk(b"a"), bulk(b"b")])
+    );
     assert_eq!(request(&mut c, &[b"DBSIZE"]), Reply::Int(4));
     // SET replaces a hash; RENAME moves one with its fields.
     assert_eq!(request(&mut c, &[b"RENAME", b"h", b"h2"]), status("OK"));
     assert_eq!(request(&mut c, &[b"HGET", b"h2", b"b"]), bulk(b"2"));
-    assert_eq!(request(&mut c, &[b"SET", b"h2", b"now a string"]), status("OK"));
+    assert_eq!(
+        request(&mut c, &[b"SET", b"h2", b"now a string"]),
+        status("OK")
+    );
     assert_eq!(request(&mut c, &[b"HGET", b"h2", b"b"]), wrongtype());
     assert_eq!(request(&mut c, &[b"HLEN", b"h2"]), wrongtype());
     assert_eq!(request(&mut c, &[b"DBSIZE"]), Reply::Int(4));
@@ -72,8 +110,13 @@ fn deleting_a_big_hash_is_immediate_and_its_fields_are_collected() {
     let mut fields = std::collections::HashSet::new();
     let mut calls = 0;
     loop {
-        let Reply::Array(parts) = request(&mut c, &[b"HSCAN", b"big", &cursor, b"COUNT", b"1000"]) else { panic!() };
-        let (Reply::Bulk(Some(next)), Reply::Array(items)) = (&parts[0], &parts[1]) else { panic!() };
+        let Reply::Array(parts) = request(&mut c, &[b"HSCAN", b"big", &cursor, b"COUNT", b"1000"])
+        else {
+            panic!()
+        };
+        let (Reply::Bulk(Some(next)), Reply::Array(items)) = (&parts[0], &parts[1]) else {
+            panic!()
+        };
         for pair in items.chunks(2) {
             fields.insert(format!("{:?}", pair[0]));
         }
@@ -91,7 +134,10 @@ fn deleting_a_big_hash_is_immediate_and_its_fields_are_collected() {
     // The fields go in the background, in slices.
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.info("store_entries") > baseline {
-        assert!(Instant::now() < deadline, "the deleted hash's fields were never collected");
+        assert!(
+            Instant::now() < deadline,
+            "the deleted hash's fields were never collected"
+        );
         assert_eq!(request(&mut c, &[b"PING"]), status("PONG"));
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -20,7 +20,10 @@ pub(crate) const REDIS_VERSION: &str = "7.0.15";
 
 /// True for the connection commands MULTI may queue (the rest are refused when queued).
 pub(crate) fn allowed_in_multi(cmd: Cmd) -> bool {
-    matches!(cmd, Cmd::Ping | Cmd::Echo | Cmd::Time | Cmd::Select | Cmd::Lastsave)
+    matches!(
+        cmd,
+        Cmd::Ping | Cmd::Echo | Cmd::Time | Cmd::Select | Cmd::Lastsave
+    )
 }
 
 /// Runs a connection command queued in MULTI, inside EXEC.
@@ -176,7 +179,10 @@ fn discard(shared: &Shared, client: &mut Client) {
 
 fn check_password(shared: &Shared, user: &[u8], pass: &[u8]) -> bool {
     let c = shared.config.borrow();
-    user == b"default" && c.requirepass.as_deref().is_some_and(|p| p.as_bytes() == pass)
+    user == b"default"
+        && c.requirepass
+            .as_deref()
+            .is_some_and(|p| p.as_bytes() == pass)
 }
 
 fn auth(shared: &Shared, client: &mut Client, a: &Args<'_>) -> Reply {
@@ -189,7 +195,11 @@ fn auth(shared: &Shared, client: &mut Client, a: &Args<'_>) -> Reply {
              Are you sure your configuration is correct?",
         );
     }
-    let (user, pass) = if a.len() == 3 { (a.get(1), a.get(2)) } else { (&b"default"[..], a.get(1)) };
+    let (user, pass) = if a.len() == 3 {
+        (a.get(1), a.get(2))
+    } else {
+        (&b"default"[..], a.get(1))
+    };
     if check_password(shared, user, pass) {
         client.authed = true;
         Reply::OK
@@ -226,7 +236,9 @@ fn hello(shared: &Shared, client: &mut Client, a: &Args<'_>) -> Reply {
             b"SETNAME" if left >= 1 => {
                 let n = a.get(i + 1);
                 if n.iter().any(|&b| b <= b' ' || b > b'~') {
-                    return Reply::err("Client names cannot contain spaces, newlines or special characters.");
+                    return Reply::err(
+                        "Client names cannot contain spaces, newlines or special characters.",
+                    );
                 }
                 name = Some(n.to_vec());
                 i += 2;
@@ -273,7 +285,11 @@ fn client_cmd(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply,
         (b"ID", 2) => Reply::Int(info.id as i64),
         (b"GETNAME", 2) => {
             let n = info.name.borrow();
-            if n.is_empty() { Reply::Null } else { Reply::bulk(&n) }
+            if n.is_empty() {
+                Reply::Null
+            } else {
+                Reply::bulk(&n)
+            }
         }
         (b"SETNAME", 3) => {
             let n = a.get(2);
@@ -293,14 +309,21 @@ fn client_cmd(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply,
                 *info.lib_ver.borrow_mut() = a.get(3).to_vec();
                 Reply::OK
             }
-            _ => Reply::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(a.get(2)))),
+            _ => Reply::err(format!(
+                "Unrecognized option '{}'",
+                String::from_utf8_lossy(a.get(2))
+            )),
         },
         (b"INFO", 2) => Reply::Verbatim("txt", format!("{}\n", info.line()).into_bytes()),
         (b"LIST", _) => {
             let ids: Option<Vec<u64>> = match a.len() {
                 2 => None,
                 n if n >= 4 && a.get(2).eq_ignore_ascii_case(b"ID") => {
-                    match a.iter_from(3).map(|x| super::int(x).map(|v| v as u64)).collect() {
+                    match a
+                        .iter_from(3)
+                        .map(|x| super::int(x).map(|v| v as u64))
+                        .collect()
+                    {
                         Some(v) => Some(v),
                         None => return (Reply::err("Invalid client ID"), Flow::Continue),
                     }
@@ -320,10 +343,19 @@ fn client_cmd(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply,
         (b"KILL", n) if n >= 3 => return client_kill(shared, client, a),
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
         (b"HELP", 2) => Reply::Array(
-            ["CLIENT <subcommand>", "ID", "INFO", "LIST [ID id ...]", "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no", "GETNAME", "SETNAME <name>", "SETINFO LIB-NAME|LIB-VER <value>"]
-                .iter()
-                .map(|s| Reply::Simple(s.to_string()))
-                .collect(),
+            [
+                "CLIENT <subcommand>",
+                "ID",
+                "INFO",
+                "LIST [ID id ...]",
+                "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no",
+                "GETNAME",
+                "SETNAME <name>",
+                "SETINFO LIB-NAME|LIB-VER <value>",
+            ]
+            .iter()
+            .map(|s| Reply::Simple(s.to_string()))
+            .collect(),
         ),
         _ => Reply::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
@@ -345,7 +377,12 @@ fn client_kill(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply
             match a.get(i).to_ascii_uppercase().as_slice() {
                 b"ID" => match super::int(v) {
                     Some(n) if n > 0 => id = Some(n as u64),
-                    _ => return (Reply::err("client-id should be greater than 0"), Flow::Continue),
+                    _ => {
+                        return (
+                            Reply::err("client-id should be greater than 0"),
+                            Flow::Continue,
+                        )
+                    }
                 },
                 b"ADDR" => addr = Some(v.to_vec()),
                 b"LADDR" => laddr = Some(v.to_vec()),
@@ -369,8 +406,15 @@ fn client_kill(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply
         .borrow()
         .values()
         .filter(|c| id.is_none_or(|i| c.id == i))
-        .filter(|c| addr.as_ref().is_none_or(|x| c.addr.as_bytes() == x.as_slice()))
-        .filter(|c| laddr.as_ref().is_none_or(|x| c.laddr.as_bytes() == x.as_slice()))
+        .filter(|c| {
+            addr.as_ref()
+                .is_none_or(|x| c.addr.as_bytes() == x.as_slice())
+        })
+        .filter(|c| {
+            laddr
+                .as_ref()
+                .is_none_or(|x| c.laddr.as_bytes() == x.as_slice())
+        })
         .filter(|c| old_style || !(skipme && c.id == me))
         .cloned()
         .collect();
@@ -382,7 +426,11 @@ fn client_kill(shared: &Rc<Shared>, client: &mut Client, a: &Args<'_>) -> (Reply
             crate::connection::kill(t);
         }
     }
-    let flow = if close_self { Flow::Close } else { Flow::Continue };
+    let flow = if close_self {
+        Flow::Close
+    } else {
+        Flow::Continue
+    };
     if old_style {
         if targets.is_empty() {
             (Reply::err("No such client"), Flow::Continue)
@@ -402,7 +450,12 @@ fn config_cmd(shared: &Shared, a: &Args<'_>) -> Reply {
             Reply::Map(
                 pairs
                     .into_iter()
-                    .map(|(k, v)| (Reply::Bulk(Some(k.into_bytes())), Reply::Bulk(Some(v.into_bytes()))))
+                    .map(|(k, v)| {
+                        (
+                            Reply::Bulk(Some(k.into_bytes())),
+                            Reply::Bulk(Some(v.into_bytes())),
+                        )
+                    })
                     .collect(),
             )
         }
@@ -430,10 +483,15 @@ fn config_cmd(shared: &Shared, a: &Args<'_>) -> Reply {
         }
         b"REWRITE" => Reply::err("The server is running without a config file"),
         b"HELP" => Reply::Array(
-            ["CONFIG <subcommand>", "GET <pattern>", "SET <parameter> <value>", "RESETSTAT"]
-                .iter()
-                .map(|s| Reply::Simple(s.to_string()))
-                .collect(),
+            [
+                "CONFIG <subcommand>",
+                "GET <pattern>",
+                "SET <parameter> <value>",
+                "RESETSTAT",
+            ]
+            .iter()
+            .map(|s| Reply::Simple(s.to_string()))
+            .collect(),
         ),
         _ => Reply::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
@@ -443,7 +501,12 @@ fn config_cmd(shared: &Shared, a: &Args<'_>) -> Reply {
 }
 
 fn flags_reply(spec: &Spec) -> Reply {
-    Reply::Set(spec.flags.iter().map(|f| Reply::Simple(f.to_string())).collect())
+    Reply::Set(
+        spec.flags
+            .iter()
+            .map(|f| Reply::Simple(f.to_string()))
+            .collect(),
+    )
 }
 
 fn command_info(spec: &Spec) -> Reply {
@@ -498,7 +561,12 @@ fn command(a: &Args<'_>) -> Reply {
                     .collect(),
             )
         }
-        b"LIST" => Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name.as_bytes())).collect()),
+        b"LIST" => Reply::Array(
+            TABLE
+                .iter()
+                .map(|s| Reply::bulk(s.name.as_bytes()))
+                .collect(),
+        ),
         b"GETKEYS" if a.len() >= 3 => {
             let inner: Vec<&[u8]> = a.iter_from(2).collect();
             match super::lookup(inner[0]) {
@@ -520,10 +588,17 @@ fn command(a: &Args<'_>) -> Reply {
             }
         }
         b"HELP" => Reply::Array(
-            ["COMMAND <subcommand>", "COUNT", "INFO [<command-name> ...]", "DOCS [<command-name> ...]", "LIST", "GETKEYS <full-command>"]
-                .iter()
-                .map(|s| Reply::Simple(s.to_string()))
-                .collect(),
+            [
+                "COMMAND <subcommand>",
+                "COUNT",
+                "INFO [<command-name> ...]",
+                "DOCS [<command-name> ...]",
+                "LIST",
+                "GETKEYS <full-command>",
+            ]
+            .iter()
+            .map(|s| Reply::Simple(s.to_string()))
+            .collect(),
         ),
         _ => unknown_sub(a),
     }

@@ -42,11 +42,17 @@ fn container(e: Option<Entry>, kind: Kind) -> Result<Option<Entry>, Reply> {
 }
 
 /// Every item of container `id`: (field, value).
-pub(crate) async fn all_items<V: View>(v: &V, id: u64, work: &mut Work<'_>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) async fn all_items<V: View>(
+    v: &V,
+    id: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut from = Included(keys::items_start(id));
     loop {
-        let chunk = v.raw_range(from.clone(), Excluded(keys::items_end(id)), 256).await?;
+        let chunk = v
+            .raw_range(from.clone(), Excluded(keys::items_end(id)), 256)
+            .await?;
         let Some((last, _)) = chunk.last() else { break };
         from = Excluded(last.clone());
         for (k, val) in chunk {
@@ -69,14 +75,22 @@ fn field_too_long(f: &[u8]) -> Option<Reply> {
 
 /// Reads: HGET, HMGET, HEXISTS, HLEN, HKEYS, HVALS, HGETALL, HSTRLEN, HSCAN, HRANDFIELD,
 /// SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SRANDMEMBER, SSCAN.
-pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn read<V: View>(
+    v: &V,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     use Cmd::*;
     let kind = kind_of(cmd);
     let e = tri!(container(lookup(v, a.get(1), now).await?, kind));
     let id = e.as_ref().map(|e| e.meta.container.id);
     let len = e.as_ref().map_or(0, |e| e.meta.container.len);
     let get = |f: &[u8]| {
-        let skey = id.filter(|_| f.len() <= MAX_FIELD).map(|id| keys::item(id, f));
+        let skey = id
+            .filter(|_| f.len() <= MAX_FIELD)
+            .map(|id| keys::item(id, f));
         async move {
             match skey {
                 Some(k) => v.raw_get(&k).await,
@@ -85,7 +99,9 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
         }
     };
     Ok(match cmd {
-        Hget => get(a.get(2)).await?.map_or(Reply::Null, |b| Reply::bulk(&b)),
+        Hget => get(a.get(2))
+            .await?
+            .map_or(Reply::Null, |b| Reply::bulk(&b)),
         Hmget => {
             let mut out = Vec::new();
             for f in a.iter_from(2) {
@@ -111,9 +127,24 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
                 None => Vec::new(),
             };
             match cmd {
-                Hkeys => Reply::Array(items.into_iter().map(|(f, _)| Reply::Bulk(Some(f))).collect()),
-                Hvals => Reply::Array(items.into_iter().map(|(_, v)| Reply::Bulk(Some(v))).collect()),
-                Smembers => Reply::Set(items.into_iter().map(|(f, _)| Reply::Bulk(Some(f))).collect()),
+                Hkeys => Reply::Array(
+                    items
+                        .into_iter()
+                        .map(|(f, _)| Reply::Bulk(Some(f)))
+                        .collect(),
+                ),
+                Hvals => Reply::Array(
+                    items
+                        .into_iter()
+                        .map(|(_, v)| Reply::Bulk(Some(v)))
+                        .collect(),
+                ),
+                Smembers => Reply::Set(
+                    items
+                        .into_iter()
+                        .map(|(f, _)| Reply::Bulk(Some(f)))
+                        .collect(),
+                ),
                 _ => Reply::Map(
                     items
                         .into_iter()
@@ -135,27 +166,45 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
             let next = match id {
                 Some(id) => {
                     let hash_of = |k: &[u8]| keys::decode_item(k).map(|(h, _)| h);
-                    scan_region(v, keys::item_at(id, start), keys::items_end(id), count, hash_of, work, &mut visit).await?
+                    scan_region(
+                        v,
+                        keys::item_at(id, start),
+                        keys::items_end(id),
+                        count,
+                        hash_of,
+                        work,
+                        &mut visit,
+                    )
+                    .await?
                 }
                 None => None,
             };
-            Reply::Array(vec![Reply::Bulk(Some(cursor::encode(next).into_bytes())), Reply::Array(visit.out)])
+            Reply::Array(vec![
+                Reply::Bulk(Some(cursor::encode(next).into_bytes())),
+                Reply::Array(visit.out),
+            ])
         }
         _ => {
             // HRANDFIELD key [count [WITHVALUES]], SRANDMEMBER key [count]
-            let with_values = cmd == Hrandfield && a.len() == 4 && a.get(3).eq_ignore_ascii_case(b"WITHVALUES");
+            let with_values =
+                cmd == Hrandfield && a.len() == 4 && a.get(3).eq_ignore_ascii_case(b"WITHVALUES");
             if a.len() > 4 || (a.len() == 4 && !with_values) {
                 return Ok(Reply::syntax());
             }
             let count = if a.len() >= 3 {
                 match int(a.get(2)) {
-                    Some(c) if c < -super::MAX_RANDOM_ITEMS && c >= -i64::MAX && (!with_values || -c <= i64::MAX / 2) => {
+                    Some(c)
+                        if (-i64::MAX..-super::MAX_RANDOM_ITEMS).contains(&c)
+                            && (!with_values || -c <= i64::MAX / 2) =>
+                    {
                         return Ok(Reply::err(format!(
                             "count is out of range: at most {} repeated items per call",
                             super::MAX_RANDOM_ITEMS
                         )))
                     }
-                    Some(c) if c >= -i64::MAX && (c >= 0 || !with_values || -c <= i64::MAX / 2) => Some(c),
+                    Some(c) if c >= -i64::MAX && (c >= 0 || !with_values || -c <= i64::MAX / 2) => {
+                        Some(c)
+                    }
                     Some(_) => return Ok(Reply::err("value is out of range")),
                     None => return Ok(Reply::not_integer()),
                 }
@@ -171,7 +220,12 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
     })
 }
 
-fn random_items(mut items: Vec<(Vec<u8>, Vec<u8>)>, count: Option<i64>, with_values: bool, hash: bool) -> Reply {
+fn random_items(
+    mut items: Vec<(Vec<u8>, Vec<u8>)>,
+    count: Option<i64>,
+    with_values: bool,
+    hash: bool,
+) -> Reply {
     let Some(count) = count else {
         if items.is_empty() {
             return Reply::Null;
@@ -184,18 +238,35 @@ fn random_items(mut items: Vec<(Vec<u8>, Vec<u8>)>, count: Option<i64>, with_val
     }
     let picked: Vec<(Vec<u8>, Vec<u8>)> = if count < 0 {
         let n = (-count) as usize;
-        (0..n).map(|_| items[fastrand::usize(..items.len())].clone()).collect()
+        (0..n)
+            .map(|_| items[fastrand::usize(..items.len())].clone())
+            .collect()
     } else {
         fastrand::shuffle(&mut items);
         items.truncate(count as usize);
         items
     };
     if with_values {
-        Reply::Pairs(picked.into_iter().map(|(f, v)| (Reply::Bulk(Some(f)), Reply::Bulk(Some(v)))).collect())
+        Reply::Pairs(
+            picked
+                .into_iter()
+                .map(|(f, v)| (Reply::Bulk(Some(f)), Reply::Bulk(Some(v))))
+                .collect(),
+        )
     } else if hash {
-        Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(Some(f))).collect())
+        Reply::Array(
+            picked
+                .into_iter()
+                .map(|(f, _)| Reply::Bulk(Some(f)))
+                .collect(),
+        )
     } else {
-        Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(Some(f))).collect())
+        Reply::Array(
+            picked
+                .into_iter()
+                .map(|(f, _)| Reply::Bulk(Some(f)))
+                .collect(),
+        )
     }
 }
 
@@ -206,7 +277,12 @@ struct ItemVisit {
 }
 
 impl AsyncVisit for &mut ItemVisit {
-    async fn visit(&mut self, skey: &[u8], value: Bytes, work: &mut Work<'_>) -> StoreResult<usize> {
+    async fn visit(
+        &mut self,
+        skey: &[u8],
+        value: Bytes,
+        work: &mut Work<'_>,
+    ) -> StoreResult<usize> {
         let (_, field) = keys::decode_item(skey).ok_or_else(|| crate::db::bad_record(skey))?;
         if !matches(&self.pattern, field, work).await {
             return Ok(0);
@@ -220,7 +296,13 @@ impl AsyncVisit for &mut ItemVisit {
 }
 
 /// Writes: HSET, HMSET, HSETNX, HDEL, HINCRBY, HINCRBYFLOAT, SADD, SREM, SPOP.
-pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn write(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     use Cmd::*;
     let kind = kind_of(cmd);
     let key = a.get(1);
@@ -230,7 +312,10 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
         Spop if a.len() > 3 => return Ok(Reply::syntax()),
         Spop => {}
         _ => {
-            for f in a.iter_from(2).step_by(if matches!(cmd, Hset | Hmset) { 2 } else { 1 }) {
+            for f in a
+                .iter_from(2)
+                .step_by(if matches!(cmd, Hset | Hmset) { 2 } else { 1 })
+            {
                 if let Some(r) = field_too_long(f) {
                     return Ok(r);
                 }
@@ -276,7 +361,11 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
     let id = meta.container.id;
     let (max_entries, max_value, max_intset) = {
         let c = t.shared.config.borrow();
-        (c.hash_max_listpack_entries, c.hash_max_listpack_value, c.set_max_intset_entries)
+        (
+            c.hash_max_listpack_entries,
+            c.hash_max_listpack_value,
+            c.set_max_intset_entries,
+        )
     };
     let note_sizes = |meta: &mut Meta, f: &[u8], v: &[u8]| {
         if kind == Kind::Hash && (f.len() > max_value || v.len() > max_value) {
@@ -306,7 +395,11 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
                 work.spend(1).await;
                 i += step;
             }
-            if cmd == Hmset { Reply::OK } else { Reply::Int(added) }
+            if cmd == Hmset {
+                Reply::OK
+            } else {
+                Reply::Int(added)
+            }
         }
         Hsetnx => {
             let (f, v) = (a.get(2), a.get(3));
@@ -326,7 +419,9 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
             let text = if let Some(by) = by_int {
                 let base = match &current {
                     None => 0,
-                    Some(c) => tri!(int(c).ok_or_else(|| Reply::err("hash value is not an integer"))),
+                    Some(c) => {
+                        tri!(int(c).ok_or_else(|| Reply::err("hash value is not an integer")))
+                    }
                 };
                 let Some(next) = base.checked_add(by) else {
                     return Ok(Reply::err("increment or decrement would overflow"));
@@ -335,7 +430,9 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
             } else {
                 let base = match &current {
                     None => 0.0,
-                    Some(c) => tri!(float(c).ok_or_else(|| Reply::err("hash value is not a float"))),
+                    Some(c) => {
+                        tri!(float(c).ok_or_else(|| Reply::err("hash value is not a float")))
+                    }
                 };
                 let next = base + by_float.unwrap_or(0.0);
                 if !next.is_finite() {
@@ -382,7 +479,11 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
             }
         }
     };
-    let limit = if kind == Kind::Hash { max_entries } else { max_intset };
+    let limit = if kind == Kind::Hash {
+        max_entries
+    } else {
+        max_intset
+    };
     if meta.container.len as usize > limit {
         meta.hint = true;
     }

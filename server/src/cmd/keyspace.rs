@@ -25,7 +25,12 @@ const COMPILE_SLICE: usize = 64 * 1024;
 const CHUNK: usize = 256;
 
 /// `EXISTS key...` (and TOUCH): how many of the keys exist (repeats counted).
-pub(crate) async fn exists<V: View>(v: &V, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn exists<V: View>(
+    v: &V,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let mut n = 0;
     for key in a.iter_from(1) {
         n += lookup(v, key, now).await?.is_some() as i64;
@@ -61,7 +66,11 @@ pub(crate) async fn ttl<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64) -> Sto
 
 /// Compiles a MATCH pattern a slice at a time (a pattern may be as long as a request);
 /// `None` for no pattern or `*`, which filters nothing.
-pub(crate) async fn compile(pattern: Option<&[u8]>, max: usize, work: &mut Work<'_>) -> Option<Pattern> {
+pub(crate) async fn compile(
+    pattern: Option<&[u8]>,
+    max: usize,
+    work: &mut Work<'_>,
+) -> Option<Pattern> {
     match pattern {
         None | Some(b"*") => None,
         Some(p) => {
@@ -83,12 +92,19 @@ pub(crate) async fn matches(pattern: &Option<Pattern>, name: &[u8], work: &mut W
 }
 
 /// `KEYS pattern`: every live key matching it.
-pub(crate) async fn keys<V: View>(v: &V, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn keys<V: View>(
+    v: &V,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let pattern = compile(Some(a.get(1)), MAX_KEY, work).await;
     let mut out = Vec::new();
     let mut from = Included(keys::top_at(0));
     loop {
-        let chunk = v.raw_range(from.clone(), Excluded(keys::top_end()), CHUNK).await?;
+        let chunk = v
+            .raw_range(from.clone(), Excluded(keys::top_end()), CHUNK)
+            .await?;
         let Some((last, _)) = chunk.last() else { break };
         from = Excluded(last.clone());
         for (skey, value) in chunk {
@@ -119,8 +135,12 @@ pub(crate) async fn scan_region<V: View>(
     let (mut seen, mut bytes) = (0usize, 0usize);
     let mut last_hash: Option<u64> = None;
     loop {
-        let chunk = v.raw_range(from.clone(), Excluded(end.clone()), CHUNK).await?;
-        let Some((last, _)) = chunk.last() else { return Ok(None) };
+        let chunk = v
+            .raw_range(from.clone(), Excluded(end.clone()), CHUNK)
+            .await?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(None);
+        };
         from = Excluded(last.clone());
         for (skey, value) in chunk {
             let h = hash_of(&skey).ok_or_else(|| crate::db::bad_record(&skey))?;
@@ -137,11 +157,19 @@ pub(crate) async fn scan_region<V: View>(
 /// What [`scan_region`] calls for each entry; returns the bytes it added to the reply.
 #[allow(async_fn_in_trait)]
 pub(crate) trait AsyncVisit {
-    async fn visit(&mut self, skey: &[u8], value: Bytes, work: &mut Work<'_>) -> StoreResult<usize>;
+    async fn visit(&mut self, skey: &[u8], value: Bytes, work: &mut Work<'_>)
+        -> StoreResult<usize>;
 }
 
+/// SCAN's and HSCAN's options: count, MATCH pattern, TYPE.
+pub(crate) type ScanOptions<'a> = (usize, Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// SCAN's and HSCAN's options: `(count, pattern, type)` or the error reply.
-pub(crate) fn scan_options<'a>(a: &Args<'a>, from: usize, allow_type: bool) -> Result<(usize, Option<&'a [u8]>, Option<&'a [u8]>), Reply> {
+pub(crate) fn scan_options<'a>(
+    a: &Args<'a>,
+    from: usize,
+    allow_type: bool,
+) -> Result<ScanOptions<'a>, Reply> {
     let (mut count, mut pattern, mut kind) = (10usize, None, None);
     let mut i = from;
     while i < a.len() {
@@ -172,7 +200,12 @@ struct KeyVisit {
 }
 
 impl AsyncVisit for &mut KeyVisit {
-    async fn visit(&mut self, skey: &[u8], value: Bytes, work: &mut Work<'_>) -> StoreResult<usize> {
+    async fn visit(
+        &mut self,
+        skey: &[u8],
+        value: Bytes,
+        work: &mut Work<'_>,
+    ) -> StoreResult<usize> {
         let (_, key) = keys::decode_top(skey).ok_or_else(|| crate::db::bad_record(skey))?;
         let meta = decode(key, value)?.meta;
         if meta.expired(self.now)
@@ -193,7 +226,12 @@ impl AsyncVisit for &mut KeyVisit {
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
-pub(crate) async fn scan<V: View>(v: &V, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn scan<V: View>(
+    v: &V,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let Ok(start) = cursor::decode(a.get(1)) else {
         return Ok(Reply::err("invalid cursor"));
     };
@@ -208,7 +246,16 @@ pub(crate) async fn scan<V: View>(v: &V, a: &Args<'_>, now: u64, work: &mut Work
         out: Vec::new(),
     };
     let hash_of = |skey: &[u8]| keys::decode_top(skey).map(|(h, _)| h);
-    let next = scan_region(v, keys::top_at(start), keys::top_end(), count, hash_of, work, &mut visit).await?;
+    let next = scan_region(
+        v,
+        keys::top_at(start),
+        keys::top_end(),
+        count,
+        hash_of,
+        work,
+        &mut visit,
+    )
+    .await?;
     Ok(Reply::Array(vec![
         Reply::Bulk(Some(cursor::encode(next).into_bytes())),
         Reply::Array(visit.out),
@@ -222,10 +269,14 @@ pub(crate) async fn randomkey<V: View>(v: &V, now: u64, work: &mut Work<'_>) -> 
     }
     for _ in 0..100 {
         let at = fastrand::u64(..);
-        for (from, to) in [(keys::top_at(at), keys::top_end()), (keys::top_at(0), keys::top_at(at))] {
+        for (from, to) in [
+            (keys::top_at(at), keys::top_end()),
+            (keys::top_at(0), keys::top_at(at)),
+        ] {
             let first = v.raw_range(Included(from), Excluded(to), 1).await?;
             if let Some((skey, value)) = first.into_iter().next() {
-                let (_, key) = keys::decode_top(&skey).ok_or_else(|| crate::db::bad_record(&skey))?;
+                let (_, key) =
+                    keys::decode_top(&skey).ok_or_else(|| crate::db::bad_record(&skey))?;
                 if !decode(key, value)?.meta.expired(now) {
                     return Ok(Reply::bulk(key));
                 }
@@ -242,10 +293,15 @@ pub(crate) async fn object<V: View>(v: &V, a: &Args<'_>, now: u64) -> StoreResul
     let sub = a.get(1).to_ascii_uppercase();
     if sub == b"HELP" {
         return Ok(Reply::Array(
-            ["OBJECT <subcommand>", "ENCODING <key>", "REFCOUNT <key>", "IDLETIME <key>"]
-                .iter()
-                .map(|s| Reply::Simple(s.to_string()))
-                .collect(),
+            [
+                "OBJECT <subcommand>",
+                "ENCODING <key>",
+                "REFCOUNT <key>",
+                "IDLETIME <key>",
+            ]
+            .iter()
+            .map(|s| Reply::Simple(s.to_string()))
+            .collect(),
         ));
     }
     if a.len() != 3 {
@@ -293,7 +349,10 @@ pub(crate) async fn memory<V: View>(v: &V, a: &Args<'_>, now: u64) -> StoreResul
                 }
             })
         }
-        b"DOCTOR" => Ok(Reply::Verbatim("txt", b"Sam, I detected no issues in this Redis instance.".to_vec())),
+        b"DOCTOR" => Ok(Reply::Verbatim(
+            "txt",
+            b"Sam, I detected no issues in this Redis instance.".to_vec(),
+        )),
         _ => Ok(Reply::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try MEMORY HELP.",
             String::from_utf8_lossy(a.get(1))
@@ -303,7 +362,12 @@ pub(crate) async fn memory<V: View>(v: &V, a: &Args<'_>, now: u64) -> StoreResul
 
 /// `DEL`/`UNLINK key...` (a container's items are left to the garbage collector, so both
 /// are O(1) per key).
-pub(crate) async fn delete(t: &mut Txn<'_>, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn delete(
+    t: &mut Txn<'_>,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let mut n = 0;
     for key in a.iter_from(1) {
         if let Some(e) = t.lookup_mut(key, now).await? {
@@ -316,7 +380,12 @@ pub(crate) async fn delete(t: &mut Txn<'_>, a: &Args<'_>, now: u64, work: &mut W
 }
 
 /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT key time [NX|XX|GT|LT]`.
-pub(crate) async fn expire(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> StoreResult<Reply> {
+pub(crate) async fn expire(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+) -> StoreResult<Reply> {
     let name = match cmd {
         Cmd::Expire => "expire",
         Cmd::Pexpire => "pexpire",
@@ -339,10 +408,14 @@ pub(crate) async fn expire(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
         }
     }
     if nx && (xx || gt || lt) {
-        return Ok(Reply::err("NX and XX, GT or LT options at the same time are not compatible"));
+        return Ok(Reply::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
-        return Ok(Reply::err("GT and LT options at the same time are not compatible"));
+        return Ok(Reply::err(
+            "GT and LT options at the same time are not compatible",
+        ));
     }
     let ms = matches!(cmd, Cmd::Pexpire | Cmd::Pexpireat);
     let absolute = matches!(cmd, Cmd::Expireat | Cmd::Pexpireat);
@@ -365,7 +438,10 @@ pub(crate) async fn expire(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
     if when <= now as i64 {
         t.remove(key, &e.meta).await?;
     } else {
-        let meta = Meta { expire: Some(when as u64), ..e.meta };
+        let meta = Meta {
+            expire: Some(when as u64),
+            ..e.meta
+        };
         t.store(key, Some(&e.meta), &meta, e.payload()).await?;
     }
     Ok(Reply::Int(1))
@@ -376,7 +452,10 @@ pub(crate) async fn persist(t: &mut Txn<'_>, a: &Args<'_>, now: u64) -> StoreRes
     let key = a.get(1);
     match t.lookup_mut(key, now).await? {
         Some(e) if e.meta.expire.is_some() => {
-            let meta = Meta { expire: None, ..e.meta };
+            let meta = Meta {
+                expire: None,
+                ..e.meta
+            };
             t.store(key, Some(&e.meta), &meta, e.payload()).await?;
             Ok(Reply::Int(1))
         }
@@ -386,13 +465,22 @@ pub(crate) async fn persist(t: &mut Txn<'_>, a: &Args<'_>, now: u64) -> StoreRes
 
 /// `RENAME`/`RENAMENX src dst`: moves the record (with its TTL); a container's items stay
 /// where they are, named by its id.
-pub(crate) async fn rename(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> StoreResult<Reply> {
+pub(crate) async fn rename(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+) -> StoreResult<Reply> {
     let (src, dst) = (a.get(1), a.get(2));
     let Some(e) = t.lookup_mut(src, now).await? else {
         return Ok(Reply::err("no such key"));
     };
     if src == dst {
-        return Ok(if cmd == Cmd::Renamenx { Reply::Int(0) } else { Reply::OK });
+        return Ok(if cmd == Cmd::Renamenx {
+            Reply::Int(0)
+        } else {
+            Reply::OK
+        });
     }
     let old = t.lookup_mut(dst, now).await?.map(|d| d.meta);
     if cmd == Cmd::Renamenx && old.is_some() {
@@ -400,14 +488,27 @@ pub(crate) async fn rename(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
     }
     let (meta, payload) = (e.meta, e.payload().to_vec());
     // Remove the source's record without giving its container to the garbage collector.
-    let string = Meta { kind: Kind::String, container: Default::default(), ..meta };
+    let string = Meta {
+        kind: Kind::String,
+        container: Default::default(),
+        ..meta
+    };
     t.remove(src, &string).await?;
     t.store(dst, old.as_ref(), &meta, &payload).await?;
-    Ok(if cmd == Cmd::Renamenx { Reply::Int(1) } else { Reply::OK })
+    Ok(if cmd == Cmd::Renamenx {
+        Reply::Int(1)
+    } else {
+        Reply::OK
+    })
 }
 
 /// `COPY src dst [DB 0] [REPLACE]`.
-pub(crate) async fn copy(t: &mut Txn<'_>, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn copy(
+    t: &mut Txn<'_>,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let (src, dst) = (a.get(1), a.get(2));
     let mut replace = false;
     let mut i = 3;
@@ -442,7 +543,9 @@ pub(crate) async fn copy(t: &mut Txn<'_>, a: &Args<'_>, now: u64, work: &mut Wor
         meta.container.id = id;
         let mut at = Included(keys::items_start(from));
         loop {
-            let chunk = t.raw_range(at.clone(), Excluded(keys::items_end(from)), CHUNK).await?;
+            let chunk = t
+                .raw_range(at.clone(), Excluded(keys::items_end(from)), CHUNK)
+                .await?;
             let Some((last, _)) = chunk.last() else { break };
             at = Excluded(last.clone());
             for (k, v) in chunk {
@@ -458,7 +561,11 @@ pub(crate) async fn copy(t: &mut Txn<'_>, a: &Args<'_>, now: u64, work: &mut Wor
 }
 
 /// `FLUSHDB`/`FLUSHALL [ASYNC|SYNC]`.
-pub(crate) async fn flush(t: &mut Txn<'_>, a: &Args<'_>, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn flush(
+    t: &mut Txn<'_>,
+    a: &Args<'_>,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     match a.len() {
         1 => {}
         2 if a.get(1).eq_ignore_ascii_case(b"ASYNC") || a.get(1).eq_ignore_ascii_case(b"SYNC") => {}

@@ -27,13 +27,25 @@ macro_rules! tri {
 }
 
 /// LLEN, LRANGE, LINDEX.
-pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn read<V: View>(
+    v: &V,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let ints: Vec<i64> = match a.iter_from(2).map(int).collect::<Option<Vec<_>>>() {
         Some(v) => v,
         None => return Ok(Reply::not_integer()),
     };
     let e = tri!(list(lookup(v, a.get(1), now).await?));
-    let (id, head, len) = e.map_or((0, 0, 0), |e| (e.meta.container.id, e.meta.container.head, e.meta.container.len as i64));
+    let (id, head, len) = e.map_or((0, 0, 0), |e| {
+        (
+            e.meta.container.id,
+            e.meta.container.head,
+            e.meta.container.len as i64,
+        )
+    });
     let element = |i: i64| {
         let skey = keys::list_item(id, head + i);
         async move { v.raw_get(&skey).await }
@@ -66,7 +78,13 @@ pub(crate) async fn read<V: View>(v: &V, cmd: Cmd, a: &Args<'_>, now: u64, work:
 }
 
 /// LPUSH, RPUSH, LPOP, RPOP.
-pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn write(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let key = a.get(1);
     let pop = matches!(cmd, Cmd::Lpop | Cmd::Rpop);
     let count = match (pop, a.len()) {
@@ -82,7 +100,13 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
     let mut meta = match old {
         Some(m) => m,
         None if !pop => Meta::container(Kind::List, t.new_id()),
-        None => return Ok(if count.is_some() { Reply::NullArray } else { Reply::Null }),
+        None => {
+            return Ok(if count.is_some() {
+                Reply::NullArray
+            } else {
+                Reply::Null
+            })
+        }
     };
     let id = meta.container.id;
     let c = &mut meta.container;
@@ -95,18 +119,32 @@ pub(crate) async fn write(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, wor
                 out.push(Reply::bulk(&v));
             }
             t.raw_delete(&skey).await?;
-            if cmd == Cmd::Lpop { c.head += 1 } else { c.tail -= 1 }
+            if cmd == Cmd::Lpop {
+                c.head += 1
+            } else {
+                c.tail -= 1
+            }
             c.len -= 1;
             work.spend(1).await;
         }
-        if count.is_some() { Reply::Array(out) } else { out.pop().unwrap_or(Reply::Null) }
+        if count.is_some() {
+            Reply::Array(out)
+        } else {
+            out.pop().unwrap_or(Reply::Null)
+        }
     } else {
         if c.len == 0 {
             c.head = 0;
             c.tail = 0;
         }
         for v in a.iter_from(2) {
-            let at = if cmd == Cmd::Lpush { c.head -= 1; c.head } else { c.tail += 1; c.tail - 1 };
+            let at = if cmd == Cmd::Lpush {
+                c.head -= 1;
+                c.head
+            } else {
+                c.tail += 1;
+                c.tail - 1
+            };
             t.raw_put(&keys::list_item(id, at), v).await?;
             c.len += 1;
             work.spend(1).await;

@@ -67,7 +67,9 @@ pub(crate) fn int_arg(a: &[u8]) -> Result<i64, Reply> {
 /// Parses a float argument as Redis does (`string2ld`): no spaces around it, not NaN.
 pub(crate) fn float(a: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(a).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(char::is_whitespace)
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_whitespace())
+        || s.ends_with(char::is_whitespace)
     {
         return None;
     }
@@ -189,7 +191,16 @@ mod tests {
         assert_eq!(int(b"-12"), Some(-12));
         assert_eq!(int(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(int(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"01", b"-0", b"+1", b" 1", b"1 ", b"9223372036854775808", b"-"] {
+        for bad in [
+            &b""[..],
+            b"01",
+            b"-0",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"-",
+        ] {
             assert_eq!(int(bad), None, "{:?}", bad.escape_ascii().to_string());
         }
         assert_eq!(float(b"1.5"), Some(1.5));

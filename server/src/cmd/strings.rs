@@ -126,17 +126,18 @@ pub(crate) async fn lcs<V: View>(
             "If you want both the length and indexes, please just use IDX.",
         ));
     }
-    let (ea, eb) = (lookup(v, a.get(1), now).await?, lookup(v, a.get(2), now).await?);
+    let (ea, eb) = (
+        lookup(v, a.get(1), now).await?,
+        lookup(v, a.get(2), now).await?,
+    );
     let (sa, sb) = match (string_of(&ea), string_of(&eb)) {
         (Ok(x), Ok(y)) => (x.unwrap_or(b""), y.unwrap_or(b"")),
-        _ => {
-            return Ok(Reply::err(
-                "The specified keys must contain string values",
-            ))
-        }
+        _ => return Ok(Reply::err("The specified keys must contain string values")),
     };
     if (sa.len() + 1).saturating_mul(sb.len() + 1) > super::MAX_LCS_CELLS {
-        return Ok(Reply::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
+        return Ok(Reply::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
     }
     // The classic dynamic programme, as Redis computes it.
     let w = sb.len() + 1;
@@ -216,7 +217,13 @@ struct SetOptions {
 }
 
 /// An absolute expiry time from a relative or absolute time argument, or Redis's error.
-pub(crate) fn expire_time(arg: &[u8], unit_ms: bool, absolute: bool, now: u64, cmd: &str) -> Result<i64, Reply> {
+pub(crate) fn expire_time(
+    arg: &[u8],
+    unit_ms: bool,
+    absolute: bool,
+    now: u64,
+    cmd: &str,
+) -> Result<i64, Reply> {
     let invalid = || Reply::err(format!("invalid expire time in '{cmd}' command"));
     let mut t = int_arg(arg)?;
     if !unit_ms {
@@ -228,7 +235,12 @@ pub(crate) fn expire_time(arg: &[u8], unit_ms: bool, absolute: bool, now: u64, c
     Ok(t)
 }
 
-fn parse_set_options(a: &Args<'_>, from: usize, getex: bool, now: u64) -> Result<SetOptions, Reply> {
+fn parse_set_options(
+    a: &Args<'_>,
+    from: usize,
+    getex: bool,
+    now: u64,
+) -> Result<SetOptions, Reply> {
     let cmd = if getex { "getex" } else { "set" };
     let mut o = SetOptions {
         nx: false,
@@ -249,14 +261,18 @@ fn parse_set_options(a: &Args<'_>, from: usize, getex: bool, now: u64) -> Result
             (b"GET", _) if !getex => o.get = true,
             (b"KEEPTTL", _) if !getex && !has_expire => o.keepttl = true,
             (b"PERSIST", _) if getex && !has_expire => o.persist = true,
-            (b"EX" | b"PX" | b"EXAT" | b"PXAT", Some(t)) if !has_expire && !o.keepttl && !o.persist => {
+            (b"EX" | b"PX" | b"EXAT" | b"PXAT", Some(t))
+                if !has_expire && !o.keepttl && !o.persist =>
+            {
                 let ms = opt.starts_with(b"P");
                 let abs = opt.ends_with(b"AT");
                 let when = expire_time(t, ms, abs, now, cmd)?;
                 // The argument itself must be positive (Redis checks before adding `now`).
                 let raw = int(t).unwrap_or(0);
                 if raw <= 0 {
-                    return Err(Reply::err(format!("invalid expire time in '{cmd}' command")));
+                    return Err(Reply::err(format!(
+                        "invalid expire time in '{cmd}' command"
+                    )));
                 }
                 o.expire = Some(when.max(0) as u64);
                 has_expire = true;
@@ -270,19 +286,56 @@ fn parse_set_options(a: &Args<'_>, from: usize, getex: bool, now: u64) -> Result
 }
 
 /// SET (all options), SETNX, SETEX, PSETEX, GETSET, GETDEL, GETEX.
-pub(crate) async fn set_family(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> StoreResult<Reply> {
+pub(crate) async fn set_family(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+) -> StoreResult<Reply> {
     let key = a.get(1);
     let (value, opts) = match cmd {
         Cmd::Set => (a.get(2), tri!(parse_set_options(a, 3, false, now))),
-        Cmd::Setnx => (a.get(2), SetOptions { nx: true, xx: false, get: false, keepttl: false, persist: false, expire: None }),
-        Cmd::Getset => (a.get(2), SetOptions { nx: false, xx: false, get: true, keepttl: false, persist: false, expire: None }),
+        Cmd::Setnx => (
+            a.get(2),
+            SetOptions {
+                nx: true,
+                xx: false,
+                get: false,
+                keepttl: false,
+                persist: false,
+                expire: None,
+            },
+        ),
+        Cmd::Getset => (
+            a.get(2),
+            SetOptions {
+                nx: false,
+                xx: false,
+                get: true,
+                keepttl: false,
+                persist: false,
+                expire: None,
+            },
+        ),
         Cmd::Setex | Cmd::Psetex => {
             let name = if cmd == Cmd::Setex { "setex" } else { "psetex" };
             let when = tri!(expire_time(a.get(2), cmd == Cmd::Psetex, false, now, name));
             if int(a.get(2)).unwrap_or(0) <= 0 {
-                return Ok(Reply::err(format!("invalid expire time in '{name}' command")));
+                return Ok(Reply::err(format!(
+                    "invalid expire time in '{name}' command"
+                )));
             }
-            (a.get(3), SetOptions { nx: false, xx: false, get: false, keepttl: false, persist: false, expire: Some(when as u64) })
+            (
+                a.get(3),
+                SetOptions {
+                    nx: false,
+                    xx: false,
+                    get: false,
+                    keepttl: false,
+                    persist: false,
+                    expire: Some(when as u64),
+                },
+            )
         }
         Cmd::Getdel => {
             let e = t.lookup_mut(key, now).await?;
@@ -305,16 +358,36 @@ pub(crate) async fn set_family(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64
                 if when <= now {
                     t.remove(key, &meta).await?;
                 } else {
-                    t.store(key, Some(&meta), &Meta { expire: Some(when), ..meta }, &s).await?;
+                    t.store(
+                        key,
+                        Some(&meta),
+                        &Meta {
+                            expire: Some(when),
+                            ..meta
+                        },
+                        &s,
+                    )
+                    .await?;
                 }
             } else if opts.persist && meta.expire.is_some() {
-                t.store(key, Some(&meta), &Meta { expire: None, ..meta }, &s).await?;
+                t.store(
+                    key,
+                    Some(&meta),
+                    &Meta {
+                        expire: None,
+                        ..meta
+                    },
+                    &s,
+                )
+                .await?;
             }
             return Ok(Reply::Bulk(Some(s)));
         }
     };
     if value.len() > MAX_STRING {
-        return Ok(Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)"));
+        return Ok(Reply::err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
     }
     let old = t.lookup_mut(key, now).await?;
     let old_value = if opts.get {
@@ -334,7 +407,11 @@ pub(crate) async fn set_family(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64
         return Ok(reply(false));
     }
     let old_meta = old.map(|e| e.meta);
-    let expire = if opts.keepttl { old_meta.and_then(|m| m.expire) } else { opts.expire };
+    let expire = if opts.keepttl {
+        old_meta.and_then(|m| m.expire)
+    } else {
+        opts.expire
+    };
     match expire {
         Some(when) if when <= now => {
             if let Some(m) = old_meta {
@@ -350,7 +427,13 @@ pub(crate) async fn set_family(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64
 }
 
 /// `MSET` and `MSETNX`, atomically.
-pub(crate) async fn mset(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, work: &mut Work<'_>) -> StoreResult<Reply> {
+pub(crate) async fn mset(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     if a.len() % 2 == 0 {
         return Ok(Reply::wrong_args(a.get(0)));
     }
@@ -365,14 +448,24 @@ pub(crate) async fn mset(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64, work
     let mut pairs = a.iter_from(1);
     while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
         let old = t.lookup_mut(k, now).await?.map(|e| e.meta);
-        t.store(k, old.as_ref(), &Meta::string(None, false), v).await?;
+        t.store(k, old.as_ref(), &Meta::string(None, false), v)
+            .await?;
         work.spend(1).await;
     }
-    Ok(if cmd == Cmd::Msetnx { Reply::Int(1) } else { Reply::OK })
+    Ok(if cmd == Cmd::Msetnx {
+        Reply::Int(1)
+    } else {
+        Reply::OK
+    })
 }
 
 /// `APPEND`, `SETRANGE`, `SETBIT`: modify a string in place (its TTL kept).
-pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> StoreResult<Reply> {
+pub(crate) async fn modify(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+) -> StoreResult<Reply> {
     let key = a.get(1);
     let max = MAX_STRING.min(t.shared.options.max_request);
     let too_big = || Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)");
@@ -439,7 +532,8 @@ pub(crate) async fn modify(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) ->
         }
     };
     let expire = meta.and_then(|m| m.expire);
-    t.store(key, meta.as_ref(), &Meta::string(expire, true), &value).await?;
+    t.store(key, meta.as_ref(), &Meta::string(expire, true), &value)
+        .await?;
     Ok(reply)
 }
 
@@ -462,7 +556,9 @@ pub(crate) async fn incr(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> S
     let expire = meta.and_then(|m| m.expire);
     if cmd == Cmd::Incrbyfloat {
         let invalid = || Reply::err("value is not a valid float");
-        let Some(by) = float(a.get(2)) else { return Ok(invalid()) };
+        let Some(by) = float(a.get(2)) else {
+            return Ok(invalid());
+        };
         let base = match current {
             None => 0.0,
             Some(s) => match float(s) {
@@ -475,7 +571,13 @@ pub(crate) async fn incr(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> S
             return Ok(Reply::err("increment would produce NaN or Infinity"));
         }
         let text = format_float(next);
-        t.store(key, meta.as_ref(), &Meta::string(expire, false), text.as_bytes()).await?;
+        t.store(
+            key,
+            meta.as_ref(),
+            &Meta::string(expire, false),
+            text.as_bytes(),
+        )
+        .await?;
         return Ok(Reply::Bulk(Some(text.into_bytes())));
     }
     let base = match current {
@@ -485,8 +587,13 @@ pub(crate) async fn incr(t: &mut Txn<'_>, cmd: Cmd, a: &Args<'_>, now: u64) -> S
     let Some(next) = base.checked_add(by) else {
         return Ok(Reply::err("increment or decrement would overflow"));
     };
-    t.store(key, meta.as_ref(), &Meta::string(expire, false), next.to_string().as_bytes())
-        .await?;
+    t.store(
+        key,
+        meta.as_ref(),
+        &Meta::string(expire, false),
+        next.to_string().as_bytes(),
+    )
+    .await?;
     Ok(Reply::Int(next))
 }
 

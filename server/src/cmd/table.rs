@@ -18,26 +18,111 @@ pub(crate) enum Class {
 #[allow(missing_docs)]
 pub(crate) enum Cmd {
     // strings
-    Get, Mget, Strlen, Getrange, Getbit, Lcs,
-    Set, Setnx, Setex, Psetex, Mset, Msetnx, Getset, Getdel, Getex, Append, Setrange, Setbit,
-    Incr, Decr, Incrby, Decrby, Incrbyfloat,
+    Get,
+    Mget,
+    Strlen,
+    Getrange,
+    Getbit,
+    Lcs,
+    Set,
+    Setnx,
+    Setex,
+    Psetex,
+    Mset,
+    Msetnx,
+    Getset,
+    Getdel,
+    Getex,
+    Append,
+    Setrange,
+    Setbit,
+    Incr,
+    Decr,
+    Incrby,
+    Decrby,
+    Incrbyfloat,
     // keys
-    Exists, Type, Ttl, Pttl, Expiretime, Pexpiretime, Keys, Scan, Randomkey, Dbsize, Object,
-    Memory, Touch,
-    Del, Unlink, Expire, Pexpire, Expireat, Pexpireat, Persist, Rename, Renamenx, Copy,
-    Flushdb, Flushall,
+    Exists,
+    Type,
+    Ttl,
+    Pttl,
+    Expiretime,
+    Pexpiretime,
+    Keys,
+    Scan,
+    Randomkey,
+    Dbsize,
+    Object,
+    Memory,
+    Touch,
+    Del,
+    Unlink,
+    Expire,
+    Pexpire,
+    Expireat,
+    Pexpireat,
+    Persist,
+    Rename,
+    Renamenx,
+    Copy,
+    Flushdb,
+    Flushall,
     // hashes
-    Hget, Hmget, Hexists, Hlen, Hkeys, Hvals, Hgetall, Hstrlen, Hscan, Hrandfield,
-    Hset, Hmset, Hsetnx, Hdel, Hincrby, Hincrbyfloat,
+    Hget,
+    Hmget,
+    Hexists,
+    Hlen,
+    Hkeys,
+    Hvals,
+    Hgetall,
+    Hstrlen,
+    Hscan,
+    Hrandfield,
+    Hset,
+    Hmset,
+    Hsetnx,
+    Hdel,
+    Hincrby,
+    Hincrbyfloat,
     // sets
-    Smembers, Sismember, Smismember, Scard, Srandmember, Sscan,
-    Sadd, Srem, Spop,
+    Smembers,
+    Sismember,
+    Smismember,
+    Scard,
+    Srandmember,
+    Sscan,
+    Sadd,
+    Srem,
+    Spop,
     // lists
-    Llen, Lrange, Lindex,
-    Lpush, Rpush, Lpop, Rpop,
+    Llen,
+    Lrange,
+    Lindex,
+    Lpush,
+    Rpush,
+    Lpop,
+    Rpop,
     // connection and server
-    Ping, Echo, Hello, Auth, Select, Quit, Reset, Client, Config, Info, Command, Time,
-    Shutdown, Multi, Exec, Discard, Watch, Unwatch, Function, Lastsave,
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Quit,
+    Reset,
+    Client,
+    Config,
+    Info,
+    Command,
+    Time,
+    Shutdown,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Function,
+    Lastsave,
 }
 
 /// One row of the table.
@@ -69,6 +154,7 @@ impl Spec {
     }
 
     /// Indices of the key arguments of a call with `n` arguments.
+    #[allow(clippy::reversed_empty_ranges)]
     pub(crate) fn key_positions(&self, n: usize) -> impl Iterator<Item = usize> {
         let (first, last, step) = self.keys;
         let n = n as i32;
@@ -76,14 +162,14 @@ impl Spec {
         let range = if step > 0 && first > 0 {
             (first..=last).step_by(step as usize)
         } else {
-            (1..=0).step_by(1)
+            (1..=0).step_by(1) // no keys
         };
         range.map(|i| i as usize)
     }
 
     /// True if the reply is built from the store's data (checked against a damaged mapping
     /// before it is sent).
-    pub(crate) fn from_store(&self) -> bool {
+    pub(crate) fn reads_store(&self) -> bool {
         self.class != Class::Conn || self.cmd == Cmd::Exec
     }
 }
@@ -254,7 +340,11 @@ mod tests {
         for (i, s) in TABLE.iter().enumerate() {
             assert_eq!(index(s), i);
             assert_eq!(s.name, s.name.to_lowercase());
-            assert!(TABLE.iter().filter(|t| t.name == s.name).count() == 1, "{}", s.name);
+            assert!(
+                TABLE.iter().filter(|t| t.name == s.name).count() == 1,
+                "{}",
+                s.name
+            );
         }
     }
 }

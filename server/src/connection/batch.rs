@@ -61,7 +61,13 @@ impl<'a> Batch<'a> {
 
     /// A request refused before it ran (unknown, arity, NOAUTH, key length): inside MULTI
     /// it also dooms the transaction.
-    async fn refuse(&mut self, out: &mut Output<'_>, client: &mut Client, spec: Option<&Spec>, reply: Reply) -> Result<Flow, Stop> {
+    async fn refuse(
+        &mut self,
+        out: &mut Output<'_>,
+        client: &mut Client,
+        spec: Option<&Spec>,
+        reply: Reply,
+    ) -> Result<Flow, Stop> {
         self.drain(out).await?;
         if client.multi.is_some() {
             client.multi_failed = true;
@@ -91,19 +97,38 @@ impl<'a> Batch<'a> {
         client.info.cmd.set(spec.name);
         client.info.last.set(started);
         if !client.authed && !spec.flags.contains(&"noauth") {
-            return self.refuse(out, client, Some(spec), Reply::Error("NOAUTH Authentication required.".into())).await;
+            return self
+                .refuse(
+                    out,
+                    client,
+                    Some(spec),
+                    Reply::Error("NOAUTH Authentication required.".into()),
+                )
+                .await;
         }
         if !spec.arity_ok(args.len()) {
-            return self.refuse(out, client, Some(spec), Reply::wrong_args(args.get(0))).await;
+            return self
+                .refuse(out, client, Some(spec), Reply::wrong_args(args.get(0)))
+                .await;
         }
         if let Some(r) = key_too_long(spec, &args) {
             return self.refuse(out, client, Some(spec), r).await;
         }
         if client.multi.is_some()
-            && !matches!(spec.cmd, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset)
+            && !matches!(
+                spec.cmd,
+                Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
+            )
         {
             if spec.class == Class::Conn && !allowed_in_multi(spec.cmd) {
-                return self.refuse(out, client, Some(spec), Reply::err("Command not allowed inside a transaction")).await;
+                return self
+                    .refuse(
+                        out,
+                        client,
+                        Some(spec),
+                        Reply::err("Command not allowed inside a transaction"),
+                    )
+                    .await;
             }
             let size: usize = args.iter_from(0).map(|a| a.len() + 16).sum();
             let limit = shared.options.max_request;
@@ -134,7 +159,7 @@ impl<'a> Batch<'a> {
         self.drain(out).await?;
         let mut flow = Flow::Continue;
         let mut error = None;
-        out.begin(spec.from_store());
+        out.begin(spec.reads_store());
         let written = if spec.class == Class::Conn {
             self.snapshot = None;
             let (reply, f) = cmd::conn::execute(shared, client, spec, &args).await;
@@ -146,7 +171,10 @@ impl<'a> Batch<'a> {
             out.reply(&reply);
             Ok(())
         } else {
-            let txn = self.snapshot.get_or_insert_with(|| shared.store.read_txn()).clone();
+            let txn = self
+                .snapshot
+                .get_or_insert_with(|| shared.store.read_txn())
+                .clone();
             match spec.cmd {
                 Cmd::Get => stream_get(shared, &txn, out, args.get(1), &mut error, false).await,
                 Cmd::Mget => {
@@ -179,7 +207,12 @@ impl<'a> Batch<'a> {
         if let Some(e) = &error {
             shared.stats.error(e);
         }
-        shared.stats.count(index(spec), started.elapsed().as_micros() as u64, error.as_deref().map(|_| ""), false);
+        shared.stats.count(
+            index(spec),
+            started.elapsed().as_micros() as u64,
+            error.as_deref().map(|_| ""),
+            false,
+        );
         let flow = finish(out, written.map(|()| flow))?;
         out.flush_if_full().await?;
         Ok(flow)
@@ -226,7 +259,7 @@ async fn stream_get(
             return Ok(());
         }
     };
-    let found = value.as_ref().and_then(|v| Meta::decode(v).map(|(m, at)| (m, at)));
+    let found = value.as_ref().and_then(|v| Meta::decode(v));
     match (&value, found) {
         (Some(v), Some((meta, at))) if meta.expire.is_none_or(|_| !meta.expired(now_ms())) => {
             crate::stats::bump(&shared.stats.keyspace_hits);

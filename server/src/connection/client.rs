@@ -31,7 +31,12 @@ pub(crate) struct ClientInfo {
 
 impl ClientInfo {
     /// A new client's record.
-    pub(crate) fn new(id: u64, peer: Option<SocketAddr>, local: Option<SocketAddr>, fd: i32) -> ClientInfo {
+    pub(crate) fn new(
+        id: u64,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        fd: i32,
+    ) -> ClientInfo {
         let now = Instant::now();
         ClientInfo {
             id,

@@ -72,7 +72,6 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
 
 async fn serve_client(shared_rc: &Rc<Shared>, stream: &TcpStream, client: &mut Client) {
     let shared = &**shared_rc;
-    let stream = stream;
     let max_request = shared.options.max_request;
     let mut input = Input::new(shared.request_memory.grant());
     let mut parser = Parser::new();

@@ -81,13 +81,17 @@ async fn run(shared: Rc<Shared>) {
             Ok(w) => w,
             Err(e) => {
                 let reply = Reply::err(e);
-                batch.into_iter().for_each(|p| drop(p.done.send(reply.clone())));
+                batch
+                    .into_iter()
+                    .for_each(|p| drop(p.done.send(reply.clone())));
                 continue;
             }
         };
         let stats = &shared.stats;
         stats.commits.set(stats.commits.get() + 1);
-        stats.grouped_jobs.set(stats.grouped_jobs.get() + batch.len() as u64);
+        stats
+            .grouped_jobs
+            .set(stats.grouped_jobs.get() + batch.len() as u64);
         let mut txn = Txn::new(w, shared.store.read_txn(), shared);
         let mut replies = Vec::with_capacity(batch.len());
         let mut failed = None;
@@ -114,7 +118,9 @@ async fn run(shared: Rc<Shared>) {
             }
             Err(e) => {
                 let reply = Reply::err(e);
-                batch.into_iter().for_each(|p| drop(p.done.send(reply.clone())));
+                batch
+                    .into_iter()
+                    .for_each(|p| drop(p.done.send(reply.clone())));
             }
         }
     }

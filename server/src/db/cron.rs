@@ -42,7 +42,14 @@ pub(crate) async fn run(shared: Rc<Shared>) {
         }
         let deadline = Instant::now() + CYCLE_BUDGET;
         while shared.active_expire.get() && due(&shared).await && Instant::now() < deadline {
-            let Reply::Int(n) = submit(&shared, Job::Expire { limit: EXPIRE_SLICE }).await else {
+            let Reply::Int(n) = submit(
+                &shared,
+                Job::Expire {
+                    limit: EXPIRE_SLICE,
+                },
+            )
+            .await
+            else {
                 break;
             };
             if (n as usize) < EXPIRE_SLICE {
@@ -50,7 +57,14 @@ pub(crate) async fn run(shared: Rc<Shared>) {
             }
         }
         while shared.keyspace.garbage.get() && Instant::now() < deadline {
-            match submit(&shared, Job::Collect { limit: GARBAGE_SLICE }).await {
+            match submit(
+                &shared,
+                Job::Collect {
+                    limit: GARBAGE_SLICE,
+                },
+            )
+            .await
+            {
                 Reply::Int(0) => shared.keyspace.garbage.set(false),
                 Reply::Int(_) => {}
                 _ => break,

@@ -137,6 +137,7 @@ impl Meta {
     }
 
     /// Length of the encoded header.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         let mut n = 1 + if self.expire.is_some() { 8 } else { 0 };
         match self.kind {

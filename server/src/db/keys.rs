@@ -120,7 +120,10 @@ pub(crate) fn decode_item(skey: &[u8]) -> Option<(u64, &[u8])> {
     if skey.len() < 17 || skey[0] != ITEM {
         return None;
     }
-    Some((u64::from_be_bytes(skey[9..17].try_into().ok()?), &skey[17..]))
+    Some((
+        u64::from_be_bytes(skey[9..17].try_into().ok()?),
+        &skey[17..],
+    ))
 }
 
 /// The store key of list element at `position` of list `id` (positions are ordered as

@@ -330,8 +330,7 @@ impl Parser {
                 }
                 i += 1;
             }
-            self.ranges
-                .push((start as u32, self.inline.len() as u32));
+            self.ranges.push((start as u32, self.inline.len() as u32));
         }
     }
 }

@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn encodes_resp2() {
         assert_eq!(encoded(Reply::OK, false), "+OK\r\n");
-        assert_eq!(encoded(Reply::err("bad\r\nthing"), false), "-ERR bad  thing\r\n");
+        assert_eq!(
+            encoded(Reply::err("bad\r\nthing"), false),
+            "-ERR bad  thing\r\n"
+        );
         assert_eq!(encoded(Reply::Int(-7), false), ":-7\r\n");
         assert_eq!(encoded(Reply::Bulk(None), false), "$-1\r\n");
         assert_eq!(encoded(Reply::bulk(b"hi"), false), "$2\r\nhi\r\n");
@@ -233,7 +236,10 @@ mod tests {
             encoded(Reply::Map(vec![(Reply::bulk(b"a"), Reply::Int(1))]), false),
             "*2\r\n$1\r\na\r\n:1\r\n"
         );
-        assert_eq!(encoded(Reply::Verbatim("txt", b"x".to_vec()), false), "$1\r\nx\r\n");
+        assert_eq!(
+            encoded(Reply::Verbatim("txt", b"x".to_vec()), false),
+            "$1\r\nx\r\n"
+        );
     }
 
     #[test]
@@ -247,7 +253,10 @@ mod tests {
             encoded(Reply::Map(vec![(Reply::bulk(b"a"), Reply::Int(1))]), true),
             "%1\r\n$1\r\na\r\n:1\r\n"
         );
-        assert_eq!(encoded(Reply::Set(vec![Reply::Int(1)]), true), "~1\r\n:1\r\n");
+        assert_eq!(
+            encoded(Reply::Set(vec![Reply::Int(1)]), true),
+            "~1\r\n:1\r\n"
+        );
         assert_eq!(
             encoded(Reply::Verbatim("txt", b"hi".to_vec()), true),
             "=6\r\ntxt:hi\r\n"

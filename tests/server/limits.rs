@@ -108,14 +108,25 @@ fn set_fd_limit(s: &Server, soft: u64, hard: u64) {
     assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
-/// The lowest file descriptor number the server does not have open.
+/// The lowest file descriptor number the server does not have open, once the descriptors
+/// of clients it just turned away are closed (a close can still be in flight in its ring:
+/// wait until the set of open descriptors stops changing).
 fn lowest_free_fd(s: &Server) -> u64 {
-    let open: std::collections::HashSet<u64> =
+    let open = || -> std::collections::HashSet<u64> {
         std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-            .collect();
-    (0..).find(|fd| !open.contains(fd)).unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+            .collect()
+    };
+    let mut before = open();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = open();
+        if now == before {
+            return (0..).find(|fd| !now.contains(fd)).unwrap();
+        }
+        before = now;
+    }
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Acceptor {
         };
         if protected {
             if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
-                if refused_by_protected_mode(local.ip(), peer.ip()) {
+                if refused_by_protected_mode(local.ip().to_canonical(), peer.ip().to_canonical()) {
                     bump(&shared.stats.rejected_connections);
                     turn_away(stream, PROTECTED_MODE_ERROR);
                     return;

@@ -97,7 +97,10 @@ fn a_flood_of_expiring_keys_goes_in_slices_without_stalling_others() {
     }
     // Some may be gone already on a slow machine; the counts agree with each other.
     let (keys, expires) = s.keyspace();
-    assert!(keys <= n + 1 && expires == keys - 1, "{keys} keys, {expires} expires");
+    assert!(
+        keys <= n + 1 && expires == keys - 1,
+        "{keys} keys, {expires} expires"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let mut other = s.connect();
     let deadline = Instant::now() + Duration::from_secs(10);

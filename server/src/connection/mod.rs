@@ -153,7 +153,10 @@ async fn serve_client(shared_rc: &Rc<Shared>, stream: &TcpStream, client: &mut C
         };
         match received {
             Ok(0) | Err(_) => return,
-            Ok(_) => work.refill(),
+            Ok(_) => {
+                work.refill();
+                client.info.last.set(std::time::Instant::now());
+            }
         }
     }
 }

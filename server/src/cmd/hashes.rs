@@ -456,7 +456,7 @@ pub(crate) async fn write(
             for f in a.iter_from(2) {
                 if t.raw_delete(&keys::item(id, f)).await? {
                     n += 1;
-                    meta.container.len -= 1;
+                    meta.container.len = meta.container.len.saturating_sub(1);
                 }
                 work.spend(1).await;
             }
@@ -469,7 +469,7 @@ pub(crate) async fn write(
             items.truncate(spop_count.unwrap_or(1));
             for (f, _) in &items {
                 t.raw_delete(&keys::item(id, f)).await?;
-                meta.container.len -= 1;
+                meta.container.len = meta.container.len.saturating_sub(1);
             }
             let mut members = items.into_iter().map(|(f, _)| Reply::Bulk(Some(f)));
             if spop_count.is_some() {

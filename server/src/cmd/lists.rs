@@ -124,7 +124,7 @@ pub(crate) async fn write(
             } else {
                 c.tail -= 1
             }
-            c.len -= 1;
+            c.len = c.len.saturating_sub(1);
             work.spend(1).await;
         }
         if count.is_some() {

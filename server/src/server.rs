@@ -74,7 +74,7 @@ impl Shared {
 
 /// A server bound to its address with its store open, ready to [`run`](Server::run).
 pub struct Server {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
     listener: TcpListener,
     addr: SocketAddr,
     stop: oneshot::Receiver<()>,

@@ -309,7 +309,11 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let rt = faultless_runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let options = Options { port: 0, data: path.clone(), ..Options::default() };
+            let options = Options {
+                port: 0,
+                data: path.clone(),
+                ..Options::default()
+            };
             let server = Server::bind(options).await.unwrap();
             let shared = &*server.shared;
             let k = |s: &str| [&[5u8][..], s.as_bytes()].concat();
@@ -328,18 +332,30 @@ mod tests {
             t.raw_put(&k("b"), b"2").await.unwrap();
             t.raw_put(&k("f"), b"6").await.unwrap();
             t.raw_put(&k("e"), b"55").await.unwrap();
-            let all = t.raw_range(Included(k("")), Excluded(vec![6]), 100).await.unwrap();
+            let all = t
+                .raw_range(Included(k("")), Excluded(vec![6]), 100)
+                .await
+                .unwrap();
             let want = [("a", "1"), ("b", "2"), ("e", "55"), ("f", "6")];
-            let want: Vec<_> = want.iter().map(|(a, b)| (k(a), b.as_bytes().to_vec())).collect();
+            let want: Vec<_> = want
+                .iter()
+                .map(|(a, b)| (k(a), b.as_bytes().to_vec()))
+                .collect();
             assert_eq!(keys_of(&all), want);
             // Limits and bounds apply to the merged view.
-            let two = t.raw_range(Excluded(k("a")), Excluded(vec![6]), 2).await.unwrap();
+            let two = t
+                .raw_range(Excluded(k("a")), Excluded(vec![6]), 2)
+                .await
+                .unwrap();
             assert_eq!(keys_of(&two), want[1..3].to_vec());
             assert_eq!(t.raw_get(&k("c")).await.unwrap().map(|b| b.to_vec()), None);
             // After FLUSHDB only what is written later is visible.
             t.clear_all(&mut work).await.unwrap();
             t.raw_put(&k("z"), b"26").await.unwrap();
-            let all = t.raw_range(Included(k("")), Excluded(vec![6]), 100).await.unwrap();
+            let all = t
+                .raw_range(Included(k("")), Excluded(vec![6]), 100)
+                .await
+                .unwrap();
             assert_eq!(keys_of(&all), vec![(k("z"), b"26".to_vec())]);
             assert_eq!(t.raw_get(&k("a")).await.unwrap().map(|b| b.to_vec()), None);
             drop(t);

@@ -1,5 +1,5 @@
 //! redis-py (the Python client, latest, default settings: RESP3) runs its ordinary checks
-//! against the server: tests/server/py/redis_py_checks.py. Skipped, with a message saying
+//! against the server: cli/tests/server/py/redis_py_checks.py. Skipped, with a message saying
 //! so, where python3's `redis` package is not installed (`pip install redis`).
 
 use std::process::Command;

@@ -63,8 +63,9 @@ pub mod fs;
 pub mod mem;
 pub mod net;
 mod runtime;
+mod log;
 mod stats;
-mod task;
+pub mod task;
 pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut};
@@ -72,4 +73,4 @@ pub use builder::Builder;
 pub use driver::RingMode;
 pub use runtime::{current_turn, on_turn_end, spawn, stats, Runtime};
 pub use stats::RuntimeStats;
-pub use task::{yield_now, JoinError, JoinHandle, YieldNow};
+pub use task::{yield_now, JoinError, JoinHandle, JoinSet, YieldNow};

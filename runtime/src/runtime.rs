@@ -10,7 +10,7 @@ use crate::builder::Builder;
 use crate::driver::RingMode;
 use crate::executor::{current, try_with_current, Executor};
 use crate::stats::RuntimeStats;
-use crate::task::JoinHandle;
+use crate::task::{JoinHandle, TaskMeta};
 
 /// A single-threaded io_uring executor.
 ///
@@ -54,6 +54,14 @@ impl Runtime {
         F::Output: 'static,
     {
         self.executor.spawn(future)
+    }
+
+    pub(crate) fn spawn_with<F>(&self, future: F, meta: TaskMeta) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.executor.spawn_with(future, meta)
     }
 
     /// Counters describing what the runtime has done so far.

@@ -7,10 +7,14 @@ pub struct RuntimeStats {
     pub turns: u64,
     /// Task polls, including the `block_on` future.
     pub polls: u64,
-    /// Tasks spawned.
+    /// Tasks the program spawned (the runtime's own tasks are counted apart, below).
     pub tasks_spawned: u64,
-    /// Tasks not yet finished.
+    /// The program's tasks not yet finished.
     pub tasks_alive: usize,
+    /// Tasks the runtime spawned for itself: page prefetches, the signal reader.
+    pub internal_tasks_spawned: u64,
+    /// The runtime's own tasks not yet finished.
+    pub internal_tasks_alive: usize,
     /// Times the executor parked in `io_uring_enter` with nothing to run.
     pub parks: u64,
     /// io_uring operations submitted (excluding the runtime's own eventfd reads and cancels).

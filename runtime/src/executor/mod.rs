@@ -42,7 +42,7 @@ pub(crate) use park::Shared;
 use crate::builder::Builder;
 use crate::driver::Driver;
 use crate::stats::RuntimeStats;
-use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell};
+use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell, TaskMeta};
 use crate::time::Timers;
 
 /// The run-queue key of the future passed to `block_on`.
@@ -54,6 +54,9 @@ pub(crate) struct Counters {
     pub(crate) turns: Cell<u64>,
     pub(crate) polls: Cell<u64>,
     pub(crate) spawned: Cell<u64>,
+    /// Tasks the runtime spawned for itself, and how many of them are alive.
+    pub(crate) internal_spawned: Cell<u64>,
+    pub(crate) internal_alive: Cell<usize>,
     pub(crate) parks: Cell<u64>,
 }
 
@@ -110,18 +113,33 @@ impl Executor {
         }
     }
 
-    /// Spawns a future onto this executor.
+    /// Spawns a user task onto this executor.
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_with(future, TaskMeta::user(None))
+    }
+
+    /// Spawns a future onto this executor, with its id, name and kind in `meta`.
+    pub(crate) fn spawn_with<F>(&self, future: F, meta: TaskMeta) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if meta.internal {
+            bump(&self.counters.internal_spawned);
+            let alive = &self.counters.internal_alive;
+            alive.set(alive.get() + 1);
+        } else {
+            bump(&self.counters.spawned);
+        }
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread);
+        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread, meta);
         entry.insert(cell.clone());
         drop(tasks);
-        bump(&self.counters.spawned);
         cell.header().scheduled.store(true, Ordering::Relaxed);
         self.run_queue.borrow_mut().push_back(cell.header().key);
         JoinHandle::new(cell)
@@ -149,6 +167,10 @@ impl Executor {
         bump(&self.counters.polls);
         if task.run() {
             let removed = self.tasks.borrow_mut().remove(key);
+            if removed.meta().internal {
+                let alive = &self.counters.internal_alive;
+                alive.set(alive.get() - 1);
+            }
             drop(removed);
         }
     }
@@ -237,6 +259,7 @@ impl Executor {
             task.shutdown();
         }
         drop(tasks);
+        self.counters.internal_alive.set(0);
         self.run_queue.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
         self.new_turn_hooks.borrow_mut().clear();
@@ -250,7 +273,9 @@ impl Executor {
             turns: self.counters.turns.get(),
             polls: self.counters.polls.get(),
             tasks_spawned: self.counters.spawned.get(),
-            tasks_alive: self.tasks.borrow().len(),
+            tasks_alive: self.tasks.borrow().len() - self.counters.internal_alive.get(),
+            internal_tasks_spawned: self.counters.internal_spawned.get(),
+            internal_tasks_alive: self.counters.internal_alive.get(),
             parks: self.counters.parks.get(),
             ops_submitted: driver.stats.submitted,
             ops_completed: driver.stats.completed,

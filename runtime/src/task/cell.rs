@@ -38,6 +38,7 @@ use std::thread::ThreadId;
 use futures::task::{waker_ref, ArcWake};
 
 use super::error::JoinError;
+use super::id::{CurrentGuard, Id, TaskMeta};
 use super::join::JoinTarget;
 use super::waker::Header;
 use super::Runnable;
@@ -53,6 +54,8 @@ enum Stage<F: Future> {
 /// A spawned future together with its bookkeeping. Always lives inside an `Arc`.
 pub(crate) struct TaskCell<F: Future> {
     header: Header,
+    /// Id, name, internal or not; read on the owner thread only.
+    meta: TaskMeta,
     /// The thread that spawned the task: the only one that may touch `stage`.
     owner: ThreadId,
     stage: RefCell<Stage<F>>,
@@ -111,9 +114,11 @@ impl<F: Future + 'static> TaskCell<F> {
         key: usize,
         shared: Arc<Shared>,
         owner: ThreadId,
+        meta: TaskMeta,
     ) -> Arc<TaskCell<F>> {
         Arc::new(TaskCell {
             header: Header::new(key, shared),
+            meta,
             owner,
             stage: RefCell::new(Stage::Running(future)),
             join_waker: Cell::new(None),
@@ -167,7 +172,7 @@ impl<F: Future> Drop for TaskCell<F> {
                 // Cannot happen: a task leaves `Running` on its thread before the executor
                 // releases it (`run`, `shutdown`). The future may be `!Send` and is pinned, so
                 // neither dropping it here nor freeing its memory is allowed.
-                eprintln!("faultless: a running task was released on a foreign thread");
+                crate::log::error!("a running task was released on a foreign thread; aborting");
                 std::process::abort();
             }
         }
@@ -179,7 +184,7 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         let mut stage = self.stage.borrow_mut();
         if self.aborted.get() {
             if matches!(*stage, Stage::Running(_)) {
-                self.finish(&mut stage, Err(JoinError::Cancelled));
+                self.finish(&mut stage, Err(JoinError::cancelled(self.meta.id)));
             }
             return true;
         }
@@ -195,6 +200,15 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         let this = ManuallyDrop::new(unsafe { Arc::from_raw(self as *const Self) });
         let waker = waker_ref(&this);
         let mut cx = Context::from_waker(&waker);
+        let _current = CurrentGuard::enter(&self.meta);
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!(
+            "poll",
+            task.id = self.meta.id.as_u64(),
+            task.name = self.meta.name.as_deref(),
+            internal = self.meta.internal
+        )
+        .entered();
         match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(output)) => {
@@ -202,7 +216,7 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
                 true
             }
             Err(payload) => {
-                self.finish(&mut stage, Err(JoinError::Panicked(payload)));
+                self.finish(&mut stage, Err(JoinError::panicked(self.meta.id, payload)));
                 true
             }
         }
@@ -212,11 +226,15 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         &self.header
     }
 
+    fn meta(&self) -> &TaskMeta {
+        &self.meta
+    }
+
     fn shutdown(&self) {
         match self.stage.try_borrow_mut() {
             Ok(mut stage) => {
                 if matches!(*stage, Stage::Running(_)) {
-                    self.finish(&mut stage, Err(JoinError::Cancelled));
+                    self.finish(&mut stage, Err(JoinError::cancelled(self.meta.id)));
                 }
             }
             Err(_) => {
@@ -251,7 +269,7 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
                 Stage::Finished(result) => Poll::Ready(result),
                 _ => unreachable!("stage was just matched as Finished"),
             },
-            Stage::Consumed => Poll::Ready(Err(JoinError::Cancelled)),
+            Stage::Consumed => Poll::Ready(Err(JoinError::cancelled(self.meta.id))),
         }
     }
 
@@ -265,6 +283,14 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
 
     fn is_finished(&self) -> bool {
         self.header.finished.load(Ordering::Acquire)
+    }
+
+    fn id(&self) -> Id {
+        self.meta.id
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.meta.name.as_deref()
     }
 
     fn detach(&self) {
@@ -295,7 +321,13 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
+        let cell = TaskCell::new(
+            async move { out },
+            0,
+            shared,
+            current_thread_id(),
+            TaskMeta::user(None),
+        );
         assert!(cell.run(), "the future is ready at its first poll");
         assert_eq!(Rc::strong_count(&output), 2, "the output sits in the cell");
         let waker = futures::task::waker(cell);
@@ -313,7 +345,13 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
+        let cell = TaskCell::new(
+            async move { out },
+            0,
+            shared,
+            current_thread_id(),
+            TaskMeta::user(None),
+        );
         assert!(cell.run());
         drop(futures::task::waker(cell));
         assert_eq!(Rc::strong_count(&output), 1);

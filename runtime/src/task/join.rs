@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use super::cell::TaskCell;
 use super::error::JoinError;
+use super::id::Id;
 
 /// The JoinHandle's view of a task.
 pub(super) trait JoinTarget<T> {
@@ -17,6 +18,8 @@ pub(super) trait JoinTarget<T> {
     fn abort(&self);
     fn is_finished(&self) -> bool;
     fn detach(&self);
+    fn id(&self) -> Id;
+    fn name(&self) -> Option<&str>;
 }
 
 /// An owned permission to await, detach or abort a spawned task.
@@ -27,13 +30,16 @@ pub(super) trait JoinTarget<T> {
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
     target: Option<Arc<dyn JoinTarget<T>>>,
+    id: Id,
     _not_send: PhantomData<Rc<()>>,
 }
 
 impl<T: 'static> JoinHandle<T> {
     pub(crate) fn new<F: Future<Output = T> + 'static>(cell: Arc<TaskCell<F>>) -> JoinHandle<T> {
+        let id = cell.id();
         JoinHandle {
             target: Some(cell),
+            id,
             _not_send: PhantomData,
         }
     }
@@ -41,12 +47,22 @@ impl<T: 'static> JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     /// Cancels the task: its future is dropped at the executor's next turn without being
-    /// polled again, and awaiting this handle gives `JoinError::Cancelled` (unless the task
+    /// polled again, and awaiting this handle gives a cancelled [`JoinError`] (unless the task
     /// finished first). Aborting a finished task does nothing.
     pub fn abort(&self) {
         if let Some(t) = &self.target {
             t.abort();
         }
+    }
+
+    /// The task's id (also [`task::id`](crate::task::id) inside the task).
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The name the task was spawned with ([`task::Builder::name`](crate::task::Builder::name)).
+    pub fn name(&self) -> Option<&str> {
+        self.target.as_ref().and_then(|t| t.name())
     }
 
     /// True once the task has finished, been aborted, or the runtime shut it down.
@@ -68,7 +84,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &self.target {
             Some(t) => t.poll_join(cx),
-            None => Poll::Ready(Err(JoinError::Cancelled)),
+            None => Poll::Ready(Err(JoinError::cancelled(self.id))),
         }
     }
 }
@@ -84,6 +100,8 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("name", &self.name())
             .field("finished", &self.is_finished())
             .finish()
     }

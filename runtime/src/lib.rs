@@ -55,6 +55,7 @@
 //! * **[`mem`]**: memory-mapped files whose cold pages make the task yield, not the thread
 //!   block.
 
+mod blocking;
 mod buf;
 mod builder;
 mod driver;
@@ -69,6 +70,7 @@ pub mod task;
 pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut};
+pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use driver::RingMode;
 pub use runtime::{current_turn, on_turn_end, spawn, stats, Runtime};

@@ -36,4 +36,12 @@ pub struct RuntimeStats {
     /// Fds that operations created (an open, an accept) after their futures were dropped,
     /// closed by the runtime since nobody was left to own them.
     pub orphan_fds_closed: u64,
+    /// Threads of the blocking pool alive now.
+    pub blocking_threads: usize,
+    /// Blocking jobs waiting for a thread.
+    pub blocking_queued: usize,
+    /// Blocking jobs submitted (`spawn_blocking`, name lookups, directory listings).
+    pub blocking_spawned: u64,
+    /// Blocking jobs that ran to their end.
+    pub blocking_completed: u64,
 }

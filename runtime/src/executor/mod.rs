@@ -39,6 +39,7 @@ use context::Enter;
 pub(crate) use context::{current, schedule, try_with_current};
 pub(crate) use park::Shared;
 
+use crate::blocking::BlockingPool;
 use crate::builder::Builder;
 use crate::driver::Driver;
 use crate::stats::RuntimeStats;
@@ -71,6 +72,8 @@ pub(crate) struct Executor {
     run_queue: RefCell<VecDeque<usize>>,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
+    /// The `spawn_blocking` pool; its jobs complete through the tasks' wakers.
+    pub(crate) blocking: BlockingPool,
     pub(crate) counters: Counters,
     turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
     /// Hooks registered while the hooks run; they join `turn_hooks` at the next turn end.
@@ -91,6 +94,7 @@ impl Executor {
             run_queue: RefCell::new(VecDeque::with_capacity(64)),
             driver: RefCell::new(driver),
             timers: RefCell::new(Timers::default()),
+            blocking: BlockingPool::new(builder.max_blocking_threads, builder.blocking_keep_alive),
             counters: Counters::default(),
             turn_hooks: RefCell::new(Vec::new()),
             new_turn_hooks: RefCell::new(Vec::new()),
@@ -254,6 +258,7 @@ impl Executor {
     /// Drops every task's future and waits for the kernel to finish with every operation.
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _enter = Enter::new(self, true);
+        self.blocking.shutdown();
         let tasks: Vec<Arc<dyn Runnable>> = self.tasks.borrow_mut().drain().collect();
         for task in &tasks {
             task.shutdown();
@@ -269,6 +274,7 @@ impl Executor {
 
     pub(crate) fn stats(&self) -> RuntimeStats {
         let driver = self.driver.borrow();
+        let blocking = self.blocking.stats();
         RuntimeStats {
             turns: self.counters.turns.get(),
             polls: self.counters.polls.get(),
@@ -286,6 +292,10 @@ impl Executor {
             eventfd_signals: self.shared.eventfd_signals.load(Ordering::Relaxed),
             timers_pending: self.timers.borrow().len(),
             orphan_fds_closed: driver.orphan_fds_closed(),
+            blocking_threads: blocking.threads,
+            blocking_queued: blocking.queued,
+            blocking_spawned: blocking.spawned,
+            blocking_completed: blocking.completed,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::error::JoinError;
 use super::id::Id;
 
 /// The JoinHandle's view of a task.
-pub(super) trait JoinTarget<T> {
+pub(crate) trait JoinTarget<T> {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
     fn abort(&self);
     fn is_finished(&self) -> bool;
@@ -36,9 +36,14 @@ pub struct JoinHandle<T> {
 
 impl<T: 'static> JoinHandle<T> {
     pub(crate) fn new<F: Future<Output = T> + 'static>(cell: Arc<TaskCell<F>>) -> JoinHandle<T> {
-        let id = cell.id();
+        JoinHandle::from_target(cell)
+    }
+
+    /// A handle on anything that produces a `T` (a task, a blocking job).
+    pub(crate) fn from_target(target: Arc<dyn JoinTarget<T>>) -> JoinHandle<T> {
+        let id = target.id();
         JoinHandle {
-            target: Some(cell),
+            target: Some(target),
             id,
             _not_send: PhantomData,
         }

@@ -39,6 +39,7 @@ pub use error::JoinError;
 pub use id::{id, try_id, try_name, Id};
 pub(crate) use id::TaskMeta;
 pub use join::JoinHandle;
+pub(crate) use join::JoinTarget;
 pub use join_set::JoinSet;
 pub(crate) use waker::Header;
 pub use yield_now::{yield_now, YieldNow};

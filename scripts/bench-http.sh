@@ -5,9 +5,10 @@
 #   scripts/bench-http.sh [ROUNDS] [SECONDS] [CONNECTIONS] [FILE_BYTES]
 #
 # Defaults: 5 rounds of 10 s each per runtime, 64 connections, a 4 KiB file (every page
-# resident: this measures the runtimes' I/O paths, not the disk). The server is pinned to
-# CPU 0 and wrk (one thread) to CPU 1 when the machine has two CPUs or more. Prints each
-# run's requests/s, the medians and the ratio faultless / tokio.
+# resident: this measures the runtimes' I/O paths, not the disk). With PIN=1 the server is
+# pinned to CPU 0 and wrk (one thread) to CPU 1. Prints each run's requests/s and the
+# server's requests per CPU-second (its user+system time from /proc: the steadier number on
+# a shared, noisy machine), the medians, and the ratios faultless / tokio.
 # Needs wrk (Debian: apt-get install wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +27,14 @@ trap 'rm -rf "$DIR"' EXIT
 head -c "$BYTES" /dev/urandom > "$DIR/file.bin"
 
 PIN_SERVER=() PIN_WRK=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     PIN_SERVER=(taskset -c 0) PIN_WRK=(taskset -c 1)
 fi
 
-# Runs one server and one wrk run; prints requests/s.
+# The server's CPU time so far, in clock ticks (utime + stime).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Runs one server and one wrk run; prints "requests/s requests-per-CPU-second".
 run_one() {
     local runtime=$1
     "${PIN_SERVER[@]}" "$BIN" --dir "$DIR" --addr 127.0.0.1:0 --runtime "$runtime" > "$DIR/out" 2>&1 &
@@ -42,21 +46,31 @@ run_one() {
         sleep 0.05
     done
     [ -n "$url" ] || { cat "$DIR/out" >&2; kill "$pid"; exit 1; }
+    local before; before=$(cpu_ticks "$pid")
     "${PIN_WRK[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "$url/file.bin" > "$DIR/wrk" 2>&1
+    local after; after=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    grep -q "Non-2xx" "$DIR/wrk" && { echo "bench-http: errors:" >&2; cat "$DIR/wrk" >&2; exit 1; }
-    awk '/Requests\/sec/ {print $2}' "$DIR/wrk"
+    if grep -q "Non-2xx\|Socket errors" "$DIR/wrk"; then
+        echo "bench-http: $runtime: errors:" >&2; cat "$DIR/wrk" >&2; exit 1
+    fi
+    local total; total=$(awk '/requests in/ {print $1}' "$DIR/wrk")
+    local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$DIR/wrk")
+    awk -v r="$rps" -v n="$total" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f %.0f\n", r, (t > 0 ? n / (t / hz) : 0)}'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "# wrk -t1 -c$CONNS -d${SECS}s, $BYTES-byte file, $ROUNDS rounds, kernel $(uname -r), $(nproc) CPUs"
-F=() T=()
+F=() T=() FC=() TC=()
 for r in $(seq "$ROUNDS"); do
-    t=$(run_one tokio); f=$(run_one faultless)
-    T+=("$t") F+=("$f")
-    echo "round $r: faultless $f req/s, tokio $t req/s"
+    read -r t tc < <(run_one tokio)
+    read -r f fc < <(run_one faultless)
+    T+=("$t") F+=("$f") TC+=("$tc") FC+=("$fc")
+    echo "round $r: faultless $f req/s ($fc req/CPU-s), tokio $t req/s ($tc req/CPU-s)"
 done
-fm=$(printf '%s\n' "${F[@]}" | median)
-tm=$(printf '%s\n' "${T[@]}" | median)
-echo "median: faultless $fm req/s, tokio current_thread $tm req/s, ratio $(awk -v f="$fm" -v t="$tm" 'BEGIN {printf "%.2f", f/t}')x"
+ratio() { awk -v f="$1" -v t="$2" 'BEGIN {printf "%.2f", f/t}'; }
+fm=$(printf '%s\n' "${F[@]}" | median); tm=$(printf '%s\n' "${T[@]}" | median)
+fcm=$(printf '%s\n' "${FC[@]}" | median); tcm=$(printf '%s\n' "${TC[@]}" | median)
+echo "median req/s:       faultless $fm, tokio current_thread $tm, ratio $(ratio "$fm" "$tm")x"
+echo "median req/CPU-s:   faultless $fcm, tokio current_thread $tcm, ratio $(ratio "$fcm" "$tcm")x"

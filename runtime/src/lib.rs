@@ -64,6 +64,7 @@ pub mod fs;
 pub mod mem;
 pub mod net;
 mod runtime;
+pub mod signal;
 mod log;
 mod stats;
 pub mod task;

@@ -21,7 +21,7 @@ fn tokio_traits_move_bytes_both_ways() {
             let bufs = [std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")];
             let n = a.write_vectored(&bufs).await.unwrap();
             assert_eq!(n, 4);
-            a.shutdown().await.unwrap();
+            AsyncWriteExt::shutdown(&mut a).await.unwrap();
             a
         });
         let mut got = Vec::new();

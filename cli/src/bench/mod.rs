@@ -11,6 +11,7 @@
 mod data;
 mod device;
 mod plot;
+mod progress;
 #[allow(dead_code)] // wired into the workloads with issue 10
 mod pressure;
 mod report;

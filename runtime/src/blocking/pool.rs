@@ -123,6 +123,7 @@ impl BlockingPool {
     }
 
     fn start_thread(&self, n: usize) -> io::Result<()> {
+        crate::log::debug!(thread = n, "starting a blocking-pool thread");
         let inner = self.inner.clone();
         thread::Builder::new()
             .name(format!("faultless-blocking-{n}"))

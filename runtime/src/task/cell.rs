@@ -116,6 +116,12 @@ impl<F: Future + 'static> TaskCell<F> {
         owner: ThreadId,
         meta: TaskMeta,
     ) -> Arc<TaskCell<F>> {
+        crate::log::trace!(
+            task.id = meta.id.as_u64(),
+            task.name = meta.name.as_deref(),
+            internal = meta.internal,
+            "spawn"
+        );
         Arc::new(TaskCell {
             header: Header::new(key, shared),
             meta,
@@ -131,6 +137,10 @@ impl<F: Future + 'static> TaskCell<F> {
     /// once if nobody will read it), and wakes the joiner.
     fn finish(&self, stage: &mut Stage<F>, result: Result<F::Output, JoinError>) {
         debug_assert!(matches!(stage, Stage::Running(_)));
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &result {
+            tracing::debug!(task.id = self.meta.id.as_u64(), "task ended: {e}");
+        }
         let slot: *mut Stage<F> = stage;
         // The future is pinned, so it is dropped where it is, never moved out. A panic in its
         // destructor is caught and ignored (as tokio does): the task's result stands. Drop glue

@@ -28,7 +28,7 @@ use std::io;
 use std::task::{ready, Context, Poll};
 
 use crate::driver::ops::net::Shutdown;
-use crate::driver::ops::rw::{filled, recv_op, send_op, Recv, Send};
+use crate::driver::ops::rw::{filled, poll_first_refused, recv_op, send_op, Recv, Send};
 use crate::driver::ops::SharedFd;
 use crate::driver::Op;
 
@@ -48,6 +48,10 @@ pub(crate) struct ReadIo {
     buf: Vec<u8>,
     pos: usize,
     op: Option<Op<Recv<Vec<u8>>>>,
+    /// True once a receive has returned data: the stream is then in request/response rhythm,
+    /// and a buffer read empty means the peer's next message is usually not there yet, so
+    /// the next receive waits for readiness first (`poll_first`).
+    started: bool,
 }
 
 impl ReadIo {
@@ -71,16 +75,20 @@ impl ReadIo {
                     buf.clear();
                     buf.reserve(READ_BUF.max(want));
                     self.pos = 0;
-                    self.op.insert(recv_op(fd, buf))
+                    self.op.insert(recv_op(fd, buf, self.started))
                 }
             };
             let done = ready!(std::pin::Pin::new(op).poll(cx));
             self.op = None;
+            if done.result.res == -libc::EINVAL && poll_first_refused(&done.data) {
+                self.buf = done.data.into_buf();
+                continue; // an old kernel: again, without the flag
+            }
             let (res, buf) = filled(done.result, done.data.into_buf());
             self.buf = buf;
             match res {
                 Ok(0) => return Poll::Ready(Ok(&[])),
-                Ok(_) => {}
+                Ok(_) => self.started = true,
                 Err(e) => {
                     self.buf.clear();
                     return Poll::Ready(Err(e));

@@ -27,6 +27,22 @@ pub(crate) trait JoinTarget<T> {
 /// Awaiting it yields the task's output, or a [`JoinError`] if the task was aborted or
 /// panicked. Dropping it detaches the task, which keeps running. `JoinHandle` is `!Send`: the
 /// task and its output belong to the runtime's thread.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = faultless_runtime::Runtime::new()?;
+/// rt.block_on(async {
+///     let forever = faultless_runtime::spawn(faultless_runtime::time::sleep(Duration::MAX));
+///     forever.abort();
+///     assert!(forever.await.unwrap_err().is_cancelled());
+///
+///     let failing = faultless_runtime::spawn(async { panic!("oops") });
+///     let err = failing.await.unwrap_err(); // the panic stays in its task
+///     assert!(err.is_panic());
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
     target: Option<Arc<dyn JoinTarget<T>>>,

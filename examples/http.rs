@@ -20,7 +20,8 @@
 //! files' pages first, so the first requests take that path (`/_stats` counts them).
 //!
 //! `--runtime tokio` serves the same files with the same hyper service on tokio's
-//! current-thread runtime (memmap2 slices there: a cold page blocks the thread): the
+//! current-thread runtime (memmap2 slices there, `MADV_RANDOM` as faultless maps them: a
+//! cold page blocks the thread in a major fault, and every connection waits with it): the
 //! baseline `scripts/bench-http.sh` measures faultless against.
 
 use std::cell::RefCell;
@@ -326,6 +327,31 @@ fn faultless_stats(files: &Files<Mapping>) -> String {
     )
 }
 
+/// Drops a file's pages from the mapping and the page cache (what `Mapping::evict_all` does
+/// for the faultless server), so that reads start cold.
+fn drop_pages(file: &std::fs::File, map: &memmap2::Mmap) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if map.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: MADV_DONTNEED on our own read-only shared file mapping only drops its page
+    // table entries (the next access reads the file again); POSIX_FADV_DONTNEED only drops
+    // clean page-cache pages of our fd.
+    let (m, f) = unsafe {
+        (
+            libc::madvise(map.as_ptr() as *mut _, <[u8]>::len(map), libc::MADV_DONTNEED),
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED),
+        )
+    };
+    if m != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if f != 0 {
+        return Err(io::Error::from_raw_os_error(f));
+    }
+    Ok(())
+}
+
 fn serve_tokio(args: &Args) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -338,6 +364,11 @@ fn serve_tokio(args: &Args) -> io::Result<()> {
             // SAFETY: as for the faultless mapping above: nothing writes or truncates the
             // served files while the server runs (here a truncation would be a SIGBUS).
             let map = unsafe { memmap2::Mmap::map(&file)? };
+            // As faultless maps files: one fault reads one page, not a readahead window.
+            map.advise(memmap2::Advice::Random)?;
+            if args.cold {
+                drop_pages(&file, &map)?;
+            }
             files.insert(url, Rc::new(map));
         }
         let files = Rc::new(Files {

@@ -3,9 +3,13 @@
 # tokio's current-thread runtime, driven by wrk, in the same run, alternating runtimes.
 #
 #   scripts/bench-http.sh [ROUNDS] [SECONDS] [CONNECTIONS] [FILE_BYTES]
+#   MODE=cold scripts/bench-http.sh ...
 #
-# Defaults: 5 rounds of 10 s each per runtime, 64 connections, a 4 KiB file (every page
-# resident: this measures the runtimes' I/O paths, not the disk). With PIN=1 the server is
+# MODE=hot (default): every request fetches one resident 4 KiB file (FILE_BYTES), so this
+# measures the runtimes' network paths, not the disk. MODE=cold: each request fetches a
+# random 4 KiB range of a 1 GiB file (FILE_BYTES) whose pages each server drops when it
+# starts: the data-larger-than-memory case, where a cold page blocks tokio's only thread
+# and faultless's task yields. Defaults: 5 rounds of 10 s each per runtime, 64 connections. With PIN=1 the server is
 # pinned to CPU 0 and wrk (one thread) to CPU 1. Prints each run's requests/s and the
 # server's requests per CPU-second (its user+system time from /proc: the steadier number on
 # a shared, noisy machine), the medians, and the ratios faultless / tokio.
@@ -16,15 +20,32 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SECS=${2:-10}
 CONNS=${3:-64}
-BYTES=${4:-4096}
+MODE=${MODE:-hot}
+if [ "$MODE" = cold ]; then BYTES=${4:-1073741824}; else BYTES=${4:-4096}; fi
 
 command -v wrk >/dev/null || { echo "bench-http: wrk is required (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --example http >&2
 BIN=target/release/examples/http
 
-DIR=$(mktemp -d)
+# On the target directory's filesystem (a disk, not tmpfs: cold pages must be read back).
+DIR=$(mktemp -d -p target)
 trap 'rm -rf "$DIR"' EXIT
 head -c "$BYTES" /dev/urandom > "$DIR/file.bin"
+sync "$DIR/file.bin"
+COLD=()
+WRK_SCRIPT=()
+if [ "$MODE" = cold ]; then
+    COLD=(--cold)
+    cat > "$DIR/random.lua" <<LUA
+local pages = $((BYTES / 4096))
+math.randomseed(os.time())
+request = function()
+  local off = math.random(0, pages - 1) * 4096
+  return wrk.format("GET", "/file.bin", { ["Range"] = "bytes=" .. off .. "-" .. (off + 4095) })
+end
+LUA
+    WRK_SCRIPT=(-s "$DIR/random.lua")
+fi
 
 PIN_SERVER=() PIN_WRK=()
 if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
@@ -37,7 +58,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Runs one server and one wrk run; prints "requests/s requests-per-CPU-second".
 run_one() {
     local runtime=$1
-    "${PIN_SERVER[@]}" "$BIN" --dir "$DIR" --addr 127.0.0.1:0 --runtime "$runtime" > "$DIR/out" 2>&1 &
+    "${PIN_SERVER[@]}" "$BIN" --dir "$DIR" --addr 127.0.0.1:0 --runtime "$runtime" "${COLD[@]}" > "$DIR/out" 2>&1 &
     local pid=$!
     local url=""
     for _ in $(seq 100); do
@@ -47,7 +68,7 @@ run_one() {
     done
     [ -n "$url" ] || { cat "$DIR/out" >&2; kill "$pid"; exit 1; }
     local before; before=$(cpu_ticks "$pid")
-    "${PIN_WRK[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "$url/file.bin" > "$DIR/wrk" 2>&1
+    "${PIN_WRK[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${WRK_SCRIPT[@]}" "$url/file.bin" > "$DIR/wrk" 2>&1
     local after; after=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     if grep -q "Non-2xx\|Socket errors" "$DIR/wrk"; then
@@ -61,7 +82,7 @@ run_one() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "# wrk -t1 -c$CONNS -d${SECS}s, $BYTES-byte file, $ROUNDS rounds, kernel $(uname -r), $(nproc) CPUs"
+echo "# $MODE: wrk -t1 -c$CONNS -d${SECS}s, $BYTES-byte file, $ROUNDS rounds, kernel $(uname -r), $(nproc) CPUs"
 F=() T=() FC=() TC=()
 for r in $(seq "$ROUNDS"); do
     read -r t tc < <(run_one tokio)

@@ -149,7 +149,10 @@ async fn handle<S: Source>(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n".into()));
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or HEAD only\n".into(),
+        ));
     }
     let path = req.uri().path();
     if path == "/_stats" {
@@ -159,11 +162,18 @@ async fn handle<S: Source>(
         return Ok(text(StatusCode::NOT_FOUND, format!("{path}: not found\n")));
     };
     let len = file.len();
-    let (status, range) = match req.headers().get(header::RANGE).map(|v| parse_range(v, len)) {
+    let (status, range) = match req
+        .headers()
+        .get(header::RANGE)
+        .map(|v| parse_range(v, len))
+    {
         None | Some(Ok(None)) => (StatusCode::OK, 0..len),
         Some(Ok(Some(r))) => (StatusCode::PARTIAL_CONTENT, r),
         Some(Err(())) => {
-            let mut resp = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n".into());
+            let mut resp = text(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range not satisfiable\n".into(),
+            );
             let cr = HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii");
             resp.headers_mut().insert(header::CONTENT_RANGE, cr);
             return Ok(resp);
@@ -185,7 +195,10 @@ async fn handle<S: Source>(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {
         let cr = format!("bytes {}-{}/{len}", range.start, range.end - 1);
-        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&cr).expect("ascii"),
+        );
     }
     Ok(resp)
 }
@@ -339,7 +352,11 @@ fn drop_pages(file: &std::fs::File, map: &memmap2::Mmap) -> io::Result<()> {
     // clean page-cache pages of our fd.
     let (m, f) = unsafe {
         (
-            libc::madvise(map.as_ptr() as *mut _, <[u8]>::len(map), libc::MADV_DONTNEED),
+            libc::madvise(
+                map.as_ptr() as *mut _,
+                <[u8]>::len(map),
+                libc::MADV_DONTNEED,
+            ),
             libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED),
         )
     };

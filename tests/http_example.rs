@@ -53,7 +53,8 @@ fn hyper_on_faultless_serves_files_to_curl() {
         println!("SKIPPED hyper_on_faultless_serves_files_to_curl: curl is not installed (Debian: apt-get install curl)");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("http-{}", std::process::id()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("http-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // Written (and synced) before the server maps them, and never again while it runs: the
@@ -81,14 +82,27 @@ fn hyper_on_faultless_serves_files_to_curl() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
 
-    assert_eq!(curl(&[&format!("{base}/big.bin")]), big, "a cold 3 MiB file, streamed");
+    assert_eq!(
+        curl(&[&format!("{base}/big.bin")]),
+        big,
+        "a cold 3 MiB file, streamed"
+    );
     assert_eq!(curl(&[&format!("{base}/small.txt")]), small);
     assert_eq!(curl(&[&format!("{base}/empty")]), b"");
-    assert_eq!(curl(&["-r", "1000000-1000099", &format!("{base}/big.bin")]), &big[1_000_000..1_000_100]);
-    assert_eq!(curl(&["-r", "-10", &format!("{base}/small.txt")]), &small[990..]);
+    assert_eq!(
+        curl(&["-r", "1000000-1000099", &format!("{base}/big.bin")]),
+        &big[1_000_000..1_000_100]
+    );
+    assert_eq!(
+        curl(&["-r", "-10", &format!("{base}/small.txt")]),
+        &small[990..]
+    );
     let head = curl(&["-I", &format!("{base}/big.bin")]);
     let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.contains(&format!("content-length: {}", big.len())), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", big.len())),
+        "{head}"
+    );
 
     let status = |args: &[&str]| {
         let out = Command::new("curl")
@@ -100,7 +114,10 @@ fn hyper_on_faultless_serves_files_to_curl() {
     };
     assert_eq!(status(&[&format!("{base}/missing")]), "404");
     assert_eq!(status(&["-X", "POST", &format!("{base}/small.txt")]), "405");
-    assert_eq!(status(&["-r", "5000-6000", &format!("{base}/small.txt")]), "416");
+    assert_eq!(
+        status(&["-r", "5000-6000", &format!("{base}/small.txt")]),
+        "416"
+    );
 
     // 50 requests on one keep-alive connection, and 8 clients at once.
     let urls: Vec<String> = (0..50).map(|_| format!("{base}/small.txt")).collect();
@@ -123,7 +140,10 @@ fn hyper_on_faultless_serves_files_to_curl() {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
             .unwrap_or_else(|| panic!("{name} in {stats}"))
     };
-    assert!(field("slow_reads") > 0, "cold pages took the yielding path:\n{stats}");
+    assert!(
+        field("slow_reads") > 0,
+        "cold pages took the yielding path:\n{stats}"
+    );
     assert!(field("pages_brought_in") > 0, "{stats}");
     assert_eq!(field("served"), 1 + 1 + 1 + 2 + 1 + 50 + 8);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -10,7 +10,10 @@ fn faultless() -> Command {
 
 #[test]
 fn log_level_and_rust_log_select_runtime_events() {
-    let out = faultless().args(["--log-level", "debug", "probe"]).output().unwrap();
+    let out = faultless()
+        .args(["--log-level", "debug", "probe"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -18,14 +21,25 @@ fn log_level_and_rust_log_select_runtime_events() {
         "the runtime's debug events are shown:\n{stderr}"
     );
 
-    let out = faultless().arg("probe").env("RUST_LOG", "faultless_runtime=debug").output().unwrap();
+    let out = faultless()
+        .arg("probe")
+        .env("RUST_LOG", "faultless_runtime=debug")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEBUG"));
 
-    let out = faultless().arg("probe").env_remove("RUST_LOG").output().unwrap();
+    let out = faultless()
+        .arg("probe")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("DEBUG"), "quiet by default:\n{stderr}");
 
-    let out = faultless().args(["--log-level", "bad[[", "probe"]).output().unwrap();
+    let out = faultless()
+        .args(["--log-level", "bad[[", "probe"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--log-level"), "{stderr}");

@@ -34,7 +34,10 @@ fn results_come_back_and_the_pool_is_bounded() {
         sum
     });
     assert_eq!(sum, (0..64).sum::<u64>());
-    assert!(peak.load(Ordering::SeqCst) <= 4, "never more than 4 jobs at once");
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "never more than 4 jobs at once"
+    );
     let stats = rt.stats();
     assert!(stats.blocking_threads <= 4);
     assert_eq!(stats.blocking_spawned, 64);
@@ -104,7 +107,11 @@ fn dropping_the_runtime_cancels_queued_jobs() {
     drop(rt); // must not wait for the running job
     gate.wait(); // release the running job
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "queued jobs were dropped, not run");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "queued jobs were dropped, not run"
+    );
 }
 
 #[test]
@@ -122,7 +129,9 @@ fn host_names_resolve_on_the_pool() {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         let name = format!("{}:80", host.trim());
         let v: Vec<_> = lookup_host(name.as_str()).await.unwrap().collect();
-        let std: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&name).unwrap().collect();
+        let std: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&name)
+            .unwrap()
+            .collect();
         assert_eq!(v, std);
         assert_eq!(faultless_runtime::stats().unwrap().blocking_spawned, 1);
         let Err(e) = lookup_host("no-port").await else {
@@ -135,7 +144,9 @@ fn host_names_resolve_on_the_pool() {
         let listener = TcpListener::bind((ip, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let accept = faultless_runtime::spawn(async move { listener.accept().await.map(|_| ()) });
-        let s = TcpStream::connect(format!("{}:{port}", host.trim())).await.unwrap();
+        let s = TcpStream::connect(format!("{}:{port}", host.trim()))
+            .await
+            .unwrap();
         accept.await.unwrap().unwrap();
         drop(s);
         assert_eq!(faultless_runtime::stats().unwrap().blocking_spawned, 2);

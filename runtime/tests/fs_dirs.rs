@@ -24,7 +24,10 @@ fn directories_renames_links_and_metadata() {
         assert!(fs::metadata(root.join("a/b/c")).await.unwrap().is_dir());
         let e = fs::create_dir(root.join("a")).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-        assert!(e.to_string().contains("/a"), "the error names the path: {e}");
+        assert!(
+            e.to_string().contains("/a"),
+            "the error names the path: {e}"
+        );
 
         let f = File::create(root.join("a/file")).await.unwrap();
         f.write_all_at(vec![1u8; 1000], 0).await.0.unwrap();
@@ -32,13 +35,22 @@ fn directories_renames_links_and_metadata() {
         let e = fs::create_dir_all(root.join("a/file/x")).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotADirectory, "{e}");
 
-        fs::rename(root.join("a/file"), root.join("a/b/moved")).await.unwrap();
+        fs::rename(root.join("a/file"), root.join("a/b/moved"))
+            .await
+            .unwrap();
         assert!(!root.join("a/file").exists());
-        assert_eq!(fs::metadata(root.join("a/b/moved")).await.unwrap().len(), 1000);
-        let e = fs::rename(root.join("nope"), root.join("x")).await.unwrap_err();
+        assert_eq!(
+            fs::metadata(root.join("a/b/moved")).await.unwrap().len(),
+            1000
+        );
+        let e = fs::rename(root.join("nope"), root.join("x"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
         // A directory into itself: the kernel's EINVAL, through the fallback and back.
-        let e = fs::rename(root.join("a"), root.join("a/b/inside")).await.unwrap_err();
+        let e = fs::rename(root.join("a"), root.join("a/b/inside"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 
         fs::symlink("b/moved", root.join("a/link")).await.unwrap();
@@ -47,7 +59,9 @@ fn directories_renames_links_and_metadata() {
         assert_eq!(followed.len(), 1000);
         let link = fs::symlink_metadata(root.join("a/link")).await.unwrap();
         assert!(link.is_symlink() && !link.is_file());
-        fs::hard_link(root.join("a/b/moved"), root.join("a/hard")).await.unwrap();
+        fs::hard_link(root.join("a/b/moved"), root.join("a/hard"))
+            .await
+            .unwrap();
         assert_eq!(fs::metadata(root.join("a/hard")).await.unwrap().len(), 1000);
 
         let e = fs::remove_dir(root.join("a/b")).await.unwrap_err();
@@ -87,9 +101,15 @@ fn read_dir_lists_every_entry_in_batches() {
             if e.file_type().unwrap().is_dir() {
                 dirs += 1;
             }
-            assert!(seen.insert(e.file_name().into_string().unwrap()), "no duplicates");
+            assert!(
+                seen.insert(e.file_name().into_string().unwrap()),
+                "no duplicates"
+            );
         }
-        assert!(entries.next_entry().await.unwrap().is_none(), "stays at the end");
+        assert!(
+            entries.next_entry().await.unwrap().is_none(),
+            "stays at the end"
+        );
         assert_eq!(seen, expected);
         assert_eq!(dirs, 1);
         let e = fs::read_dir(root.join("missing")).await.unwrap_err();

@@ -111,7 +111,10 @@ fn tcp_socket_options_and_reuseport() {
             }
         }
         assert_eq!(na + nb, 64);
-        assert!(na > 0 && nb > 0, "the kernel spread connections: {na} + {nb}");
+        assert!(
+            na > 0 && nb > 0,
+            "the kernel spread connections: {na} + {nb}"
+        );
     });
 }
 
@@ -169,9 +172,16 @@ fn owned_halves_run_in_separate_tasks_and_reunite() {
         drop(err);
         let (sr, _sw) = sa.into_split();
         let still_open = timeout(Duration::from_millis(20), sr.recv(Vec::with_capacity(8))).await;
-        assert!(still_open.is_err(), "a's write half is alive: no end of stream yet");
+        assert!(
+            still_open.is_err(),
+            "a's write half is alive: no end of stream yet"
+        );
         drop(wa);
         let (n, _) = sr.recv(Vec::with_capacity(8)).await;
-        assert_eq!(n.unwrap(), 0, "dropping a's write half shut its direction down");
+        assert_eq!(
+            n.unwrap(),
+            0,
+            "dropping a's write half shut its direction down"
+        );
     });
 }

@@ -36,4 +36,3 @@ fn into_std_with_a_send_in_flight_dups_and_leaks_nothing() {
     drop(rt);
     assert_eq!(fd_count(), before, "every fd and dup was closed");
 }
-

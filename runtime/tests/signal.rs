@@ -30,7 +30,10 @@ fn every_delivery_is_received_and_the_process_survives() {
         }
     });
     let stats = rt.stats();
-    assert_eq!(stats.tasks_alive, 0, "the signal reader is an internal task");
+    assert_eq!(
+        stats.tasks_alive, 0,
+        "the signal reader is an internal task"
+    );
     assert_eq!(stats.internal_tasks_alive, 1, "the reader waits for more");
 }
 
@@ -40,8 +43,10 @@ fn ctrl_c_resolves_on_sigint() {
     rt.block_on(async {
         let waiter = faultless_runtime::spawn(ctrl_c());
         faultless_runtime::yield_now().await; // the waiter registers
-        // From a thread that does not block SIGINT: the process-wide handler forwards it.
-        std::thread::spawn(|| kill_self(libc::SIGINT)).join().unwrap();
+                                              // From a thread that does not block SIGINT: the process-wide handler forwards it.
+        std::thread::spawn(|| kill_self(libc::SIGINT))
+            .join()
+            .unwrap();
         timeout(Duration::from_secs(10), waiter)
             .await
             .expect("ctrl_c resolved")
@@ -94,7 +99,14 @@ fn every_listener_sees_a_delivery_and_dropped_ones_are_forgotten() {
 fn signals_that_cannot_be_listened_for_are_errors() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        for sig in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, 0, 65] {
+        for sig in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            0,
+            65,
+        ] {
             let e = signal(SignalKind::from_raw(sig)).unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{sig}");
         }

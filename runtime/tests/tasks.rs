@@ -26,7 +26,9 @@ fn join_error_is_send_sync_and_boxes_into_dyn_error() {
             // Sent to another thread and back, as anyhow does with its errors.
             let e = std::thread::spawn(move || e).join().unwrap();
             let payload = e.into_panic();
-            let payload = payload.downcast::<String>().expect("the payload is the String");
+            let payload = payload
+                .downcast::<String>()
+                .expect("the payload is the String");
             assert_eq!(*payload, "boom 7");
             let h = spawn(std::future::pending::<()>());
             h.abort();
@@ -174,8 +176,8 @@ fn internal_prefetch_tasks_are_counted_apart() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         // SAFETY: nothing writes or truncates the file while it is mapped.
-        let map = unsafe { Mapping::open(&path, MapOptions::new().backend(Backend::UringRead)) }
-            .unwrap();
+        let map =
+            unsafe { Mapping::open(&path, MapOptions::new().backend(Backend::UringRead)) }.unwrap();
         map.evict_all().unwrap();
         let user = spawn({
             let map = map.clone();

@@ -61,5 +61,8 @@ fn spawns_and_polls_are_traced() {
         });
     });
     assert_eq!(counter.0.spawns.load(Ordering::Relaxed), 11);
-    assert!(counter.0.polls.load(Ordering::Relaxed) >= 21, "each task polled at least once, the yielding ones twice");
+    assert!(
+        counter.0.polls.load(Ordering::Relaxed) >= 21,
+        "each task polled at least once, the yielding ones twice"
+    );
 }

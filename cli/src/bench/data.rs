@@ -37,10 +37,8 @@ pub fn ensure_data_file(path: &Path, size: u64) -> io::Result<()> {
     let mut buf = vec![0u8; chunk];
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut written = 0u64;
-    let mut progress = super::progress::ByteProgress::new(
-        format!("data: writing {}", path.display()),
-        size,
-    );
+    let mut progress =
+        super::progress::ByteProgress::new(format!("data: writing {}", path.display()), size);
     while written < size {
         for word in buf.chunks_exact_mut(8) {
             state ^= state << 13;

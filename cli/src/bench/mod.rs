@@ -11,9 +11,9 @@
 mod data;
 mod device;
 mod plot;
-mod progress;
 #[allow(dead_code)] // wired into the workloads with issue 10
 mod pressure;
+mod progress;
 mod report;
 mod store;
 mod workload;

@@ -58,7 +58,12 @@ impl ByteProgress {
         if quarter > self.last_quarter || self.last_line.elapsed() >= Duration::from_secs(10) {
             self.last_quarter = quarter;
             self.last_line = Instant::now();
-            return Some(format!("{}: {} / {} MiB", self.label, done >> 20, self.total >> 20));
+            return Some(format!(
+                "{}: {} / {} MiB",
+                self.label,
+                done >> 20,
+                self.total >> 20
+            ));
         }
         None
     }

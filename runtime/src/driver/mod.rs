@@ -299,7 +299,10 @@ impl Driver {
     /// Resources of operations the kernel never completes are leaked, never freed.
     pub(crate) fn shutdown(&mut self) -> Graveyard {
         self.shut_down = true;
-        crate::log::debug!(in_flight = self.ops.in_flight(), "driver shutdown: cancelling");
+        crate::log::debug!(
+            in_flight = self.ops.in_flight(),
+            "driver shutdown: cancelling"
+        );
         self.push_cancel(None);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

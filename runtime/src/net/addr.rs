@@ -84,7 +84,9 @@ impl ToSocketAddrsPriv for str {
         }
         match self.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
             Some((host, Ok(port))) => host_port(host, port),
-            _ => Resolve::Invalid(format!("invalid socket address {self:?} (expected host:port)")),
+            _ => Resolve::Invalid(format!(
+                "invalid socket address {self:?} (expected host:port)"
+            )),
         }
     }
 }
@@ -150,7 +152,9 @@ fn nonempty(addrs: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// Resolves `addr` on the blocking pool if it names a host; at once otherwise.
-pub(crate) async fn resolve_async(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
+pub(crate) async fn resolve_async(
+    addr: &(impl ToSocketAddrs + ?Sized),
+) -> io::Result<Vec<SocketAddr>> {
     match addr.resolve() {
         Resolve::Ready(addrs) => nonempty(addrs),
         Resolve::Invalid(msg) => Err(io::Error::new(io::ErrorKind::InvalidInput, msg)),
@@ -200,8 +204,6 @@ pub(crate) fn resolve_now(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Ve
 /// })?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub async fn lookup_host(
-    host: impl ToSocketAddrs,
-) -> io::Result<impl Iterator<Item = SocketAddr>> {
+pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
     Ok(resolve_async(&host).await?.into_iter())
 }

@@ -162,6 +162,7 @@ macro_rules! stream_impls {
         impl $crate::net::OwnedReadHalf<$ty> {
             /// Puts the halves back together; fails (returning them) if they come from
             /// different streams.
+            #[allow(clippy::result_large_err)] // the error hands the halves back
             pub fn reunite(
                 self,
                 write: $crate::net::OwnedWriteHalf<$ty>,

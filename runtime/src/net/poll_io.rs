@@ -131,7 +131,11 @@ pub(crate) struct WriteIo {
 
 impl WriteIo {
     /// Waits until no send is in flight, resubmitting the rest after partial sends.
-    pub(crate) fn poll_drain(&mut self, fd: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_drain(
+        &mut self,
+        fd: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         while let Some(op) = &mut self.op {
             let done = ready!(std::pin::Pin::new(op).poll(cx));
             self.op = None;
@@ -215,7 +219,11 @@ impl WriteIo {
     }
 
     /// Drains, then shuts the write direction down (`SHUT_WR`).
-    pub(crate) fn poll_close(&mut self, fd: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(
+        &mut self,
+        fd: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(fd, cx))?;
         let op = self.shutdown_op.get_or_insert_with(|| {
             Op::submit(Shutdown {

@@ -54,6 +54,8 @@ pub(super) fn split<S>(fd: SharedFd, io: PollIo) -> (OwnedReadHalf<S>, OwnedWrit
     )
 }
 
+// The error hands both halves back to the caller (as tokio's does): large, and rare.
+#[allow(clippy::result_large_err)]
 pub(super) fn reunite<S>(
     read: OwnedReadHalf<S>,
     mut write: OwnedWriteHalf<S>,
@@ -99,14 +101,22 @@ impl<S> Drop for OwnedWriteHalf<S> {
 }
 
 impl<S> futures::io::AsyncRead for OwnedReadHalf<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.io.poll_read(&this.fd, cx, buf)
     }
 }
 
 impl<S> futures::io::AsyncWrite for OwnedWriteHalf<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.io.poll_write(&this.fd, cx, buf)
     }
@@ -145,13 +155,17 @@ impl<S> AsRawFd for OwnedWriteHalf<S> {
 
 impl<S> fmt::Debug for OwnedReadHalf<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedReadHalf").field("fd", &self.fd.as_raw_fd()).finish()
+        f.debug_struct("OwnedReadHalf")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
     }
 }
 
 impl<S> fmt::Debug for OwnedWriteHalf<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedWriteHalf").field("fd", &self.fd.as_raw_fd()).finish()
+        f.debug_struct("OwnedWriteHalf")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
     }
 }
 

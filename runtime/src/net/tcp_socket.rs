@@ -107,22 +107,28 @@ impl TcpSocket {
 
     /// `SO_SNDBUF` (the kernel doubles the value and clamps it to `wmem_max`).
     pub fn set_send_buffer_size(&self, bytes: u32) -> io::Result<()> {
-        self.socket.with_sock(|s| s.set_send_buffer_size(bytes as usize))
+        self.socket
+            .with_sock(|s| s.set_send_buffer_size(bytes as usize))
     }
 
     /// The send buffer size the kernel uses.
     pub fn send_buffer_size(&self) -> io::Result<u32> {
-        self.socket.with_sock(|s| s.send_buffer_size()).map(|n| n as u32)
+        self.socket
+            .with_sock(|s| s.send_buffer_size())
+            .map(|n| n as u32)
     }
 
     /// `SO_RCVBUF` (the kernel doubles the value and clamps it to `rmem_max`).
     pub fn set_recv_buffer_size(&self, bytes: u32) -> io::Result<()> {
-        self.socket.with_sock(|s| s.set_recv_buffer_size(bytes as usize))
+        self.socket
+            .with_sock(|s| s.set_recv_buffer_size(bytes as usize))
     }
 
     /// The receive buffer size the kernel uses.
     pub fn recv_buffer_size(&self) -> io::Result<u32> {
-        self.socket.with_sock(|s| s.recv_buffer_size()).map(|n| n as u32)
+        self.socket
+            .with_sock(|s| s.recv_buffer_size())
+            .map(|n| n as u32)
     }
 
     /// Binds to `addr` (no host names: binding never waits, see [`TcpListener::bind`]).

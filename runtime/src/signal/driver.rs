@@ -228,7 +228,10 @@ impl SignalDriver {
                 return;
             };
             l.count += 1;
-            l.entries.iter_mut().filter_map(|(_, (_, w))| w.take()).collect()
+            l.entries
+                .iter_mut()
+                .filter_map(|(_, (_, w))| w.take())
+                .collect()
         };
         crate::log::debug!(signum, listeners = wakers.len(), "signal delivered");
         for w in wakers {

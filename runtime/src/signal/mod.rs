@@ -198,6 +198,8 @@ impl Drop for Signal {
 
 impl std::fmt::Debug for Signal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signal").field("signum", &self.signum).finish()
+        f.debug_struct("Signal")
+            .field("signum", &self.signum)
+            .finish()
     }
 }

@@ -80,7 +80,11 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
             self.buf.stable_mut_ptr(),
             io_len(self.buf.bytes_total()),
         )
-        .ioprio(if self.poll_first { RECVSEND_POLL_FIRST } else { 0 })
+        .ioprio(if self.poll_first {
+            RECVSEND_POLL_FIRST
+        } else {
+            0
+        })
         .build()
     }
 }
@@ -185,8 +189,7 @@ static POLL_FIRST_WORKS: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// Called when a `poll_first` receive failed with `EINVAL`: later ones go without the flag.
 /// Returns true if the flag was the likely cause (the caller then retries without it).
 pub(crate) fn poll_first_refused<B>(op: &Recv<B>) -> bool {
-    op.poll_first
-        && POLL_FIRST_WORKS.swap(false, std::sync::atomic::Ordering::Relaxed)
+    op.poll_first && POLL_FIRST_WORKS.swap(false, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Sends `buf[start..]` on a socket (without SIGPIPE); returns how many bytes were sent.

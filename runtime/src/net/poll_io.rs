@@ -48,10 +48,11 @@ pub(crate) struct ReadIo {
     buf: Vec<u8>,
     pos: usize,
     op: Option<Op<Recv<Vec<u8>>>>,
-    /// True once a receive has returned data: the stream is then in request/response rhythm,
-    /// and a buffer read empty means the peer's next message is usually not there yet, so
-    /// the next receive waits for readiness first (`poll_first`).
-    started: bool,
+    /// True when the last receive returned data but did not fill the buffer: the socket was
+    /// drained, and in request/response rhythm the peer's next message is usually not there
+    /// yet, so the next receive waits for readiness first (`poll_first`). After a full
+    /// buffer (a stream of data), the next receive tries at once.
+    drained: bool,
 }
 
 impl ReadIo {
@@ -75,7 +76,7 @@ impl ReadIo {
                     buf.clear();
                     buf.reserve(READ_BUF.max(want));
                     self.pos = 0;
-                    self.op.insert(recv_op(fd, buf, self.started))
+                    self.op.insert(recv_op(fd, buf, self.drained))
                 }
             };
             let done = ready!(std::pin::Pin::new(op).poll(cx));
@@ -88,7 +89,7 @@ impl ReadIo {
             self.buf = buf;
             match res {
                 Ok(0) => return Poll::Ready(Ok(&[])),
-                Ok(_) => self.started = true,
+                Ok(n) => self.drained = n < self.buf.capacity(),
                 Err(e) => {
                     self.buf.clear();
                     return Poll::Ready(Err(e));

@@ -51,9 +51,9 @@ impl<R: Send + 'static> JobCell<R> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the calling (worker) thread unless the job was cancelled, stores its
-    /// result, and wakes the awaiting task.
-    pub(super) fn run(&self, f: impl FnOnce() -> R) {
+    /// Runs `f` on the calling (worker) thread unless the job was cancelled, calls `ran`
+    /// (before anyone can see the result), stores the result, and wakes the awaiting task.
+    pub(super) fn run(&self, f: impl FnOnce() -> R, ran: impl FnOnce()) {
         {
             let mut slot = self.lock();
             if !matches!(slot.stage, Stage::Queued) {
@@ -62,6 +62,7 @@ impl<R: Send + 'static> JobCell<R> {
             slot.stage = Stage::Running;
         }
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| JoinError::panicked(self.id, p));
+        ran();
         self.complete(result);
     }
 

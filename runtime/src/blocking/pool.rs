@@ -86,7 +86,12 @@ impl BlockingPool {
         let handle = JoinHandle::from_target(cell.clone());
         self.inner.spawned.fetch_add(1, Ordering::Relaxed);
         let guard = CancelOnDrop(cell.clone());
-        let job: Job = Box::new(move || guard.0.run(f));
+        let inner = self.inner.clone();
+        let job: Job = Box::new(move || {
+            guard
+                .0
+                .run(f, || _ = inner.completed.fetch_add(1, Ordering::Relaxed))
+        });
         let mut state = self.lock();
         if state.shutdown {
             drop(state);
@@ -167,7 +172,6 @@ fn worker(inner: &Inner) {
         if let Some(job) = state.jobs.pop_front() {
             drop(state);
             job();
-            inner.completed.fetch_add(1, Ordering::Relaxed);
             state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }

@@ -1,17 +1,18 @@
 //! Tasks: one allocation per spawned future, holding its header, the future or its output,
 //! and the waker of whoever awaits its [`JoinHandle`].
 //!
-//! * `cell.rs`: [`TaskCell`], the allocation, and the task's state machine
+//! * `cell.rs`: `TaskCell`, the allocation, and the task's state machine
 //!   (`Running` → `Finished` → `Consumed`);
-//! * `waker.rs`: [`Header`], the only part wakers touch, from any thread;
+//! * `waker.rs`: `Header`, the only part wakers touch, from any thread;
 //! * `join.rs`, `error.rs`: [`JoinHandle`] and [`JoinError`];
 //! * `yield_now.rs`: [`yield_now`];
 //! * `id.rs`: task [`Id`]s and the thread's current task; `builder.rs`: named tasks;
 //! * `join_set.rs`: [`JoinSet`].
 //!
 //! Tasks the runtime spawns for itself (page prefetches, the signal reader) go through
-//! `spawn_internal`: the stats count them apart from the user's (`RuntimeStats::
-//! internal_tasks_spawned`), so `tasks_spawned` and `tasks_alive` are the program's own.
+//! `spawn_internal`: the stats count them apart from the user's
+//! (`RuntimeStats::internal_tasks_spawned`), so `tasks_spawned` and `tasks_alive` are the
+//! program's own.
 //!
 //! A task lives in an `Arc<TaskCell<F>>`. The executor's slab holds one reference, the
 //! `JoinHandle` another, and every clone of the task's waker one more. Wakers are

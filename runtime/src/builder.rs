@@ -1,4 +1,4 @@
-//! [`Builder`]: the settings of a runtime (ring size and setup, poll budget, blocking pool).
+//! [`Builder`]: the settings of a runtime (ring size and setup, poll budgets, blocking pool).
 
 use std::io;
 
@@ -14,6 +14,7 @@ pub struct Builder {
     pub(crate) budget: usize,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: std::time::Duration,
+    pub(crate) background_budget: usize,
 }
 
 impl Default for Builder {
@@ -30,6 +31,7 @@ impl Default for Builder {
             budget: 128,
             max_blocking_threads: 64,
             blocking_keep_alive: std::time::Duration::from_secs(10),
+            background_budget: 16,
         }
     }
 }
@@ -37,7 +39,7 @@ impl Default for Builder {
 impl Builder {
     /// A builder with the defaults: 256 submission entries, `RingMode::Auto` (or the mode
     /// named by the environment variable `FAULTLESS_RING_MODE`: `defer`, `coop` or `plain`,
-    /// for experiments), budget 128.
+    /// for experiments), poll budget 128, background budget 16.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -72,6 +74,15 @@ impl Builder {
     /// How long an idle blocking-pool thread waits for a job before it exits (default 10 s).
     pub fn blocking_keep_alive(&mut self, keep_alive: std::time::Duration) -> &mut Builder {
         self.blocking_keep_alive = keep_alive;
+        self
+    }
+
+    /// How many tasks woken by background work (page-access completions) one turn may poll,
+    /// after the tasks woken by anything else (sockets, timers, other threads). A flood of
+    /// cold-page completions is spread over turns this way, and a request arriving meanwhile
+    /// waits behind at most this many of them. Default 16.
+    pub fn background_budget(&mut self, budget: usize) -> &mut Builder {
+        self.background_budget = budget.max(1);
         self
     }
 

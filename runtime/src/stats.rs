@@ -7,6 +7,9 @@ pub struct RuntimeStats {
     pub turns: u64,
     /// Task polls, including the `block_on` future.
     pub polls: u64,
+    /// Polls of tasks woken by background work (page-access completions), which the executor
+    /// runs after the others, a bounded number per turn.
+    pub background_polls: u64,
     /// Tasks the program spawned (the runtime's own tasks are counted apart, below).
     pub tasks_spawned: u64,
     /// The program's tasks not yet finished.

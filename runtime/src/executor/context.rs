@@ -4,6 +4,13 @@
 //! run; free functions such as [`spawn`](crate::spawn), the I/O types and the timers find it
 //! here. A wake on the executor's own thread pushes the task straight onto its run queue;
 //! any other wake goes through the remote queue of [`Shared`].
+//!
+//! Every wake also has a [`WakeClass`], read from a thread-local of the *waking* thread:
+//! wakes made inside a [`background_wakes`] scope (page-access completions, on the executor
+//! or on a helper thread) land on the background queue, every other wake on the foreground
+//! queue. The executor polls foreground tasks first and only a bounded number of background
+//! ones per turn, so a flood of cold-page completions cannot delay a request that a socket or
+//! a timer woke.
 
 use std::cell::Cell;
 use std::ptr;
@@ -16,6 +23,36 @@ use super::Executor;
 thread_local! {
     /// The executor whose `block_on` (or shutdown) is running on this thread.
     static CURRENT: Cell<*const Executor> = const { Cell::new(ptr::null()) };
+    /// The class of the wakes this thread makes now.
+    static WAKE_CLASS: Cell<WakeClass> = const { Cell::new(WakeClass::Foreground) };
+}
+
+/// Which run queue a wake puts its task on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeClass {
+    /// Wakes by sockets, timers, other tasks, other threads: polled first.
+    Foreground,
+    /// Wakes by page-access completions: polled after the foreground, a bounded number per
+    /// turn.
+    Background,
+}
+
+/// While alive, wakes made by this thread are [`WakeClass::Background`].
+pub(crate) struct BackgroundWakes {
+    prev: WakeClass,
+}
+
+/// Makes this thread's wakes background wakes until the guard is dropped.
+pub(crate) fn background_wakes() -> BackgroundWakes {
+    BackgroundWakes {
+        prev: WAKE_CLASS.with(|c| c.replace(WakeClass::Background)),
+    }
+}
+
+impl Drop for BackgroundWakes {
+    fn drop(&mut self) {
+        WAKE_CLASS.with(|c| c.set(self.prev));
+    }
 }
 
 /// Sets this thread's current executor for the guard's lifetime.
@@ -51,6 +88,7 @@ impl Drop for Enter {
 /// called on that runtime's thread while it runs, through the remote queue otherwise.
 #[inline]
 pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
+    let class = WAKE_CLASS.with(|c| c.get());
     let local = CURRENT.with(|c| {
         let executor = c.get();
         if executor.is_null() {
@@ -59,10 +97,10 @@ pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
         // SAFETY: CURRENT is non-null only while an `Enter` guard for that executor is alive,
         // and the guard's owner holds an Rc to the executor for at least that long.
         let executor = unsafe { &*executor };
-        executor.shared.id == shared.id && executor.push_local(key)
+        executor.shared.id == shared.id && executor.push_local(key, class)
     });
     if !local {
-        shared.push_remote(key);
+        shared.push_remote(key, class);
     }
 }
 

@@ -18,6 +18,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::context::WakeClass;
+
 static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// State of one runtime that other threads may touch.
@@ -25,7 +27,8 @@ pub(crate) struct Shared {
     /// Unique id of the runtime, compared on wake to find out whether the waking thread is
     /// the executor's own.
     pub(crate) id: usize,
-    remote: Mutex<Vec<usize>>,
+    /// Keys woken from other threads: (foreground, background).
+    remote: Mutex<(Vec<usize>, Vec<usize>)>,
     remote_pending: AtomicBool,
     sleeping: AtomicBool,
     eventfd: OwnedFd,
@@ -44,7 +47,7 @@ impl Shared {
         }
         Ok(Shared {
             id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
-            remote: Mutex::new(Vec::new()),
+            remote: Mutex::new((Vec::new(), Vec::new())),
             remote_pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
@@ -61,11 +64,14 @@ impl Shared {
 
     /// Queues `key` from a thread that is not the executor's and wakes the executor if it
     /// may be asleep.
-    pub(crate) fn push_remote(&self, key: usize) {
+    pub(crate) fn push_remote(&self, key: usize, class: WakeClass) {
         self.remote_wakes.fetch_add(1, Ordering::Relaxed);
         {
-            let mut queue = self.remote.lock().unwrap_or_else(|e| e.into_inner());
-            queue.push(key);
+            let mut queues = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            match class {
+                WakeClass::Foreground => queues.0.push(key),
+                WakeClass::Background => queues.1.push(key),
+            }
         }
         self.remote_pending.store(true, Ordering::SeqCst);
         self.notify_if_sleeping();
@@ -104,13 +110,14 @@ impl Shared {
         self.sleeping.store(false, Ordering::SeqCst);
     }
 
-    /// Moves every remotely woken key into `out`.
-    pub(crate) fn drain_remote(&self, out: &mut Vec<usize>) {
+    /// Moves every remotely woken key into `foreground` or `background`, by its class.
+    pub(crate) fn drain_remote(&self, foreground: &mut Vec<usize>, background: &mut Vec<usize>) {
         if !self.remote_pending.load(Ordering::Acquire) {
             return;
         }
         self.remote_pending.store(false, Ordering::SeqCst);
-        let mut queue = self.remote.lock().unwrap_or_else(|e| e.into_inner());
-        out.append(&mut queue);
+        let mut queues = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        foreground.append(&mut queues.0);
+        background.append(&mut queues.1);
     }
 }

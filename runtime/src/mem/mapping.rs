@@ -14,11 +14,13 @@ use super::backend::helper::HelperPool;
 use super::backend::{Backend, Engine};
 use super::faults::thread_faults;
 use super::inflight::InFlight;
+use super::keeper::setup::{keeper_stats, resolve_residency};
+use super::keeper::{self, Keeper, KeeperConfig, ResidencyMode};
 use super::options::MapOptions;
 use super::page_size;
 use super::read::{PageGuard, ReadFuture};
 use super::region::Region;
-use super::residency::Residency;
+use super::residency::{RecordView, Residency};
 use super::stats::{Counters, MemStats, WaitTimes};
 use crate::driver::ops::SharedFd;
 
@@ -35,9 +37,17 @@ pub(super) struct Inner {
     pub(super) fd: SharedFd,
     pub(super) file_len: Cell<u64>,
     pub(super) page_shift: u32,
-    pub(super) residency: Residency,
+    pub(super) residency: Arc<Residency>,
+    /// `residency.view()`, kept here for the resident path (valid while `residency` is).
+    pub(super) record: RecordView,
     pub(super) inflight: InFlight,
     pub(super) engine: Engine,
+    /// The residency mode in force, and why it is not the one asked for (if so).
+    pub(super) residency_mode: ResidencyMode,
+    pub(super) residency_fallback: Option<String>,
+    /// The thread that keeps the record true (and runs `uring-thread` page-ins); dropped
+    /// after `engine`, which may hold its shared state.
+    pub(super) keeper: Option<Keeper>,
     pub(super) backend: Backend,
     pub(super) max_run: u64,
     pub(super) counters: RefCell<Counters>,
@@ -106,24 +116,76 @@ impl Mapping {
                 libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
             }
         }
-        let backend = options.backend.resolve();
-        let engine = Engine::new(backend, &options)?;
+        let mut backend = options.backend.resolve();
+        let page_count = reserve / page;
+        let residency = Arc::new(Residency::new(page_count));
+        let (mut residency_mode, mut residency_fallback) =
+            resolve_residency(&options, backend, &region, reserve_usize);
+        let region = Arc::new(region);
+        let keeper = if residency_mode != ResidencyMode::Trusted || backend == Backend::UringThread
+        {
+            let started = Keeper::start(
+                region.clone(),
+                residency.clone(),
+                &file,
+                file_len,
+                KeeperConfig {
+                    mode: residency_mode,
+                    budget_bytes: options
+                        .resident_budget
+                        .unwrap_or_else(keeper::default_budget),
+                    scrub_interval: options.scrub_interval,
+                    page_in: backend == Backend::UringThread,
+                },
+            );
+            match started {
+                Ok(k) => Some(k),
+                // The keeper's ring is charged to RLIMIT_MEMLOCK too: where even that is
+                // refused, run without a keeper, and say so.
+                Err(e) if options.backend == Backend::Auto || backend != Backend::UringThread => {
+                    let why = format!(
+                        "the residency keeper could not start ({e}): the record is trusted \
+                         as it is, and reclaimed pages may fault"
+                    );
+                    if backend == Backend::UringThread {
+                        backend = Backend::UringRead;
+                    }
+                    if residency_mode == ResidencyMode::Pinned {
+                        // SAFETY: unlocks our own live mapping; changes no bytes.
+                        unsafe {
+                            libc::munlock(region.base() as *const libc::c_void, reserve_usize)
+                        };
+                    }
+                    residency_mode = ResidencyMode::Trusted;
+                    residency_fallback = Some(why);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let engine = Engine::new(backend, &options, keeper.as_ref().map(|k| &k.shared))?;
         let max_run = match backend {
-            Backend::UringRead => options.max_run_pages,
+            Backend::UringRead | Backend::UringThread => options.max_run_pages,
             _ => 1,
         };
         Ok(Mapping {
             inner: Rc::new(Inner {
                 damaged: region.damaged_flag(),
-                region: Arc::new(region),
+                region,
                 base,
                 reserve,
                 fd: Rc::new(OwnedFd::from(file)),
                 file_len: Cell::new(file_len),
                 page_shift: page.trailing_zeros(),
-                residency: Residency::new(reserve / page),
+                record: residency.view(),
+                residency,
                 inflight: InFlight::default(),
                 engine,
+                residency_mode,
+                residency_fallback,
+                keeper,
                 backend,
                 max_run,
                 counters: RefCell::new(Counters::default()),
@@ -173,7 +235,7 @@ impl Mapping {
         }
         let first = range.start >> inner.page_shift;
         let last = (range.end - 1) >> inner.page_shift;
-        if !inner.residency.all_set(first, last) {
+        if !inner.record.access(first, last) {
             return None;
         }
         Some(self.guard(range))
@@ -243,10 +305,18 @@ impl Mapping {
         if let Engine::Helper(pool) = &inner.engine {
             pool.unlock_overlapping(addr, len);
         }
-        // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the file.
-        let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+        inner.residency.clear_range(first, last - first + 1);
+        if inner.residency_mode == ResidencyMode::Pinned {
+            // SAFETY: drops our own read-only shared mapping's PTEs (locked ones too); the
+            // data stays in the file.
+            unsafe { keeper::drop_pinned(addr, len)? };
+        } else {
+            // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the
+            // file.
+            let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         // SAFETY: advice on our own fd; no memory is passed.
         let rc = unsafe {
@@ -260,7 +330,6 @@ impl Mapping {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        inner.residency.clear_range(first, last - first + 1);
         inner.inflight.remove_completed();
         Ok(())
     }
@@ -284,6 +353,9 @@ impl Mapping {
         }
         let new_len = (st.st_size as u64).min(inner.reserve);
         let old_len = inner.file_len.replace(new_len);
+        if let Some(k) = &inner.keeper {
+            k.shared.set_file_len(new_len);
+        }
         if new_len < old_len {
             let first = new_len >> inner.page_shift;
             let last = old_len.div_ceil(1 << inner.page_shift);
@@ -308,11 +380,13 @@ impl Mapping {
             dedup_waits: c.dedup_waits,
             slow_reads: c.slow_reads,
             failed: c.failed,
+            mapped_from_cache: c.mapped_from_cache,
             resident_pages: inner.residency.count(),
             wait: inner.wait.summary(),
             executor_faults: thread_faults(),
             mlock_fallback: fallback,
             locked_bytes: locked,
+            residency: keeper_stats(inner),
         }
     }
 

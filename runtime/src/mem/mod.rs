@@ -61,6 +61,7 @@
 mod backend;
 mod faults;
 mod inflight;
+mod keeper;
 mod mapping;
 mod options;
 mod prefetch;
@@ -75,10 +76,11 @@ mod stats;
 pub use backend::helper::{default_mlock_budget, HelperPool, Primitive};
 pub use backend::{probe, Backend, Probe};
 pub use faults::{thread_faults, ThreadFaults};
+pub use keeper::ResidencyMode;
 pub use mapping::Mapping;
 pub use options::MapOptions;
 pub use read::{PageGuard, ReadFuture};
-pub use stats::{MemStats, WaitStats};
+pub use stats::{MemStats, ResidencyStats, WaitStats};
 
 /// The system page size.
 pub fn page_size() -> usize {

@@ -1,9 +1,11 @@
 //! [`MapOptions`]: how to map a file and bring its pages in.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::backend::helper::{HelperPool, Primitive};
 use super::backend::Backend;
+use super::keeper::ResidencyMode;
 
 /// How to map a file.
 #[derive(Clone, Debug)]
@@ -16,6 +18,9 @@ pub struct MapOptions {
     pub(super) max_run_pages: u64,
     pub(super) random: bool,
     pub(super) pool: Option<Arc<HelperPool>>,
+    pub(super) residency: ResidencyMode,
+    pub(super) resident_budget: Option<u64>,
+    pub(super) scrub_interval: Duration,
 }
 
 impl Default for MapOptions {
@@ -25,8 +30,10 @@ impl Default for MapOptions {
 }
 
 impl MapOptions {
-    /// Defaults: `Backend::Auto`, no extra reservation, `MADV_RANDOM`, 8 helper threads with
-    /// `PopulateRead` (when the helper backend is chosen), runs of up to 32 pages per read.
+    /// Defaults: `Backend::Auto`, `ResidencyMode::Auto`, no extra reservation,
+    /// `MADV_RANDOM`, 8 helper threads with `PopulateRead` (when the helper backend is
+    /// chosen), runs of up to 32 pages per read, a pinned budget of half the memory the
+    /// process could take at open, scrub passes at most every 20 ms.
     pub fn new() -> MapOptions {
         MapOptions {
             backend: Backend::Auto,
@@ -37,7 +44,29 @@ impl MapOptions {
             max_run_pages: 32,
             random: true,
             pool: None,
+            residency: ResidencyMode::Auto,
+            resident_budget: None,
+            scrub_interval: Duration::from_millis(20),
         }
+    }
+    /// How the residency record is kept true when the kernel reclaims pages (see
+    /// [`ResidencyMode`]).
+    pub fn residency(mut self, mode: ResidencyMode) -> Self {
+        self.residency = mode;
+        self
+    }
+    /// Pinned mode: the most bytes kept pinned. Default: half of what the process could
+    /// take when the mapping is opened (the smaller of the machine's available memory and
+    /// its memory cgroup's headroom). The keeper lowers it further while memory runs short.
+    pub fn resident_budget(mut self, bytes: u64) -> Self {
+        self.resident_budget = Some(bytes);
+        self
+    }
+    /// Scrubbed mode: the shortest time between two passes (default 20 ms; a pass over a
+    /// large resident set takes longer, and passes then run at most a third of the time).
+    pub fn scrub_interval(mut self, interval: Duration) -> Self {
+        self.scrub_interval = interval;
+        self
     }
     /// The prefetch path.
     pub fn backend(mut self, backend: Backend) -> Self {

@@ -34,6 +34,12 @@ impl Mapping {
             self.check_damaged()?;
             return Ok(self.guard(range));
         }
+        if self.inner.engine.marks_resident() && self.map_cached(first, last) {
+            // Every missing page was in the page cache already: mapped in here, no wait.
+            self.inner.wait.record(started);
+            self.check_damaged()?;
+            return Ok(self.guard(range));
+        }
         let mut waiting = self.ensure_requests(first, last);
         let mut failure = None;
         std::future::poll_fn(|cx| {
@@ -76,13 +82,76 @@ impl Mapping {
         Ok(self.guard(range))
     }
 
+    /// Maps in the missing pages of `first..=last` on the spot if every one of them is in the
+    /// page cache already (recently written, or dropped from the record but not reclaimed),
+    /// instead of a round trip through the keeper. Asks the page cache with a one-byte
+    /// `preadv2(RWF_NOWAIT)` per page (which fails at once for a page that would need I/O,
+    /// stopping at the first such page), then maps them with `MADV_POPULATE_READ`. At most
+    /// `MAP_CACHED_MAX` pages, so the executor's work stays small.
+    fn map_cached(&self, first: u64, last: u64) -> bool {
+        const MAP_CACHED_MAX: u64 = 8;
+        let inner = &*self.inner;
+        let missing: Vec<u64> = (first..=last)
+            .filter(|&p| !inner.residency.is_set(p))
+            .take(MAP_CACHED_MAX as usize + 1)
+            .collect();
+        if missing.is_empty() || missing.len() as u64 > MAP_CACHED_MAX {
+            return false;
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&*inner.fd);
+        let mut byte = 0u8;
+        for &p in &missing {
+            let iov = libc::iovec {
+                iov_base: (&mut byte as *mut u8).cast(),
+                iov_len: 1,
+            };
+            // SAFETY: reads at most one byte into a live local through a one-element iovec;
+            // RWF_NOWAIT makes it fail with EAGAIN rather than wait for I/O.
+            let n = unsafe {
+                libc::preadv2(
+                    fd,
+                    &iov,
+                    1,
+                    (p << inner.page_shift) as libc::off_t,
+                    libc::RWF_NOWAIT,
+                )
+            };
+            if n != 1 {
+                return false;
+            }
+        }
+        // Recorded before mapped: a keeper pass that drops unrecorded pages must not drop
+        // these between the two steps.
+        for &p in &missing {
+            inner.residency.set_range(p, 1);
+        }
+        for &p in &missing {
+            let (addr, len) = self.span(p, 1);
+            // SAFETY: a page of our own live mapping inside the file (the caller checked the
+            // range); MADV_POPULATE_READ maps the cached page in and changes no bytes.
+            if unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_POPULATE_READ) }
+                != 0
+            {
+                inner.residency.clear_range(p, 1);
+                return false;
+            }
+        }
+        inner.counters.borrow_mut().mapped_from_cache += missing.len() as u64;
+        if let Some(k) = &inner.keeper {
+            k.shared.resident_added();
+        }
+        true
+    }
+
     /// Marks a completed request's pages resident (once) and forgets it.
     fn apply(&self, req: &Arc<Request>) {
         if req.applied.swap(true, Ordering::AcqRel) {
             return;
         }
         let inner = &*self.inner;
-        inner.residency.set_range(req.first_page, req.pages);
+        if !inner.engine.marks_resident() {
+            inner.residency.set_range(req.first_page, req.pages);
+        }
         inner.inflight.remove(req);
         inner.counters.borrow_mut().pages_brought_in += req.pages;
     }

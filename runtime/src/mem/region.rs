@@ -58,6 +58,12 @@ impl Region {
         self.sigbus.damaged_flag()
     }
 
+    /// `madvise(MADV_NOHUGEPAGE)`: map the file's pages 4 KiB at a time, never a 2 MiB
+    /// folio at once.
+    pub(super) fn advise_no_huge_pages(&self) -> io::Result<()> {
+        self.mmap.advise(memmap2::Advice::NoHugePage)
+    }
+
     /// `madvise(MADV_RANDOM)`: one fault reads one page, not megabytes of readahead.
     pub(super) fn advise_random(&self) -> io::Result<()> {
         self.mmap.advise(memmap2::Advice::Random)

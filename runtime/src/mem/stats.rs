@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 
 use super::backend::Backend;
 use super::faults::ThreadFaults;
+use super::keeper::ResidencyMode;
 
 /// Counters of one mapping, kept on the executor thread.
 #[derive(Default)]
@@ -18,6 +19,7 @@ pub(super) struct Counters {
     pub(super) dedup_waits: u64,
     pub(super) slow_reads: u64,
     pub(super) failed: u64,
+    pub(super) mapped_from_cache: u64,
 }
 
 /// How long slow reads waited, in microseconds (1 us to 60 s).
@@ -93,6 +95,9 @@ pub struct MemStats {
     pub slow_reads: u64,
     /// Requests that failed.
     pub failed: u64,
+    /// Pages a slow read found in the page cache and mapped in on the spot (`uring-thread`),
+    /// without a request.
+    pub mapped_from_cache: u64,
     /// Pages currently marked resident.
     pub resident_pages: u64,
     /// How long slow reads waited.
@@ -103,4 +108,35 @@ pub struct MemStats {
     pub mlock_fallback: Option<String>,
     /// Bytes the helper pool keeps locked.
     pub locked_bytes: u64,
+    /// How the residency record is kept true, and what that took.
+    pub residency: ResidencyStats,
+}
+
+/// What keeping the residency record true has done (see [`ResidencyMode`]).
+#[derive(Clone, Debug, Default)]
+pub struct ResidencyStats {
+    /// The mode in force.
+    pub mode: Option<ResidencyMode>,
+    /// Why it is not the mode asked for, if it is not (e.g. `mlock` refused).
+    pub fallback: Option<String>,
+    /// Pinned: the bytes the pinned set may take now (lower than configured while memory
+    /// runs short).
+    pub budget_bytes: Option<u64>,
+    /// Pinned: pages unpinned by the CLOCK hand to stay within the budget.
+    pub pages_unpinned: u64,
+    /// Pinned: ranges of pages the kernel mapped (and so locked) beside the recorded ones
+    /// (fault-around) that the keeper dropped again.
+    pub unrecorded_ranges_unpinned: u64,
+    /// Pinned: times the budget was lowered because memory ran short.
+    pub budget_shrinks: u64,
+    /// Scrubbed: passes made.
+    pub scrub_passes: u64,
+    /// Scrubbed: passes skipped because `cachestat` showed no change.
+    pub scrubs_skipped: u64,
+    /// Scrubbed: recorded pages found reclaimed by the kernel (and forgotten).
+    pub pages_found_reclaimed: u64,
+    /// `uring-thread`: batches of pages mapped in by the keeper.
+    pub keeper_batches: u64,
+    /// The keeper's last failure, if any.
+    pub keeper_error: Option<String>,
 }

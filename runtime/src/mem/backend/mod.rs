@@ -4,7 +4,8 @@
 //! * `blocking`: the executor thread touches the pages itself (in `Mapping::read`);
 //! * `helper.rs`: the helper-thread pool ([`HelperPool`]);
 //! * `uring_madvise.rs`: `IORING_OP_MADVISE(MADV_POPULATE_READ)`;
-//! * `uring_read.rs`: a buffered `IORING_OP_READ`, then a touch on completion.
+//! * `uring_read.rs`: a buffered `IORING_OP_READ`, then a touch on completion;
+//! * `uring-thread`: the residency keeper's page-in path (`keeper/pagein.rs`).
 
 pub(crate) mod helper;
 mod uring_madvise;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use helper::{default_mlock_budget, HelperPool, Job};
 
+use super::keeper::{Job as KeeperJob, KeeperShared};
 use super::options::MapOptions;
 use super::region::Region;
 use super::request::Request;
@@ -36,18 +38,24 @@ pub enum Backend {
     /// into the page cache with no helper or io-wq thread; the executor then maps them in
     /// with a minor fault.
     UringRead,
-    /// Probe the kernel and pick the fastest that works (`UringRead` on any kernel with
+    /// The mapping's keeper thread reads cold pages into the page cache on its own io_uring
+    /// (buffered one-byte reads, up to 256 in flight), maps each completed batch in with one
+    /// `process_madvise(MADV_POPULATE_READ)`, and completes the requests: the executor does
+    /// none of the I/O work, and the reader's touch is free.
+    UringThread,
+    /// Probe the kernel and pick the fastest that works (`UringThread` on any kernel with
     /// io_uring reads, which is every kernel faultless runs on).
     Auto,
 }
 
 impl Backend {
     /// The non-`Auto` backends, in the order the benchmark reports them.
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Blocking,
         Backend::Helper,
         Backend::UringMadvise,
         Backend::UringRead,
+        Backend::UringThread,
     ];
 
     /// The name used on command lines and in reports.
@@ -57,6 +65,7 @@ impl Backend {
             Backend::Helper => "helper",
             Backend::UringMadvise => "uring-madvise",
             Backend::UringRead => "uring-read",
+            Backend::UringThread => "uring-thread",
             Backend::Auto => "auto",
         }
     }
@@ -68,7 +77,7 @@ impl Backend {
         }
         let probe = probe();
         if probe.read {
-            Backend::UringRead
+            Backend::UringThread
         } else if probe.madvise && probe.populate_read {
             Backend::UringMadvise
         } else {
@@ -91,11 +100,12 @@ impl FromStr for Backend {
             "helper" => Ok(Backend::Helper),
             "uring-madvise" => Ok(Backend::UringMadvise),
             "uring-read" => Ok(Backend::UringRead),
+            "uring-thread" => Ok(Backend::UringThread),
             "auto" => Ok(Backend::Auto),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "unknown backend {s:?} (expected blocking, helper, uring-madvise, uring-read or auto)"
+                    "unknown backend {s:?} (expected blocking, helper, uring-madvise, uring-read, uring-thread or auto)"
                 ),
             )),
         }
@@ -152,6 +162,8 @@ pub(super) enum Engine {
     UringMadvise,
     /// `IORING_OP_READ`, then a touch.
     UringRead,
+    /// Jobs for the mapping's keeper thread.
+    UringThread(Arc<KeeperShared>),
 }
 
 /// A run of contiguous pages to bring in: where it is mapped and where it is in the file.
@@ -168,8 +180,12 @@ pub(super) struct Run {
 
 impl Engine {
     /// The engine for `backend` (already resolved), starting a helper pool if it needs one
-    /// and `options` names none.
-    pub(super) fn new(backend: Backend, options: &MapOptions) -> io::Result<Engine> {
+    /// and `options` names none. `keeper` is the mapping's keeper, which `UringThread` needs.
+    pub(super) fn new(
+        backend: Backend,
+        options: &MapOptions,
+        keeper: Option<&Arc<KeeperShared>>,
+    ) -> io::Result<Engine> {
         Ok(match backend {
             Backend::Blocking => Engine::Blocking,
             Backend::Helper => Engine::Helper(match &options.pool {
@@ -181,8 +197,19 @@ impl Engine {
                 )?),
             }),
             Backend::UringMadvise => Engine::UringMadvise,
-            Backend::UringRead | Backend::Auto => Engine::UringRead,
+            Backend::UringRead => Engine::UringRead,
+            Backend::UringThread | Backend::Auto => Engine::UringThread(
+                keeper
+                    .expect("the uring-thread backend runs on the mapping's keeper")
+                    .clone(),
+            ),
         })
+    }
+
+    /// True if the engine marks a request's pages resident itself before completing it
+    /// (the keeper does, so its eviction sweeps never race a late mark by the executor).
+    pub(super) fn marks_resident(&self) -> bool {
+        matches!(self, Engine::UringThread(_))
     }
 
     /// Starts bringing `run` in; `req` completes when it is resident (or failed). The region
@@ -198,6 +225,11 @@ impl Engine {
             }),
             Engine::UringMadvise => uring_madvise::issue(req, run, region.clone()),
             Engine::UringRead => uring_read::issue(req, run, region.clone(), fd.clone()),
+            Engine::UringThread(keeper) => keeper.submit(KeeperJob {
+                first_page: req.first_page,
+                pages: req.pages,
+                request: req,
+            }),
         }
     }
 }

@@ -43,7 +43,7 @@ pub(crate) fn resolve_residency(
                  scrubbing instead"
             );
             static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| eprintln!("faultless: {why}"));
+            SAID.call_once(|| crate::log::warning!("{why}"));
             (ResidencyMode::Scrubbed, Some(why))
         }
     }

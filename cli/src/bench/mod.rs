@@ -215,9 +215,10 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
             };
             let result = measure(&args.file, path, args.residency, spec)?;
             eprintln!(
-                "{:.0} reads/s, {} executor major faults",
+                "{:.0} reads/s, {} executor major faults, {:.2} us executor CPU per read",
                 result.cold_reads_per_s(),
-                result.executor_major_faults
+                result.executor_major_faults,
+                result.executor_cpu_us_per_read()
             );
             runs.push(Run {
                 backend: display_name(path),
@@ -225,6 +226,7 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
                 cold_reads_per_s: result.cold_reads_per_s(),
                 device_reads: result.device_reads,
                 executor_major_faults: result.executor_major_faults,
+                executor_cpu_us_per_read: result.executor_cpu_us_per_read(),
                 hot_p50_us: result.hot.value_at_quantile(0.5),
                 hot_p99_us: result.hot.value_at_quantile(0.99),
                 hot_p999_us: result.hot.value_at_quantile(0.999),

@@ -10,6 +10,8 @@ pub struct Run {
     pub cold_reads_per_s: f64,
     pub device_reads: Option<u64>,
     pub executor_major_faults: u64,
+    /// Executor CPU (user + system) per cold read, in microseconds.
+    pub executor_cpu_us_per_read: f64,
     pub hot_p50_us: u64,
     pub hot_p99_us: u64,
     pub hot_p999_us: u64,
@@ -72,26 +74,28 @@ pub fn table(r: &Report, device: &str) -> String {
         r.hot_only_p99_us
     ));
     out.push_str(&format!(
-        "{:<22} {:>5} {:>12} {:>9} {:>12} {:>10} {:>8} {:>8} {:>9}\n",
+        "{:<22} {:>5} {:>12} {:>9} {:>12} {:>10} {:>9} {:>8} {:>8} {:>9}\n",
         "backend",
         "conc",
         "cold reads/s",
         "x device",
         "device reads",
         "exec majflt",
+        "cpu us/rd",
         "hot p50",
         "hot p99",
         "hot p999"
     ));
     for run in &r.runs {
         out.push_str(&format!(
-            "{:<22} {:>5} {:>12.0} {:>9.2} {:>12} {:>10} {:>8} {:>8} {:>9}\n",
+            "{:<22} {:>5} {:>12.0} {:>9.2} {:>12} {:>10} {:>9.2} {:>8} {:>8} {:>9}\n",
             run.backend,
             run.concurrency,
             run.cold_reads_per_s,
             run.cold_reads_per_s / r.device_limit_iops.max(1.0),
             run.device_reads.map_or("n/a".into(), |d| d.to_string()),
             run.executor_major_faults,
+            run.executor_cpu_us_per_read,
             run.hot_p50_us,
             run.hot_p99_us,
             run.hot_p999_us

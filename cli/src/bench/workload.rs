@@ -42,6 +42,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     pub device_reads: Option<u64>,
     pub executor_major_faults: u64,
+    /// CPU time (user + system) the executor thread used during the run.
+    pub executor_cpu: Duration,
     pub hot: Histogram<u64>,
 }
 
@@ -56,10 +58,26 @@ impl RunResult {
             .map(|d| d as f64 / self.elapsed.as_secs_f64())
     }
 
+    /// Executor CPU microseconds per cold read (the work a cold page costs the thread that
+    /// also serves hot requests).
+    pub fn executor_cpu_us_per_read(&self) -> f64 {
+        self.executor_cpu.as_secs_f64() * 1e6 / self.cold_reads.max(1) as f64
+    }
+
     /// Executor major faults per 1,000 cold reads.
     pub fn faults_per_1000(&self) -> f64 {
         self.executor_major_faults as f64 * 1000.0 / self.cold_reads.max(1) as f64
     }
+}
+
+/// CPU time (user + system) the calling thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass; it is plain old data.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_THREAD reports the calling thread.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -72,6 +90,7 @@ struct Window {
     device: DeviceReads,
     device_before: Option<u64>,
     faults_before: ThreadFaults,
+    cpu_before: Duration,
     start: Instant,
     stop: Arc<AtomicBool>,
     generator: std::thread::JoinHandle<()>,
@@ -87,6 +106,7 @@ impl Window {
             device_before: device.completed(),
             device,
             faults_before: thread_faults(),
+            cpu_before: thread_cpu(),
             start: Instant::now(),
             generator: hot_generator(tx, stop.clone()),
             stop,
@@ -98,6 +118,7 @@ impl Window {
     fn finish(self, cold_reads: u64) -> Unfinished {
         let elapsed = self.start.elapsed();
         let faults = thread_faults().since(&self.faults_before);
+        let cpu = thread_cpu().saturating_sub(self.cpu_before);
         let device_after = self.device.completed();
         self.stop.store(true, Ordering::Relaxed);
         self.generator.join().ok();
@@ -106,12 +127,14 @@ impl Window {
             elapsed,
             device_reads: self.device_before.zip(device_after).map(|(b, a)| a - b),
             executor_major_faults: faults.major,
+            executor_cpu: cpu,
         }
     }
 }
 
 /// A run's counts, waiting for its hot-latency histogram.
 struct Unfinished {
+    executor_cpu: Duration,
     cold_reads: u64,
     elapsed: Duration,
     device_reads: Option<u64>,
@@ -125,6 +148,7 @@ impl Unfinished {
             elapsed: self.elapsed,
             device_reads: self.device_reads,
             executor_major_faults: self.executor_major_faults,
+            executor_cpu: self.executor_cpu,
             hot,
         }
     }

@@ -118,7 +118,9 @@ fn own_memory_cgroup() -> io::Result<(PathBuf, String, bool)> {
         if let Some(p) = line.strip_prefix("0::") {
             for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
                 let root = PathBuf::from(root);
-                let controllers = root.join(p.trim_start_matches('/')).join("cgroup.controllers");
+                let controllers = root
+                    .join(p.trim_start_matches('/'))
+                    .join("cgroup.controllers");
                 if std::fs::read_to_string(&controllers)
                     .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
                 {

@@ -51,7 +51,10 @@ fn zeta(n: u64, theta: f64) -> f64 {
 impl Zipf {
     /// A Zipfian distribution over `n > 0` items; `theta` in `(0, 1)` (0.99 is YCSB's).
     pub fn new(n: u64, theta: f64) -> Zipf {
-        assert!(n > 0 && theta > 0.0 && theta < 1.0, "Zipf needs n > 0, 0 < theta < 1");
+        assert!(
+            n > 0 && theta > 0.0 && theta < 1.0,
+            "Zipf needs n > 0, 0 < theta < 1"
+        );
         let zetan = zeta(n, theta);
         let zeta2 = zeta(2.min(n), theta);
         let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);

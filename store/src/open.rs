@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::{get_u64, Meta, PAGE_SIZE};
+use crate::format::{get_u64, Meta, PAGE_SIZE, VERSION};
 use crate::types::{PageNo, TxId};
 
 /// What opening found wrong with one of the two meta pages (the other one was used). See
@@ -138,8 +138,8 @@ pub(crate) fn open_file(path: &Path, read_only: bool, create: bool) -> Result<st
     Ok(file)
 }
 
-/// The meta of a new, empty store.
-pub(crate) fn empty_meta() -> Meta {
+/// The meta of a new, empty store with id `store_id`.
+pub(crate) fn empty_meta(store_id: u64) -> Meta {
     Meta {
         page_size: PAGE_SIZE as u32,
         txid: TxId(0),
@@ -147,16 +147,28 @@ pub(crate) fn empty_meta() -> Meta {
         free_root: PageNo::NONE,
         page_count: 2,
         entries: 0,
+        log_txid: 0,
+        store_id,
+        version: VERSION,
     }
 }
 
 /// Writes the two meta pages of an empty store into an empty file.
-pub(crate) fn initialise(file: &std::fs::File) -> Result<u64> {
-    let meta = empty_meta();
+pub(crate) fn initialise(file: &std::fs::File, store_id: u64) -> Result<u64> {
+    let meta = empty_meta(store_id);
     file.write_all_at(&meta.to_page(0), 0)?;
     file.write_all_at(&meta.to_page(1), PAGE_SIZE as u64)?;
     file.sync_all()?;
     Ok(2 * PAGE_SIZE as u64)
+}
+
+/// Commits `meta` by itself (its page, then a sync), before the store is mapped: the
+/// upgrade of a store from an earlier format version.
+pub(crate) fn write_meta(file: &std::fs::File, meta: &Meta) -> Result<()> {
+    let slot = meta.txid.0 % 2;
+    file.write_all_at(&meta.to_page(slot), slot * meta.page_size as u64)?;
+    file.sync_data()?;
+    Ok(())
 }
 
 /// The commit a damaged meta page held, from its header and body copies of the txid.

@@ -51,6 +51,10 @@ pub struct WriteState {
     pub(crate) roots: [PageNo; 2],
     /// Keys in the data tree.
     pub(crate) entries: u64,
+    /// The last logged commit the tree will hold (the checkpoint sets it).
+    pub(crate) log_txid: u64,
+    /// The store's id, carried into the meta.
+    pub(crate) store_id: u64,
     /// Pages in use or free: the high-water mark.
     pub(crate) page_count: u64,
     /// Copies of tree pages this transaction changed, under their new page numbers.
@@ -83,6 +87,8 @@ impl WriteState {
             txid: base.txid.next(),
             roots: [base.root, base.free_root],
             entries: base.entries,
+            log_txid: base.log_txid,
+            store_id: base.store_id,
             page_count: base.page_count,
             dirty: HashMap::new(),
             dirty_overflow: HashMap::new(),

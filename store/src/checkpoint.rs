@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::format::VERSION;
 use crate::memtable::MemTable;
 use crate::options::Durability;
+use crate::read::tree_contains;
 use crate::store::{Inner, Store};
 use crate::write::{Which, WriteState};
 
@@ -54,6 +55,8 @@ pub(crate) struct CheckpointState {
     /// The last checkpoint's error, and when, if it failed.
     pub(crate) failure: RefCell<Option<(String, Instant)>>,
     pub(crate) last_duration: Cell<Duration>,
+    /// Of that, the time spent writing and syncing the tree's pages and meta.
+    pub(crate) last_write: Cell<Duration>,
     /// Keys merged by the last checkpoint.
     pub(crate) last_keys: Cell<u64>,
 }
@@ -213,6 +216,12 @@ impl Store {
                 break;
             };
             after = Some(last.clone());
+            // Bring the slice's leaves in concurrently first (they may be cold, or not yet
+            // mapped), so applying it does not wait for them one at a time.
+            let lookups = slice
+                .iter()
+                .map(|(k, _)| tree_contains(&pager, meta.root, k));
+            drop(futures::future::join_all(lookups).await);
             for (k, v) in &slice {
                 match v {
                     Some(v) => {
@@ -233,7 +242,9 @@ impl Store {
         state.log_txid = upto;
         let (new_meta, runs) = state.finish(&pager).await?;
         debug_assert_eq!(new_meta.version, VERSION);
+        let writing = Instant::now();
         self.write_out(new_meta, runs).await?;
+        self.inner.checkpoint.last_write.set(writing.elapsed());
         state.settle();
         drop(state);
         // Publish: the tree now holds everything the frozen memtable did.

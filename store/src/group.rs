@@ -8,6 +8,7 @@
 //! flight shares the next one: group commit, with no batching delay. A caller that stops
 //! waiting does not undo its commit: once staged, it is written like the others.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::error::Result;
@@ -26,6 +27,22 @@ pub(crate) enum Probe {
     Tree { tree: TxId, exists: bool },
 }
 
+/// Counts a `put`/`delete` on its way to staging, while alive.
+struct Stager<'a>(&'a Cell<usize>);
+
+impl<'a> Stager<'a> {
+    fn new(count: &'a Cell<usize>) -> Stager<'a> {
+        count.set(count.get() + 1);
+        Stager(count)
+    }
+}
+
+impl Drop for Stager<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 impl Store {
     /// Inserts or replaces `key`. Calls from many tasks share log writes (group commit);
     /// this returns once the value is committed: durable under `Durability::Always`, and
@@ -36,6 +53,7 @@ impl Store {
         self.writable()?;
         self.throttle().await?;
         let value: Rc<[u8]> = Rc::from(value);
+        let stager = Stager::new(&self.inner.stagers);
         let rx = loop {
             let probe = self.probe(key).await?;
             let _guard = self.inner.write_lock.lock().await;
@@ -47,9 +65,11 @@ impl Store {
                     key,
                     value: Some(value.clone()),
                 };
+                self.inner.commits.borrow_mut().grouped += 1;
                 break self.stage(&[op]);
             }
         };
+        drop(stager);
         rx.await.unwrap_or_else(|_| Err(abandoned()))
     }
 
@@ -58,6 +78,7 @@ impl Store {
         check_key(key)?;
         self.writable()?;
         self.throttle().await?;
+        let stager = Stager::new(&self.inner.stagers);
         let staged = loop {
             let probe = self.probe(key).await?;
             let _guard = self.inner.write_lock.lock().await;
@@ -71,10 +92,12 @@ impl Store {
                         key,
                         value: None,
                     };
+                    self.inner.commits.borrow_mut().grouped += 1;
                     break Ok(self.stage(&[op]));
                 }
             }
         };
+        drop(stager);
         match staged {
             Ok(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())).map(|()| true),
             // Nothing to delete, as of the last staged commit: answer once that is visible,

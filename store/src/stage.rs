@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::wal::format::{FrameBuf, OP_DELETE, OP_PUT_NEW};
 
+/// How many times the log writer yields to callers on their way to staging before it
+/// writes without them.
+const STAGER_TURNS: usize = 4;
+
 /// One op of a transaction being staged.
 pub(crate) struct StagedOp<'a> {
     /// `OP_PUT_NEW`, `OP_PUT_REPLACE` or `OP_DELETE` (see `wal::format`).
@@ -66,6 +70,8 @@ pub(crate) struct Commits {
     pub(crate) log_bytes: u64,
     /// Transactions committed by this process.
     pub(crate) committed: u64,
+    /// Of those, single-key `put`/`delete` calls.
+    pub(crate) grouped: u64,
 }
 
 impl Commits {
@@ -82,6 +88,7 @@ impl Commits {
             watchers: Vec::new(),
             log_bytes: 0,
             committed: 0,
+            grouped: 0,
         }
     }
 }
@@ -169,7 +176,19 @@ impl Store {
     /// Writes staged frames until none are left.
     async fn run_log_writer(self) {
         let wal = self.wal().clone();
+        let mut wrote = false;
         loop {
+            // Callers just answered (they often commit again at once) and callers on their
+            // way to staging are a turn or two from it: let them join this write rather than
+            // the next. Without this, closed-loop writers settle into two groups that take
+            // turns, each write carrying half of them.
+            for turn in 0..STAGER_TURNS {
+                let answered_just_now = wrote && turn < 2;
+                if !answered_just_now && self.inner.stagers.get() == 0 {
+                    break;
+                }
+                faultless_runtime::yield_now().await;
+            }
             let batch: Vec<Staged> = self.inner.commits.borrow_mut().frames.drain(..).collect();
             if batch.is_empty() {
                 self.inner.writer_running.set(false);
@@ -192,7 +211,10 @@ impl Store {
                 let covered = self.inner.meta.get().log_txid;
                 let durability = self.inner.durability.get();
                 match wal.append(frame, covered, durability).await {
-                    Ok(()) => self.publish(last, delta, waiters),
+                    Ok(()) => {
+                        wrote = true;
+                        self.publish(last, delta, waiters)
+                    }
                     Err(e) => {
                         let mut failed: Vec<Staged> = batch.collect();
                         let switch_pending = (new_segment && !wal.current_starts_at(first))

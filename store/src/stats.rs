@@ -52,6 +52,11 @@ pub struct StoreStats {
     pub largest_free_run: Option<u64>,
     /// Commits (transactions) made by this process.
     pub commits: u64,
+    /// Of those, the single-key `put`/`delete` calls (grouped into shared log writes).
+    pub grouped_ops: u64,
+    /// Syncs made by this process: the log's (`log_syncs`) and the data file's
+    /// (`tree_syncs`).
+    pub syncs: u64,
     /// Keys in the memtables (commits after the checkpoint, in memory).
     pub memtable_keys: u64,
     /// Versions in the memtables.
@@ -79,6 +84,9 @@ pub struct StoreStats {
     pub checkpoint_running: bool,
     /// How long the last checkpoint took.
     pub last_checkpoint: std::time::Duration,
+    /// Of that, the time spent writing and syncing the tree's pages and meta page (the rest
+    /// is waiting for the log and merging, on the store's thread).
+    pub last_checkpoint_write: std::time::Duration,
     /// Keys the last checkpoint merged into the tree.
     pub last_checkpoint_keys: u64,
     /// Why the last checkpoint failed, if it did.
@@ -135,6 +143,8 @@ impl Store {
             free_pages: i.free.borrow().as_ref().map(|f| f.pages()),
             largest_free_run: i.free.borrow().as_ref().map(|f| f.largest()),
             commits: c.committed,
+            grouped_ops: c.grouped,
+            syncs: i.wal.as_ref().map_or(0, |w| w.syncs.get()) + t.tree_syncs,
             memtable_keys: mems.iter().map(|m| m.keys() as u64).sum(),
             memtable_versions: mems.iter().map(|m| m.versions()).sum(),
             memtable_bytes: mems.iter().map(|m| m.bytes()).sum(),
@@ -148,6 +158,7 @@ impl Store {
             checkpoints: cp.completed.get(),
             checkpoint_running: cp.running.get(),
             last_checkpoint: cp.last_duration.get(),
+            last_checkpoint_write: cp.last_write.get(),
             last_checkpoint_keys: cp.last_keys.get(),
             checkpoint_error: cp.failure.borrow().as_ref().map(|(e, _)| e.clone()),
             tree_commits: t.tree_commits,

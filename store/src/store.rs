@@ -81,6 +81,9 @@ pub(crate) struct Inner {
     pub(crate) checkpoint: CheckpointState,
     /// True while the log writer task runs.
     pub(crate) writer_running: Cell<bool>,
+    /// `put`/`delete` calls on their way to staging (looking their key up, or waiting for
+    /// the lock): the log writer lets them join its next write.
+    pub(crate) stagers: Cell<usize>,
     /// True while the keeper task (checkpoint triggers, `everysec` syncs) runs.
     pub(crate) keeper_running: Cell<bool>,
     /// The allocator's free runs between write transactions.
@@ -221,6 +224,7 @@ impl Store {
                 },
                 checkpoint: CheckpointState::default(),
                 writer_running: Cell::new(false),
+                stagers: Cell::new(0),
                 keeper_running: Cell::new(false),
                 free: FreeHome::default(),
                 file_len: Cell::new(len),

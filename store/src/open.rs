@@ -40,9 +40,11 @@ pub struct MetaRecovery {
 }
 
 impl MetaRecovery {
-    /// The commit lost: the damaged page held a newer commit than the one the store opened
-    /// at. That commit was either never acknowledged (its meta write was torn by a crash) or
-    /// acknowledged and then damaged; the store cannot tell which.
+    /// The tree commit (checkpoint) lost: the damaged page held a newer one than the store
+    /// opened at. It either never completed (its meta write was torn by a crash) or completed
+    /// and was damaged since; the store cannot tell which. The log's commits after the older
+    /// checkpoint are replayed on top, so its data is lost only where the log no longer holds
+    /// it.
     pub fn lost_txid(&self) -> Option<u64> {
         self.damaged_txid.filter(|&t| t > self.opened_txid)
     }
@@ -55,19 +57,20 @@ impl fmt::Display for MetaRecovery {
         match (self.lost_txid(), self.damaged_txid) {
             (Some(lost), _) => write!(
                 f,
-                "the store opened at commit {opened}, and commit {lost}, which that page \
-                 recorded, is LOST (a torn write of a commit that was never acknowledged, or \
-                 damage to one that was)"
+                "the store opened at tree commit {opened}, and tree commit {lost}, which that \
+                 page recorded, is LOST (a torn write of a checkpoint that never completed, or \
+                 damage to one that did); the log's commits after the older checkpoint were \
+                 replayed on top, so only what the log no longer held is missing"
             ),
             (None, Some(held)) => write!(
                 f,
-                "it held commit {held}, older than commit {opened} the store opened at: \
-                 nothing is lost, and the next commit rewrites that page"
+                "it held tree commit {held}, older than tree commit {opened} the store opened \
+                 at: nothing is lost, and the next checkpoint rewrites that page"
             ),
             (None, None) => write!(
                 f,
-                "its commit id is unreadable; the store opened at commit {opened}: if commit \
-                 {} was acknowledged, it is lost",
+                "its commit id is unreadable; the store opened at tree commit {opened}: if \
+                 tree commit {} completed, what it held is lost unless the log still holds it",
                 opened + 1
             ),
         }

@@ -166,18 +166,47 @@ impl Reader {
         let mut found = Vec::new();
         let mut off = from.next_multiple_of(FRAME_ALIGN as u64);
         while off + FRAME_HEADER_LEN as u64 <= self.len {
-            let magic = self.bytes(off, 4).await?.expect("inside the file");
-            if magic == FRAME_MAGIC {
-                if let Frame::Valid(h) = self.frame(off, salt).await? {
+            // Look for the next frame magic through the window, eight bytes at a time.
+            let n = ((self.len - off) as usize).min(WINDOW) & !(FRAME_ALIGN - 1);
+            let window = self.bytes(off, n).await?.expect("inside the file");
+            let hit = find_magic(window);
+            let Some(i) = hit else {
+                off += n as u64;
+                continue;
+            };
+            off += (i * FRAME_ALIGN) as u64;
+            match self.frame(off, salt).await? {
+                Frame::Valid(h) => {
                     found.push(h);
                     off += h.span();
-                    continue;
                 }
+                _ => off += FRAME_ALIGN as u64,
             }
-            off += FRAME_ALIGN as u64;
         }
         Ok(found)
     }
+}
+
+/// The index of the first 8-byte slot of `bytes` that starts with a frame's magic. Blocks of
+/// zeros (what a segment holds past its frames) are skipped a block at a time.
+fn find_magic(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 4096;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + BLOCK).min(bytes.len());
+        let block = &bytes[at..end];
+        if block != &ZEROS[..block.len()] {
+            if let Some(i) = block
+                .chunks_exact(FRAME_ALIGN)
+                .position(|w| w[..4] == *FRAME_MAGIC)
+            {
+                return Some((at + i * FRAME_ALIGN) / FRAME_ALIGN);
+            }
+        }
+        at = end;
+    }
+    None
 }
 
 enum Frame {

@@ -6,8 +6,8 @@
 //!    to open a new segment with the next commit;
 //! 2. waits until every commit in the frozen memtable is visible (written; durable under
 //!    `always`);
-//! 3. merges it into the tree in key order (one copy-on-write transaction: each leaf is
-//!    copied once however many of its keys changed), yielding every 256 keys;
+//! 3. merges it into the tree in key order (one copy-on-write pass, `merge.rs`: each leaf is
+//!    rebuilt once however many of its keys changed), yielding every few leaves;
 //! 4. commits the tree as any tree commit does: pages, `fdatasync`, meta page (now also
 //!    naming the last commit merged), `fdatasync` (`commit.rs`);
 //! 5. publishes the new tree and drops the frozen memtable (old snapshots keep theirs), and
@@ -31,13 +31,11 @@ use futures::channel::oneshot;
 use crate::error::{Error, Result};
 use crate::format::VERSION;
 use crate::memtable::MemTable;
+use crate::merge::merge_into_tree;
 use crate::options::Durability;
-use crate::read::tree_contains;
 use crate::store::{Inner, Store};
-use crate::write::{Which, WriteState};
+use crate::write::WriteState;
 
-/// Keys merged between two yields to other tasks.
-const MERGE_SLICE: usize = 256;
 /// How long after a failed checkpoint the keeper tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often `everysec` syncs the log.
@@ -208,37 +206,10 @@ impl Store {
         let meta = self.inner.meta.get();
         let pager = self.inner.pager.clone();
         let mut state = WriteState::new(meta, self.reuse_horizon(), self.inner.free.clone());
-        let mut after: Option<Vec<u8>> = None;
-        let mut keys = 0u64;
-        loop {
-            let slice = frozen.newest_after(after.as_deref(), MERGE_SLICE);
-            let Some((last, _)) = slice.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            // Bring the slice's leaves in concurrently first (they may be cold, or not yet
-            // mapped), so applying it does not wait for them one at a time.
-            let lookups = slice
-                .iter()
-                .map(|(k, _)| tree_contains(&pager, meta.root, k));
-            drop(futures::future::join_all(lookups).await);
-            for (k, v) in &slice {
-                match v {
-                    Some(v) => {
-                        if !state.put(&pager, Which::Data, k, v).await? {
-                            state.entries += 1;
-                        }
-                    }
-                    None => {
-                        if state.delete(&pager, Which::Data, k).await? {
-                            state.entries -= 1;
-                        }
-                    }
-                }
-            }
-            keys += slice.len() as u64;
-            faultless_runtime::yield_now().await;
-        }
+        let updates = frozen.newest_after(None, usize::MAX);
+        let keys = updates.len() as u64;
+        merge_into_tree(&mut state, &pager, &updates).await?;
+        drop(updates);
         state.log_txid = upto;
         let (new_meta, runs) = state.finish(&pager).await?;
         debug_assert_eq!(new_meta.version, VERSION);

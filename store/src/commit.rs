@@ -68,6 +68,7 @@ impl WriteState {
         for (&pgno, value) in &self.dirty_overflow {
             pages.push((pgno, overflow_run(pgno, self.txid, value, ps)));
         }
+        pages.extend(self.dirty_raw.drain());
         pages.sort_unstable_by_key(|p| p.0);
         // Coalesce adjacent pages into single writes.
         let mut runs: Vec<PageWrite> = Vec::new();

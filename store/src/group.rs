@@ -11,6 +11,9 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use futures::lock::MutexGuard;
+use futures::FutureExt;
+
 use crate::error::Result;
 use crate::options::{check_key, check_value};
 use crate::read::{mem_lookup, tree_contains, TreeGuard};
@@ -54,21 +57,16 @@ impl Store {
         self.throttle().await?;
         let value: Rc<[u8]> = Rc::from(value);
         let stager = Stager::new(&self.inner.stagers);
-        let rx = loop {
-            let probe = self.probe(key).await?;
-            let _guard = self.inner.write_lock.lock().await;
-            self.writable()?;
-            if let Some(existed) = self.confirm(key, &probe) {
-                let kind = if existed { OP_PUT_REPLACE } else { OP_PUT_NEW };
-                let op = StagedOp {
-                    kind,
-                    key,
-                    value: Some(value.clone()),
-                };
-                self.inner.commits.borrow_mut().grouped += 1;
-                break self.stage(&[op]);
-            }
+        let (guard, existed) = self.lock_and_probe(key).await?;
+        let kind = if existed { OP_PUT_REPLACE } else { OP_PUT_NEW };
+        let op = StagedOp {
+            kind,
+            key,
+            value: Some(value),
         };
+        self.inner.commits.borrow_mut().grouped += 1;
+        let rx = self.stage(&[op]);
+        drop(guard);
         drop(stager);
         rx.await.unwrap_or_else(|_| Err(abandoned()))
     }
@@ -79,30 +77,51 @@ impl Store {
         self.writable()?;
         self.throttle().await?;
         let stager = Stager::new(&self.inner.stagers);
-        let staged = loop {
-            let probe = self.probe(key).await?;
-            let _guard = self.inner.write_lock.lock().await;
-            self.writable()?;
-            match self.confirm(key, &probe) {
-                None => continue,
-                Some(false) => break Err(self.inner.commits.borrow().latest),
-                Some(true) => {
-                    let op = StagedOp {
-                        kind: OP_DELETE,
-                        key,
-                        value: None,
-                    };
-                    self.inner.commits.borrow_mut().grouped += 1;
-                    break Ok(self.stage(&[op]));
-                }
-            }
+        let (guard, existed) = self.lock_and_probe(key).await?;
+        let staged = if existed {
+            let op = StagedOp {
+                kind: OP_DELETE,
+                key,
+                value: None,
+            };
+            self.inner.commits.borrow_mut().grouped += 1;
+            Ok(self.stage(&[op]))
+        } else {
+            Err(self.inner.commits.borrow().latest)
         };
+        drop(guard);
         drop(stager);
         match staged {
             Ok(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())).map(|()| true),
             // Nothing to delete, as of the last staged commit: answer once that is visible,
             // so the answer never depends on a commit that could still fail.
             Err(seen) => self.wait_visible(seen).await.map(|()| false),
+        }
+    }
+
+    /// Takes the write lock, and finds out whether `key` exists after the last staged
+    /// commit. When the lock is free and the answer is at hand (in a memtable, or on tree
+    /// pages in memory), nothing waits; otherwise the key is looked up without the lock (the
+    /// lookup may wait for a page) and the answer confirmed under it.
+    async fn lock_and_probe(&self, key: &[u8]) -> Result<(MutexGuard<'_, ()>, bool)> {
+        loop {
+            if let Some(guard) = self.inner.write_lock.try_lock() {
+                self.writable()?;
+                if let Some(found) = mem_lookup(&self.inner.mem.borrow().list(), key, None) {
+                    return Ok((guard, found.is_some()));
+                }
+                let meta = self.inner.meta.get();
+                let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
+                if let Some(r) = tree_contains(&self.inner.pager, meta.root, key).now_or_never() {
+                    return Ok((guard, r?));
+                }
+            }
+            let probe = self.probe(key).await?;
+            let guard = self.inner.write_lock.lock().await;
+            self.writable()?;
+            if let Some(existed) = self.confirm(key, &probe) {
+                return Ok((guard, existed));
+            }
         }
     }
 

@@ -44,6 +44,7 @@ mod freelist;
 mod group;
 mod load;
 mod memtable;
+mod merge;
 mod node;
 mod open;
 mod options;

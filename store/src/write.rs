@@ -61,6 +61,8 @@ pub struct WriteState {
     pub(crate) dirty: HashMap<PageNo, Node>,
     /// Overflow values this transaction wrote, under their runs' first pages.
     pub(crate) dirty_overflow: HashMap<PageNo, Vec<u8>>,
+    /// Pages the checkpoint's merge wrote, serialised already (`merge.rs`).
+    pub(crate) dirty_raw: HashMap<PageNo, Vec<u8>>,
     /// Runs this transaction freed that older snapshots may still read: listed under its txid.
     pub(crate) freed: Extents,
     /// The free runs (txid 0), taken from `home` once the transaction first allocates; every
@@ -92,6 +94,7 @@ impl WriteState {
             page_count: base.page_count,
             dirty: HashMap::new(),
             dirty_overflow: HashMap::new(),
+            dirty_raw: HashMap::new(),
             freed: Extents::new(),
             free: None,
             home,
@@ -201,7 +204,10 @@ impl WriteState {
 
     /// True if the transaction changed nothing.
     pub fn is_clean(&self) -> bool {
-        self.dirty.is_empty() && self.dirty_overflow.is_empty() && self.freed.pages() == 0
+        self.dirty.is_empty()
+            && self.dirty_overflow.is_empty()
+            && self.dirty_raw.is_empty()
+            && self.freed.pages() == 0
     }
 }
 

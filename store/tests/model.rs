@@ -299,3 +299,85 @@ proptest! {
         });
     }
 }
+
+#[derive(Clone, Debug)]
+enum BatchOp {
+    Put(u16, usize),
+    Delete(u16),
+    /// Deletes every key in `from..from + n` (a sweep that empties whole leaves).
+    DeleteRange(u16, u16),
+}
+
+fn batch_op() -> impl Strategy<Value = BatchOp> {
+    prop_oneof![
+        12 => (0u16..20_000, prop_oneof![8 => 0usize..120, 1 => 120usize..1025, 1 => 1025usize..9000])
+            .prop_map(|(k, l)| BatchOp::Put(k, l)),
+        4 => (0u16..20_000).prop_map(BatchOp::Delete),
+        1 => (0u16..20_000, 1u16..3000).prop_map(|(k, n)| BatchOp::DeleteRange(k, n)),
+    ]
+}
+
+/// Keys of varied lengths, so pages hold varied numbers of entries.
+fn wide_key(i: u16) -> Vec<u8> {
+    let mut k = format!("w{i:05}").into_bytes();
+    k.resize(6 + (i as usize * 7919) % 90, b'.');
+    k
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4),
+        .. ProptestConfig::default()
+    })]
+
+    /// The checkpoint's merge (`merge.rs`) on a deep tree: batches of up to thousands of
+    /// puts and deletes over 20,000 keys (sweeps that empty whole leaves among them), each
+    /// checkpointed, leave the tree equal to the model, `check` clean (order, ranges, equal
+    /// leaf depth, every page accounted for), and the pages in use within a factor of the
+    /// live data.
+    #[test]
+    fn checkpoint_merges_keep_a_deep_tree_sound(
+        batches in proptest::collection::vec(proptest::collection::vec(batch_op(), 1..2500), 1..8)
+    ) {
+        let path = TempPath::new("merge-model");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, options()).await.unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (b, batch) in batches.into_iter().enumerate() {
+                let mut txn = store.write_txn().await.unwrap();
+                for op in batch {
+                    match op {
+                        BatchOp::Put(i, len) => {
+                            let val = v(i, len, b);
+                            txn.put(&wide_key(i), &val).await.unwrap();
+                            model.insert(wide_key(i), val);
+                        }
+                        BatchOp::Delete(i) => {
+                            let existed = txn.delete(&wide_key(i)).await.unwrap();
+                            assert_eq!(existed, model.remove(&wide_key(i)).is_some());
+                        }
+                        BatchOp::DeleteRange(from, n) => {
+                            for i in from..from.saturating_add(n).min(20_000) {
+                                let existed = txn.delete(&wide_key(i)).await.unwrap();
+                                assert_eq!(existed, model.remove(&wide_key(i)).is_some());
+                            }
+                        }
+                    }
+                }
+                txn.commit().await.unwrap();
+                store.checkpoint().await.unwrap();
+                let report = store.check().await.unwrap();
+                assert!(report.ok(), "batch {b}: {report}");
+                assert_eq!(report.log_commits, 0);
+                verify(&store, &model).await;
+                let live = report.data_pages + report.freelist_tree_pages + 2;
+                assert!(
+                    report.underfull_pages * 4 <= report.data_pages + 8,
+                    "batch {b}: too many underfull pages\n{report}"
+                );
+                assert!(store.stats().page_count <= 4 * live + 64, "batch {b}: {report}");
+            }
+        });
+    }
+}

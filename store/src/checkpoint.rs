@@ -102,6 +102,10 @@ impl Store {
                 wal.sync().await?;
             }
         }
+        // The log writer lets go of the store a turn or two after its last write.
+        while self.inner.writer_running.get() {
+            faultless_runtime::yield_now().await;
+        }
         Ok(())
     }
 

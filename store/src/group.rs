@@ -16,7 +16,7 @@ use futures::FutureExt;
 
 use crate::error::Result;
 use crate::options::{check_key, check_value};
-use crate::read::{mem_lookup, tree_contains, TreeGuard};
+use crate::read::{tree_contains, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::Store;
 use crate::types::TxId;
@@ -107,7 +107,7 @@ impl Store {
         loop {
             if let Some(guard) = self.inner.write_lock.try_lock() {
                 self.writable()?;
-                if let Some(found) = mem_lookup(&self.inner.mem.borrow().list(), key, None) {
+                if let Some(found) = self.inner.mem.borrow().get(key, None) {
                     return Ok((guard, found.is_some()));
                 }
                 let meta = self.inner.meta.get();
@@ -127,7 +127,7 @@ impl Store {
 
     /// Finds out whether `key` exists after the last staged commit.
     pub(crate) async fn probe(&self, key: &[u8]) -> Result<Probe> {
-        if mem_lookup(&self.inner.mem.borrow().list(), key, None).is_some() {
+        if self.inner.mem.borrow().get(key, None).is_some() {
             return Ok(Probe::Mem);
         }
         let meta = self.inner.meta.get();
@@ -142,7 +142,7 @@ impl Store {
     /// Under the write lock: whether `key` exists now, if `probe` still tells (`None`: a
     /// checkpoint replaced the tree meanwhile; probe again).
     pub(crate) fn confirm(&self, key: &[u8], probe: &Probe) -> Option<bool> {
-        if let Some(found) = mem_lookup(&self.inner.mem.borrow().list(), key, None) {
+        if let Some(found) = self.inner.mem.borrow().get(key, None) {
             return Some(found.is_some());
         }
         match probe {

@@ -57,6 +57,9 @@ impl Versions {
 /// What a memtable says about a key: a value, a deletion, or nothing (ask the layer below).
 pub(crate) type Found = Option<Option<Rc<[u8]>>>;
 
+/// A key with a version's value (`None`: a deletion).
+pub(crate) type Entry = (Vec<u8>, Option<Rc<[u8]>>);
+
 /// Bytes a version costs besides its key and value (the map's node share, the `Rc`).
 const VERSION_OVERHEAD: u64 = 64;
 
@@ -231,7 +234,7 @@ impl MemTable {
         after: Bound<&[u8]>,
         end: Bound<&[u8]>,
         at: Option<u64>,
-    ) -> Option<(Vec<u8>, Option<Rc<[u8]>>)> {
+    ) -> Option<Entry> {
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(e) | Bound::Excluded(e)) =
             (after, end)
         {
@@ -254,11 +257,7 @@ impl MemTable {
 
     /// Up to `n` keys after `after`, each with its newest version (for the checkpoint's
     /// merge, which walks a frozen memtable in key order).
-    pub(crate) fn newest_after(
-        &self,
-        after: Option<&[u8]>,
-        n: usize,
-    ) -> Vec<(Vec<u8>, Option<Rc<[u8]>>)> {
+    pub(crate) fn newest_after(&self, after: Option<&[u8]>, n: usize) -> Vec<Entry> {
         let map = self.map.borrow();
         let lower = match after {
             Some(k) => Bound::Excluded(k),

@@ -15,8 +15,6 @@
 //! leaves stay at one depth: the root grows by whole levels above the merged pages, and
 //! shrinks while it is a branch with one child.
 
-use std::rc::Rc;
-
 use crate::btree::{max_inline, split_node};
 use crate::error::{Error, Result};
 use crate::format::{Header, HEADER, KIND_BRANCH, KIND_LEAF};
@@ -26,7 +24,7 @@ use crate::types::PageNo;
 use crate::write::{Which, WriteState};
 
 /// A key's newest version: its value, or `None` for a deletion.
-pub(crate) type Update = (Vec<u8>, Option<Rc<[u8]>>);
+pub(crate) type Update = crate::memtable::Entry;
 
 /// Leaves rebuilt between two yields to other tasks.
 const LEAVES_PER_YIELD: usize = 32;

@@ -7,14 +7,12 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::rc::Rc;
 
 use crate::cursor::Cursor;
 use crate::error::Result;
 use crate::read::{RangeStream, ReadTxn, ValueRef};
 
-/// A memtable entry: the key and its value, or `None` for a deletion.
-type MemEntry = (Vec<u8>, Option<Rc<[u8]>>);
+use crate::memtable::Entry as MemEntry;
 
 struct Merged {
     txn: ReadTxn,
@@ -31,9 +29,10 @@ struct Merged {
 
 /// The entries of `txn`'s snapshot with keys in `start..end`, in key order.
 pub(crate) fn stream(txn: ReadTxn, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> RangeStream {
+    let mem_done = txn.snap.mems.iter().all(|m| m.is_empty());
     let merged = Merged {
         cursor: Cursor::new(txn.clone(), start.clone(), end.clone()),
-        mem_done: txn.snap.mems.iter().all(|m| m.is_empty()),
+        mem_done,
         txn,
         mem_after: start,
         end,
@@ -71,7 +70,7 @@ impl Merged {
     fn seek_mem(&self) -> Option<MemEntry> {
         let at = Some(self.txn.snap.txid);
         let mut best: Option<MemEntry> = None;
-        for m in &self.txn.snap.mems {
+        for m in self.txn.snap.mems.iter() {
             if let Some((k, v)) = m.next(as_ref(&self.mem_after), as_ref(&self.end), at) {
                 match &best {
                     Some((bk, _)) if *bk <= k => {}

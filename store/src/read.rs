@@ -16,9 +16,9 @@ use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
-use crate::memtable::{Found, MemTable};
 use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
+use crate::store::Mems;
 use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
@@ -89,8 +89,8 @@ pub struct Snapshot {
     pub(crate) txid: u64,
     /// Keys at that commit.
     pub(crate) entries: u64,
-    /// The memtables above the tree, newest first.
-    pub(crate) mems: Vec<Rc<MemTable>>,
+    /// The memtables above the tree.
+    pub(crate) mems: Mems,
 }
 
 impl Drop for Snapshot {
@@ -104,7 +104,7 @@ enum Owner {
     /// A page of the tree, kept by its snapshot.
     Page(Rc<Snapshot>),
     /// A memtable version's bytes.
-    Mem(Rc<[u8]>),
+    Mem { _bytes: Rc<[u8]> },
 }
 
 /// A value read from the store, without a copy: the mapped bytes of the tree's page, or a
@@ -133,7 +133,7 @@ impl ValueRef {
         ValueRef {
             ptr: bytes.as_ptr(),
             len: bytes.len(),
-            owner: Owner::Mem(bytes),
+            owner: Owner::Mem { _bytes: bytes },
         }
     }
 
@@ -162,11 +162,6 @@ impl PartialEq<[u8]> for ValueRef {
     }
 }
 
-/// Looks `key` up in `mems` (newest first) at commit `at` (`None`: the newest versions).
-pub(crate) fn mem_lookup(mems: &[Rc<MemTable>], key: &[u8], at: Option<u64>) -> Found {
-    mems.iter().find_map(|m| m.get(key, at))
-}
-
 /// A consistent snapshot of the store: every read sees the commit that was the last visible
 /// one when the transaction began, whatever commits and checkpoints happen meanwhile.
 /// Readers never block writers.
@@ -183,7 +178,7 @@ pub(crate) struct SnapshotParts {
     pub(crate) commit_readers: Rc<Readers>,
     pub(crate) txid: u64,
     pub(crate) entries: u64,
-    pub(crate) mems: Vec<Rc<MemTable>>,
+    pub(crate) mems: Mems,
 }
 
 impl ReadTxn {
@@ -235,7 +230,7 @@ impl ReadTxn {
 
     /// The value of `key`, if present. Yields (never blocks the thread) on cold pages.
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
-        if let Some(found) = mem_lookup(&self.snap.mems, key, Some(self.snap.txid)) {
+        if let Some(found) = self.snap.mems.get(key, Some(self.snap.txid)) {
             return Ok(found.map(ValueRef::mem));
         }
         self.tree_get(key).await

@@ -124,7 +124,7 @@ impl Store {
         let t = i.counters.borrow();
         let c = i.commits.borrow();
         let oldest = i.commit_readers.oldest();
-        let mems = i.mem.borrow().list();
+        let mems = i.mem.borrow().clone();
         let pos = i.wal.as_ref().map(|w| w.position()).unwrap_or_default();
         let cp = &i.checkpoint;
         let log_commits = c.latest - meta.log_txid;

@@ -19,11 +19,11 @@ use futures::lock::Mutex;
 use crate::checkpoint::CheckpointState;
 use crate::error::{Error, Result};
 use crate::format::{Meta, VERSION};
-use crate::memtable::MemTable;
+use crate::memtable::{Found, MemTable};
 use crate::open::{empty_meta, initialise, open_file, read_meta, write_meta, MetaRecovery};
 use crate::options::{Durability, StoreOptions};
 use crate::pager::Pager;
-use crate::read::{mem_lookup, RangeStream, ReadTxn, Readers, SnapshotParts, ValueRef};
+use crate::read::{RangeStream, ReadTxn, Readers, SnapshotParts, ValueRef};
 use crate::stage::Commits;
 use crate::stats::Counters;
 use crate::types::{PageNo, TxId};
@@ -31,7 +31,8 @@ use crate::wal::recover::{recover, LogRecovery};
 use crate::wal::{new_store_id, Wal};
 use crate::write::FreeHome;
 
-/// The memtables above the tree.
+/// The memtables above the tree (a snapshot holds a copy of the `Rc`s it saw).
+#[derive(Clone)]
 pub(crate) struct Mems {
     /// Where commits go.
     pub(crate) active: Rc<MemTable>,
@@ -40,11 +41,18 @@ pub(crate) struct Mems {
 }
 
 impl Mems {
-    /// Newest first.
-    pub(crate) fn list(&self) -> Vec<Rc<MemTable>> {
-        let mut v = vec![self.active.clone()];
-        v.extend(self.frozen.clone());
-        v
+    /// The memtables, newest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Rc<MemTable>> {
+        std::iter::once(&self.active).chain(self.frozen.as_ref())
+    }
+
+    /// The newest version of `key` at or below commit `at` (`None`: the newest of all) in
+    /// any memtable; `None` if they have none (the tree decides).
+    pub(crate) fn get(&self, key: &[u8], at: Option<u64>) -> Found {
+        if let Some(found) = self.active.get(key, at) {
+            return Some(found);
+        }
+        self.frozen.as_ref().and_then(|f| f.get(key, at))
     }
 }
 
@@ -254,11 +262,6 @@ impl Store {
         &self.inner.pager
     }
 
-    /// The tree's meta: the last checkpoint.
-    pub(crate) fn meta(&self) -> Meta {
-        self.inner.meta.get()
-    }
-
     /// The log (read-write stores only).
     pub(crate) fn wal(&self) -> &Rc<Wal> {
         self.inner
@@ -303,7 +306,7 @@ impl Store {
             commit_readers: i.commit_readers.clone(),
             txid: c.visible,
             entries: c.visible_entries,
-            mems: i.mem.borrow().list(),
+            mems: i.mem.borrow().clone(),
         }
     }
 
@@ -317,7 +320,7 @@ impl Store {
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
         // Recent commits first, without a snapshot: nothing here waits.
         let visible = self.inner.commits.borrow().visible;
-        let found = mem_lookup(&self.inner.mem.borrow().list(), key, Some(visible));
+        let found = self.inner.mem.borrow().get(key, Some(visible));
         match found {
             Some(v) => Ok(v.map(ValueRef::mem)),
             None => self.read_txn().tree_get(key).await,

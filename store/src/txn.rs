@@ -17,11 +17,10 @@ use futures::lock::OwnedMutexGuard;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
-use crate::memtable::MemTable;
 use crate::options::{check_key, check_value};
-use crate::read::{mem_lookup, tree_contains, tree_value, TreeGuard};
+use crate::read::{tree_contains, tree_value, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
-use crate::store::Store;
+use crate::store::{Mems, Store};
 use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
 
 impl Store {
@@ -55,7 +54,7 @@ impl Store {
             store: self.clone(),
             _tree: TreeGuard::new(self.inner.readers.clone(), meta.txid),
             meta,
-            mems: self.inner.mem.borrow().list(),
+            mems: self.inner.mem.borrow().clone(),
             writes: BTreeMap::new(),
             entries: c.latest_entries,
             epoch: c.epoch,
@@ -80,7 +79,7 @@ pub struct WriteTxn {
     /// The tree and the memtables as the transaction began (nothing is staged while it is
     /// open; a checkpoint may move their contents, never change them).
     meta: Meta,
-    mems: Vec<Rc<MemTable>>,
+    mems: Mems,
     writes: BTreeMap<Vec<u8>, Write>,
     entries: u64,
     epoch: u64,
@@ -93,7 +92,7 @@ impl WriteTxn {
         if let Some(w) = self.writes.get(key) {
             return Ok(w.value.is_some());
         }
-        if let Some(found) = mem_lookup(&self.mems, key, None) {
+        if let Some(found) = self.mems.get(key, None) {
             return Ok(found.is_some());
         }
         tree_contains(&self.store.inner.pager, self.meta.root, key).await
@@ -104,7 +103,7 @@ impl WriteTxn {
         if let Some(w) = self.writes.get(key) {
             return Ok(w.value.as_ref().map(|v| v.to_vec()));
         }
-        if let Some(found) = mem_lookup(&self.mems, key, None) {
+        if let Some(found) = self.mems.get(key, None) {
             return Ok(found.map(|v| v.to_vec()));
         }
         tree_value(&self.store.inner.pager, self.meta.root, key).await

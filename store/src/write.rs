@@ -201,14 +201,6 @@ impl WriteState {
         }
         Ok(())
     }
-
-    /// True if the transaction changed nothing.
-    pub fn is_clean(&self) -> bool {
-        self.dirty.is_empty()
-            && self.dirty_overflow.is_empty()
-            && self.dirty_raw.is_empty()
-            && self.freed.pages() == 0
-    }
 }
 
 impl WriteState {

@@ -73,7 +73,6 @@ pub(crate) fn new_store_id() -> u64 {
 
 /// One segment file, open for writing.
 pub(crate) struct Segment {
-    pub(crate) path: PathBuf,
     /// Opened with `O_DSYNC`: a write returns once it is on stable storage.
     dsync: Rc<File>,
     /// Opened without: writes under `everysec`/`no`, and `fdatasync`.
@@ -111,7 +110,6 @@ impl Segment {
         let len = plain.metadata().map_err(with_path)?.len();
         Ok((
             Segment {
-                path,
                 dsync: Rc::new(File::from_std(dsync)),
                 plain: Rc::new(File::from_std(plain)),
                 header: Cell::new(None),
@@ -187,9 +185,9 @@ impl Segment {
 /// Where the log stands, for stats.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct WalPosition {
+    /// Segments with a live generation.
     pub(crate) segments: usize,
-    pub(crate) current_bytes: u64,
-    pub(crate) written_txid: u64,
+    /// Every commit up to this one is on stable storage.
     pub(crate) synced_txid: u64,
 }
 
@@ -242,16 +240,6 @@ impl Wal {
         })
     }
 
-    /// The last commit written.
-    pub(crate) fn written_txid(&self) -> u64 {
-        self.written_txid.get()
-    }
-
-    /// Every commit up to this one is on stable storage.
-    pub(crate) fn synced_txid(&self) -> u64 {
-        self.synced_txid.get()
-    }
-
     /// True if a write is not yet synced.
     pub(crate) fn unsynced(&self) -> bool {
         self.slots
@@ -269,19 +257,12 @@ impl Wal {
     /// Where the log stands.
     pub(crate) fn position(&self) -> WalPosition {
         let slots = self.slots.borrow();
-        let current_bytes = self
-            .current
-            .get()
-            .and_then(|c| slots[c].as_ref())
-            .map_or(0, |s| s.end.get());
         WalPosition {
             segments: slots
                 .iter()
                 .flatten()
                 .filter(|s| s.header.get().is_some())
                 .count(),
-            current_bytes,
-            written_txid: self.written_txid.get(),
             synced_txid: self.synced_txid.get(),
         }
     }

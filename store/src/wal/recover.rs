@@ -99,8 +99,6 @@ pub(crate) struct Recovered {
 pub(crate) struct SlotState {
     pub(crate) slot: usize,
     pub(crate) path: PathBuf,
-    /// The file's length.
-    pub(crate) len: u64,
     pub(crate) header: Option<SegmentHeader>,
     /// The end of its valid frames.
     pub(crate) end: u64,
@@ -268,7 +266,6 @@ pub(crate) async fn recover(
         slots.push(SlotState {
             slot,
             path,
-            len,
             header,
             end: SEGMENT_HEADER_LEN as u64,
             last_txid: 0,

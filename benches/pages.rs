@@ -17,7 +17,8 @@ fn resident_read(c: &mut Criterion) {
     let path = std::env::temp_dir().join(format!("faultless-pages-bench-{}", std::process::id()));
     std::fs::write(&path, vec![1u8; (PAGES * 4096) as usize]).unwrap();
     let rt = faultless::Runtime::new().unwrap();
-    let map = Mapping::open(&path, MapOptions::new()).unwrap();
+    // SAFETY: the file was written above and nothing writes it while it is mapped.
+    let map = unsafe { Mapping::open(&path, MapOptions::new()) }.unwrap();
     rt.block_on(async {
         map.read(0..PAGES * 4096).await.unwrap();
     });

@@ -63,7 +63,8 @@ fn main() -> io::Result<()> {
 
     let rt = faultless::Runtime::new()?;
     for backend in [Backend::Blocking, backend.resolve()] {
-        let map = Mapping::open(&path, MapOptions::new().backend(backend))?;
+        // SAFETY: the file was written above and nothing writes it while it is mapped.
+        let map = unsafe { Mapping::open(&path, MapOptions::new().backend(backend))? };
         map.evict_all()?; // cold: MADV_DONTNEED + POSIX_FADV_DONTNEED
         let before = thread_faults();
         let start = Instant::now();

@@ -7,7 +7,12 @@
 //!
 //! * [`runtime`]: the single-threaded io_uring executor, with time, net and fs
 //!   (crate `faultless-runtime`);
-//! * [`store`]: the memory-mapped copy-on-write B+tree (crate `faultless-store`).
+//! * [`store`]: the memory-mapped copy-on-write B+tree (crate `faultless-store`);
+//! * `server` (with the `server` feature): the Redis-compatible server (crate
+//!   `faultless-server`).
+//!
+//! It depends on nothing else: the benchmark and the `faultless` command live in the
+//! workspace's `cli/` crate.
 //!
 //! Most programs start with [`Runtime`]:
 //!
@@ -22,6 +27,8 @@
 //! ```
 
 pub use faultless_runtime as runtime;
+#[cfg(feature = "server")]
+pub use faultless_server as server;
 pub use faultless_store as store;
 
 pub use faultless_runtime::{spawn, yield_now, Builder, JoinHandle, Runtime};

@@ -36,31 +36,40 @@
 //!
 //! ## Design
 //!
-//! * **Executor** ([`Runtime`]): tasks live in a slab; a run queue of slab keys; a poll
-//!   budget per turn so an always-ready task cannot starve I/O or timers; a turn-end hook
-//!   ([`Runtime::on_turn_end`]) marking the loop's quiescent point. Wakers are `Send + Sync`;
-//!   a wake from another thread reaches a parked executor through an eventfd that the ring
-//!   has a read armed on. See `docs/architecture.md` in the repository.
-//! * **Reactor**: every operation is an io_uring entry whose future owns its buffers and fds
-//!   until the completion arrives. Dropping the future cancels the operation and hands its
-//!   resources to the reactor, which frees them only when the kernel is done.
+//! The crate is laid out by concept (see `docs/architecture.md` in the repository):
+//!
+//! * **`executor/`** ([`Runtime`], [`Builder`]): the loop, the run queue, the thread-local
+//!   "current runtime", and the park/wake protocol. Tasks live in a slab; a poll budget per
+//!   turn keeps an always-ready task from starving I/O or timers; a turn-end hook
+//!   ([`Runtime::on_turn_end`]) marks the loop's quiescent point. Wakers are `Send + Sync`; a
+//!   wake from another thread reaches a parked executor through an eventfd that the ring has a
+//!   read armed on.
+//! * **`task/`** ([`JoinHandle`], [`JoinError`], [`yield_now`]): the task cell, its waker and
+//!   its join handle.
+//! * **`driver/`**: the io_uring ring and the life cycle of an operation. Every operation type
+//!   signs one `unsafe` contract, `OpCode`: its entry points only into memory and fds the
+//!   operation value owns. The value stays with the driver until the kernel is done with it,
+//!   also when its future is dropped; a result that is a new fd nobody is left to take is
+//!   closed.
 //! * **[`time`]**, **[`net`]**, **[`fs`]**: timers, sockets and files on top of that.
+//! * **[`mem`]**: memory-mapped files whose cold pages make the task yield, not the thread
+//!   block.
 
 mod buf;
-mod core;
+mod builder;
+mod driver;
+mod executor;
 pub mod fs;
-mod io_ops;
 pub mod mem;
 pub mod net;
-mod op;
-mod reactor;
 mod runtime;
+mod stats;
 mod task;
 pub mod time;
-mod wake;
 
 pub use buf::{BufResult, IoBuf, IoBufMut};
-pub use runtime::{
-    current_turn, on_turn_end, spawn, stats, Builder, RingMode, Runtime, RuntimeStats,
-};
+pub use builder::Builder;
+pub use driver::RingMode;
+pub use runtime::{current_turn, on_turn_end, spawn, stats, Runtime};
+pub use stats::RuntimeStats;
 pub use task::{yield_now, JoinError, JoinHandle, YieldNow};

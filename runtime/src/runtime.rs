@@ -1,87 +1,16 @@
-//! The public face of the executor: [`Runtime`], its [`Builder`], and the free functions
-//! that reach the runtime running on the current thread.
+//! The public face of the executor: [`Runtime`], and the free functions that reach the
+//! runtime running on the current thread.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
 
-use crate::core::{current, try_with_current, Core};
+use crate::builder::Builder;
+use crate::driver::RingMode;
+use crate::executor::{current, try_with_current, Executor};
+use crate::stats::RuntimeStats;
 use crate::task::JoinHandle;
-
-/// How the io_uring instance is set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RingMode {
-    /// Try `DeferTaskrun`, then `CoopTaskrun`, then `Plain`, and use the first that works.
-    Auto,
-    /// `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+): completions
-    /// are only processed when the executor asks for them, with no interrupts.
-    DeferTaskrun,
-    /// `IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+).
-    CoopTaskrun,
-    /// No setup flags.
-    Plain,
-}
-
-/// Configures and builds a [`Runtime`].
-#[derive(Clone, Debug)]
-pub struct Builder {
-    pub(crate) ring_entries: u32,
-    pub(crate) ring_mode: RingMode,
-    pub(crate) budget: usize,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        let ring_mode = match std::env::var("FAULTLESS_RING_MODE").as_deref() {
-            Ok("defer") => RingMode::DeferTaskrun,
-            Ok("coop") => RingMode::CoopTaskrun,
-            Ok("plain") => RingMode::Plain,
-            _ => RingMode::Auto,
-        };
-        Builder {
-            ring_entries: 256,
-            ring_mode,
-            budget: 128,
-        }
-    }
-}
-
-impl Builder {
-    /// A builder with the defaults: 256 submission entries, `RingMode::Auto` (or the mode
-    /// named by the environment variable `FAULTLESS_RING_MODE`: `defer`, `coop` or `plain`,
-    /// for experiments), budget 128.
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// Size of the submission queue (the completion queue is four times larger). More
-    /// operations than this may be in flight; a full queue is flushed, not an error.
-    pub fn ring_entries(&mut self, entries: u32) -> &mut Builder {
-        self.ring_entries = entries.clamp(2, 32768).next_power_of_two();
-        self
-    }
-
-    /// How to set the ring up; see [`RingMode`].
-    pub fn ring_mode(&mut self, mode: RingMode) -> &mut Builder {
-        self.ring_mode = mode;
-        self
-    }
-
-    /// How many task polls one executor turn may run before it processes I/O completions and
-    /// timers again. Lower values give I/O lower latency under load; higher values batch more.
-    pub fn poll_budget(&mut self, budget: usize) -> &mut Builder {
-        self.budget = budget.max(1);
-        self
-    }
-
-    /// Creates the runtime: an io_uring instance and an eventfd for cross-thread wakes.
-    pub fn build(&self) -> io::Result<Runtime> {
-        Ok(Runtime {
-            core: Core::new(self)?,
-        })
-    }
-}
 
 /// A single-threaded io_uring executor.
 ///
@@ -90,10 +19,14 @@ impl Builder {
 /// thread. Dropping the runtime drops every unfinished task and waits for the kernel to
 /// finish with every operation still in flight.
 pub struct Runtime {
-    core: Rc<Core>,
+    executor: Rc<Executor>,
 }
 
 impl Runtime {
+    pub(crate) fn from_executor(executor: Rc<Executor>) -> Runtime {
+        Runtime { executor }
+    }
+
     /// A runtime with the default settings.
     pub fn new() -> io::Result<Runtime> {
         Builder::new().build()
@@ -111,7 +44,7 @@ impl Runtime {
     /// # Panics
     /// If called from inside a runtime on this thread.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.core.block_on(future)
+        self.executor.block_on(future)
     }
 
     /// Spawns a task on this runtime; it starts running at the next `block_on`.
@@ -120,29 +53,29 @@ impl Runtime {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.core.spawn(future)
+        self.executor.spawn(future)
     }
 
     /// Counters describing what the runtime has done so far.
     pub fn stats(&self) -> RuntimeStats {
-        self.core.stats()
+        self.executor.stats()
     }
 
     /// Registers `hook` to run at the end of every executor turn (the quiescent point: no
     /// task is being polled, so no task holds a borrowed reference across it).
     pub fn on_turn_end(&self, hook: impl FnMut() + 'static) {
-        self.core.add_turn_hook(Box::new(hook));
+        self.executor.add_turn_hook(Box::new(hook));
     }
 
     /// The ring setup the runtime ended up with.
     pub fn ring_mode(&self) -> RingMode {
-        self.core.reactor.borrow().mode
+        self.executor.driver.borrow().mode
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.core.shutdown();
+        self.executor.shutdown();
     }
 }
 
@@ -150,40 +83,9 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("ring_mode", &self.ring_mode())
-            .field("live_tasks", &self.core.live_tasks())
+            .field("live_tasks", &self.executor.live_tasks())
             .finish()
     }
-}
-
-/// What a runtime has done, as counters since it was built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RuntimeStats {
-    /// Executor turns completed; each end of turn is a quiescent point.
-    pub turns: u64,
-    /// Task polls, including the `block_on` future.
-    pub polls: u64,
-    /// Tasks spawned.
-    pub tasks_spawned: u64,
-    /// Tasks not yet finished.
-    pub tasks_alive: usize,
-    /// Times the executor parked in `io_uring_enter` with nothing to run.
-    pub parks: u64,
-    /// io_uring operations submitted (excluding the runtime's own eventfd reads and cancels).
-    pub ops_submitted: u64,
-    /// Completions reaped for those operations.
-    pub ops_completed: u64,
-    /// Operations cancelled because their future was dropped while in flight.
-    pub ops_cancelled: u64,
-    /// Operations whose completion has not been reaped yet.
-    pub ops_in_flight: usize,
-    /// `io_uring_enter` calls.
-    pub submit_calls: u64,
-    /// Wakes that came from other threads.
-    pub remote_wakes: u64,
-    /// eventfd writes made to wake a parked executor.
-    pub eventfd_signals: u64,
-    /// Timers registered and not yet fired or dropped.
-    pub timers_pending: usize,
 }
 
 /// Spawns a task on the runtime running on this thread.

@@ -296,3 +296,73 @@ fn tasks_left_at_drop_are_dropped() {
 fn spawn_outside_runtime_panics_clearly() {
     drop(spawn(async {}));
 }
+
+/// A future whose destructor panics, around `F`.
+struct PanicsWhenDropped<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for PanicsWhenDropped<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for PanicsWhenDropped<F> {
+    fn drop(&mut self) {
+        panic!("this future's destructor panics (expected by the test)");
+    }
+}
+
+/// Counts its drops.
+struct Counted(Rc<Cell<u32>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn output_reaches_the_join_handle_when_the_future_destructor_panics() {
+    let rt = Runtime::new().unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let res = rt.block_on(async move {
+        let h = spawn(PanicsWhenDropped(Box::pin(async move {
+            yield_now().await;
+            Counted(d)
+        })));
+        h.await
+    });
+    let out = res.expect("the task returned its output before its future was dropped");
+    assert_eq!(drops.get(), 0);
+    drop(out);
+    assert_eq!(drops.get(), 1, "the output is dropped exactly once");
+    assert_eq!(rt.stats().tasks_alive, 0);
+}
+
+#[test]
+fn detached_output_is_dropped_when_the_future_destructor_panics() {
+    let rt = Runtime::new().unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    rt.block_on(async move {
+        spawn(PanicsWhenDropped(Box::pin(async move {
+            yield_now().await;
+            Counted(d)
+        })))
+        .detach();
+        for _ in 0..4 {
+            yield_now().await;
+        }
+    });
+    assert_eq!(
+        drops.get(),
+        1,
+        "nobody awaits the output: it is dropped, not leaked"
+    );
+    assert_eq!(rt.stats().tasks_alive, 0);
+}

@@ -24,11 +24,24 @@ fn data_file(name: &str, pages: u64) -> PathBuf {
     path
 }
 
+/// Maps a test file.
+fn open_map(path: impl AsRef<std::path::Path>, options: MapOptions) -> std::io::Result<Mapping> {
+    // SAFETY: the tests write their files before mapping them and never while a guard is
+    // alive; the truncation test truncates with no guard alive and then checks that the
+    // safety net turns the stale fast path into zeros and errors, not a signal.
+    unsafe { Mapping::open(path, options) }
+}
+
 fn page(p: u64) -> std::ops::Range<u64> {
     p * PAGE..(p + 1) * PAGE
 }
 
-const NON_BLOCKING: [Backend; 3] = [Backend::Helper, Backend::UringMadvise, Backend::UringRead];
+const NON_BLOCKING: [Backend; 4] = [
+    Backend::Helper,
+    Backend::UringMadvise,
+    Backend::UringRead,
+    Backend::UringThread,
+];
 
 #[test]
 fn other_tasks_run_while_a_task_waits_for_a_cold_page() {
@@ -36,7 +49,7 @@ fn other_tasks_run_while_a_task_waits_for_a_cold_page() {
     for backend in NON_BLOCKING.into_iter().chain([Backend::Blocking]) {
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             map.evict_all().unwrap();
             let progress = Rc::new(Cell::new(0u64));
             let seen_by_a = {
@@ -78,7 +91,7 @@ fn executor_takes_no_major_faults_on_non_blocking_paths() {
     for backend in NON_BLOCKING.into_iter().chain([Backend::Blocking]) {
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             map.evict_all().unwrap();
             let before = thread_faults();
             // 32 concurrent readers over 200 cold pages.
@@ -122,7 +135,7 @@ fn many_tasks_on_one_cold_page_cause_one_prefetch() {
     for backend in NON_BLOCKING {
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             map.evict_all().unwrap();
             let hs: Vec<_> = (0..50)
                 .map(|_| {
@@ -155,7 +168,7 @@ fn prefetch_then_read_reuses_the_request() {
     let path = data_file("prefetch", 64);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let map = Mapping::open(&path, MapOptions::new().backend(Backend::UringRead)).unwrap();
+        let map = open_map(&path, MapOptions::new().backend(Backend::UringRead)).unwrap();
         map.evict_all().unwrap();
         map.prefetch(0..8 * PAGE).unwrap();
         let g = map.read(2 * PAGE..6 * PAGE + 10).await.unwrap();
@@ -174,14 +187,14 @@ fn ranges_past_the_end_are_errors() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         for backend in Backend::ALL {
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             let err = map.read(3 * PAGE..5 * PAGE).await.unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{backend}");
             assert!(map.prefetch(10 * PAGE..11 * PAGE).is_err());
             assert_eq!(map.read(4 * PAGE..4 * PAGE).await.unwrap().len(), 0);
             assert_eq!(map.read(4 * PAGE - 1..4 * PAGE).await.unwrap()[0], 3);
         }
-        let err = Mapping::open("/nonexistent/file", MapOptions::new()).unwrap_err();
+        let err = open_map("/nonexistent/file", MapOptions::new()).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     });
 }
@@ -192,7 +205,7 @@ fn truncated_file_gives_errors_not_a_signal() {
         let path = data_file(&format!("truncate-{backend}"), 16);
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             assert_eq!(map.read(page(10)).await.unwrap()[0], 10);
             std::fs::OpenOptions::new()
                 .write(true)
@@ -214,7 +227,7 @@ fn truncated_file_gives_errors_not_a_signal() {
             assert!(err.to_string().contains("truncated"), "{backend}: {err}");
 
             // A fresh mapping of the truncated file: ranges past the new end are errors.
-            let map = Mapping::open(&path, MapOptions::new().backend(backend)).unwrap();
+            let map = open_map(&path, MapOptions::new().backend(backend)).unwrap();
             let err = map.read(page(12)).await.unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{backend}");
             assert_eq!(map.read(page(3)).await.unwrap()[0], 3);
@@ -227,7 +240,7 @@ fn reserved_mapping_grows_without_remap() {
     let path = data_file("grow", 4);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let map = Mapping::open(&path, MapOptions::new().reserve(1 << 20)).unwrap();
+        let map = open_map(&path, MapOptions::new().reserve(1 << 20)).unwrap();
         assert_eq!(map.reserved(), 1 << 20);
         let before = map.read(page(0)).await.unwrap().as_ptr();
         assert!(map.read(page(5)).await.is_err());
@@ -252,7 +265,7 @@ fn mlock_primitive_stays_within_budget_or_reports_fallback() {
     let path = data_file("mlock", 64);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let map = Mapping::open(
+        let map = open_map(
             &path,
             MapOptions::new()
                 .backend(Backend::Helper)

@@ -1,10 +1,11 @@
-//! When mlock is refused, the helper pool says so and falls back to MADV_POPULATE_READ.
+//! When mlock is refused, the helper pool says so and falls back to MADV_POPULATE_READ, and a
+//! default mapping says it cannot pin and runs without pinning.
 //!
 //! Its own test binary: it lowers RLIMIT_MEMLOCK to zero for the whole process and, when run
 //! as root, drops CAP_IPC_LOCK from this thread (helper threads inherit it), so mlock is
 //! refused as it is for an unprivileged process.
 
-use faultless_runtime::mem::{Backend, MapOptions, Mapping, Primitive};
+use faultless_runtime::mem::{Backend, MapOptions, Mapping, Primitive, ResidencyMode};
 use faultless_runtime::Runtime;
 
 #[repr(C)]
@@ -68,14 +69,12 @@ fn mlock_refusal_is_reported_and_reads_still_work() {
     std::fs::File::open(&path).unwrap().sync_all().unwrap();
 
     rt.block_on(async {
-        let map = Mapping::open(
-            &path,
-            MapOptions::new()
-                .backend(Backend::Helper)
-                .primitive(Primitive::Mlock)
-                .helper_threads(2),
-        )
-        .unwrap();
+        let options = MapOptions::new()
+            .backend(Backend::Helper)
+            .primitive(Primitive::Mlock)
+            .helper_threads(2);
+        // SAFETY: the file was written above and nothing writes it while it is mapped.
+        let map = unsafe { Mapping::open(&path, options) }.unwrap();
         map.evict_all().unwrap();
         for p in 0..16u64 {
             assert_eq!(map.read(p * 4096..p * 4096 + 1).await.unwrap()[0], 5);
@@ -90,6 +89,19 @@ fn mlock_refusal_is_reported_and_reads_still_work() {
         );
         assert_eq!(s.locked_bytes, 0);
         assert_eq!(s.pages_brought_in, 16);
+
+        // The default mapping cannot pin (mlock2 refused), and here not even the keeper's
+        // ring fits the memlock limit: it must say so, and reads must still work.
+        // SAFETY: as above.
+        let map = unsafe { Mapping::open(&path, MapOptions::new()) }.unwrap();
+        map.evict_all().unwrap();
+        for p in 0..16u64 {
+            assert_eq!(map.read(p * 4096..p * 4096 + 1).await.unwrap()[0], 5);
+        }
+        let r = map.stats().residency;
+        assert_ne!(r.mode, Some(ResidencyMode::Pinned));
+        let why = r.fallback.expect("the fallback names its reason");
+        assert!(why.contains("mlock2") || why.contains("keeper"), "{why}");
     });
     std::fs::remove_file(&path).unwrap();
 }

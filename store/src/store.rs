@@ -173,12 +173,16 @@ impl Store {
             };
             write_meta(&file, &meta)?;
         }
-        let map = Mapping::from_file(
-            file.try_clone()?,
-            MapOptions::new()
-                .backend(options.backend)
-                .reserve(options.reserve.max(len)),
-        )?;
+        let map_options = MapOptions::new()
+            .backend(options.backend)
+            .reserve(options.reserve.max(len));
+        // SAFETY: the store holds an flock on the file (exclusive when it writes), writes only
+        // pages no live snapshot can reach (copy-on-write; freed pages are reused only past
+        // the reuse horizon: the oldest reader's tree and the last durable meta), reads the
+        // in-place meta pages with pread, never through the mapping, and never shrinks the
+        // file. A foreign truncation breaks this; the SIGBUS net and `check_intact` turn it
+        // into errors.
+        let map = unsafe { Mapping::from_file(file.try_clone()?, map_options)? };
         let pager = Pager::new(
             map,
             File::from_std(file.try_clone()?),

@@ -1,143 +1,56 @@
 //! [`Mapping`]: a memory-mapped file whose pages are read through the runtime.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::ops::{Deref, Range};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use hdrhistogram::Histogram;
-use io_uring::opcode;
+use super::backend::helper::HelperPool;
+use super::backend::{Backend, Engine};
+use super::faults::thread_faults;
+use super::inflight::InFlight;
+use super::keeper::{self, Keeper, KeeperConfig, ResidencyMode};
+use super::options::MapOptions;
+use super::page_size;
+use super::read::{PageGuard, ReadFuture};
+use super::region::Region;
+use super::residency::{RecordView, Residency};
+use super::stats::{Counters, MemStats, WaitTimes};
+use crate::driver::ops::SharedFd;
 
-use super::backend::Backend;
-use super::faults::{thread_faults, ThreadFaults};
-use super::helper::{default_mlock_budget, HelperPool, Job, Primitive};
-use super::request::{Notify, Request};
-use super::residency::Residency;
-use super::sigbus::{self, Registration};
-use super::{page_size, touch_pages};
-use crate::io_ops::{self, SharedFd};
-use crate::op::Op;
-
-/// How to map a file.
-#[derive(Clone, Debug)]
-pub struct MapOptions {
-    backend: Backend,
-    reserve: Option<u64>,
-    helper_threads: usize,
-    primitive: Primitive,
-    mlock_budget: Option<u64>,
-    max_run_pages: u64,
-    random: bool,
-    pool: Option<Arc<HelperPool>>,
-}
-
-impl Default for MapOptions {
-    fn default() -> Self {
-        MapOptions::new()
-    }
-}
-
-impl MapOptions {
-    /// Defaults: `Backend::Auto`, no extra reservation, `MADV_RANDOM`, 8 helper threads with
-    /// `PopulateRead` (when the helper backend is chosen), runs of up to 32 pages per read.
-    pub fn new() -> MapOptions {
-        MapOptions {
-            backend: Backend::Auto,
-            reserve: None,
-            helper_threads: 8,
-            primitive: Primitive::PopulateRead,
-            mlock_budget: None,
-            max_run_pages: 32,
-            random: true,
-            pool: None,
-        }
-    }
-    /// The prefetch path.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
-    }
-    /// Reserve this many bytes of address space (at least the file's size), so the file can
-    /// grow into the mapping without a remap.
-    pub fn reserve(mut self, bytes: u64) -> Self {
-        self.reserve = Some(bytes);
-        self
-    }
-    /// Helper threads for `Backend::Helper`.
-    pub fn helper_threads(mut self, n: usize) -> Self {
-        self.helper_threads = n.max(1);
-        self
-    }
-    /// The helper primitive for `Backend::Helper`.
-    pub fn primitive(mut self, p: Primitive) -> Self {
-        self.primitive = p;
-        self
-    }
-    /// Bytes the `Mlock` primitive may keep locked (default: [`default_mlock_budget`]).
-    pub fn mlock_budget(mut self, bytes: u64) -> Self {
-        self.mlock_budget = Some(bytes);
-        self
-    }
-    /// Share an existing helper pool instead of starting one for this mapping.
-    pub fn helper_pool(mut self, pool: Arc<HelperPool>) -> Self {
-        self.pool = Some(pool);
-        self
-    }
-    /// The most contiguous cold pages one `uring-read` request reads (default 32).
-    pub fn max_run_pages(mut self, pages: u64) -> Self {
-        self.max_run_pages = pages.max(1);
-        self
-    }
-    /// Keep the kernel's default readahead instead of `MADV_RANDOM` (not advised: one random
-    /// fault can then read megabytes).
-    pub fn default_readahead(mut self) -> Self {
-        self.random = false;
-        self
-    }
-}
-
-enum Engine {
-    Blocking,
-    Helper(Arc<HelperPool>),
-    UringMadvise,
-    UringRead,
-}
-
-#[derive(Default)]
-struct Counters {
-    prefetches: u64,
-    pages_requested: u64,
-    pages_brought_in: u64,
-    dedup_waits: u64,
-    slow_reads: u64,
-    failed: u64,
-}
-
-struct Inner {
-    mmap: Arc<memmap2::Mmap>,
-    base: usize,
-    reserve: u64,
-    fd: SharedFd,
-    file_len: Cell<u64>,
-    page_shift: u32,
-    residency: Residency,
-    inflight: RefCell<HashMap<u64, Arc<Request>>>,
-    engine: Engine,
-    backend: Backend,
-    max_run: u64,
-    counters: RefCell<Counters>,
-    wait_us: RefCell<Histogram<u64>>,
-    sigbus: Registration,
+/// A mapping's state, shared by its clones.
+pub(super) struct Inner {
+    /// The mapped range and its SIGBUS registration, shared with what may touch it after the
+    /// mapping is gone (helper jobs, operations in flight).
+    pub(super) region: Arc<Region>,
+    /// `region.base()`, kept here for the resident path.
+    pub(super) base: usize,
+    /// `region.damaged_flag()`, kept here for the resident path (valid while `region` is).
+    pub(super) damaged: &'static AtomicBool,
+    pub(super) reserve: u64,
+    pub(super) fd: SharedFd,
+    pub(super) file_len: Cell<u64>,
+    pub(super) page_shift: u32,
+    pub(super) residency: Arc<Residency>,
+    /// `residency.view()`, kept here for the resident path (valid while `residency` is).
+    pub(super) record: RecordView,
+    pub(super) inflight: InFlight,
+    pub(super) engine: Engine,
+    /// The residency mode in force, and why it is not the one asked for (if so).
+    pub(super) residency_mode: ResidencyMode,
+    pub(super) residency_fallback: Option<String>,
+    /// The thread that keeps the record true (and runs `uring-thread` page-ins); dropped
+    /// after `engine`, which may hold its shared state.
+    pub(super) keeper: Option<Keeper>,
+    pub(super) backend: Backend,
+    pub(super) max_run: u64,
+    pub(super) counters: RefCell<Counters>,
+    pub(super) wait: WaitTimes,
 }
 
 /// A read-only shared mapping of a file whose pages tasks read without blocking the thread.
@@ -146,109 +59,40 @@ struct Inner {
 /// requests. A `Mapping` belongs to the thread that created it.
 #[derive(Clone)]
 pub struct Mapping {
-    inner: Rc<Inner>,
-}
-
-/// Future returned by [`Mapping::read`].
-pub enum ReadFuture<'a> {
-    /// Every page was resident: the guard, until polled.
-    Ready(Option<PageGuard<'a>>),
-    /// Some page was not: the slow path.
-    Slow(Pin<Box<dyn Future<Output = io::Result<PageGuard<'a>>> + 'a>>),
-}
-
-impl<'a> Future for ReadFuture<'a> {
-    type Output = io::Result<PageGuard<'a>>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            ReadFuture::Ready(g) => {
-                Poll::Ready(Ok(g.take().expect("ReadFuture polled after it completed")))
-            }
-            ReadFuture::Slow(f) => f.as_mut().poll(cx),
-        }
-    }
-}
-
-/// Bytes of a mapping whose pages were resident when it was handed out.
-pub struct PageGuard<'a> {
-    bytes: &'a [u8],
-}
-
-impl Deref for PageGuard<'_> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        self.bytes
-    }
-}
-
-impl fmt::Debug for PageGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PageGuard")
-            .field("len", &self.bytes.len())
-            .finish()
-    }
-}
-
-/// Percentiles of the time tasks waited for cold pages, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct WaitStats {
-    /// Slow-path reads recorded.
-    pub count: u64,
-    /// Mean wait.
-    pub mean_us: f64,
-    /// Median.
-    pub p50_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Longest.
-    pub max_us: u64,
-}
-
-/// What a mapping's page access has done.
-#[derive(Clone, Debug, Default)]
-pub struct MemStats {
-    /// The prefetch path in use (`Auto` resolved).
-    pub backend: Option<Backend>,
-    /// Prefetch requests issued (each one I/O or helper job).
-    pub prefetches: u64,
-    /// Pages those requests covered.
-    pub pages_requested: u64,
-    /// Pages marked resident after their request completed.
-    pub pages_brought_in: u64,
-    /// Pages a task found already being fetched, and waited for without a new request.
-    pub dedup_waits: u64,
-    /// Reads that missed the residency record.
-    pub slow_reads: u64,
-    /// Requests that failed.
-    pub failed: u64,
-    /// Pages currently marked resident.
-    pub resident_pages: u64,
-    /// How long slow reads waited.
-    pub wait: WaitStats,
-    /// Page faults taken so far by the calling (executor) thread.
-    pub executor_faults: ThreadFaults,
-    /// If the helper pool fell back from `mlock`, why.
-    pub mlock_fallback: Option<String>,
-    /// Bytes the helper pool keeps locked.
-    pub locked_bytes: u64,
+    pub(super) inner: Rc<Inner>,
 }
 
 impl Mapping {
     /// Maps the file at `path` read-only.
-    pub fn open(path: impl AsRef<Path>, options: MapOptions) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    /// As for [`from_file`](Self::from_file).
+    pub unsafe fn open(path: impl AsRef<Path>, options: MapOptions) -> io::Result<Mapping> {
         let path = path.as_ref();
         let file = std::fs::File::open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        Mapping::from_file(file, options)
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Mapping::from_file(file, options) }
     }
 
     /// Maps an open file read-only.
-    pub fn from_file(file: std::fs::File, options: MapOptions) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    ///
+    /// A [`PageGuard`] is a `&[u8]` into the file's pages, and Rust assumes that the bytes
+    /// behind a shared reference do not change while it lives. So, while any guard of this
+    /// mapping (or of a clone) is alive, nobody may change the bytes of the file it covers:
+    /// not by writing them (`write(2)`, another mapping, another process) and not by
+    /// truncating the file below them. Writing parts of the file no guard covers is fine, and
+    /// so is growing it: a copy-on-write store that rewrites only pages its readers cannot
+    /// reach, and never shrinks its file, keeps this contract.
+    ///
+    /// A file truncated anyway does not kill the process: the SIGBUS safety net maps zeros
+    /// over a vanished page, and reads of the mapping fail from then on
+    /// ([`check_intact`](Self::check_intact) tells whether bytes already copied out can be
+    /// trusted). That limits the damage of a broken contract; it does not make bytes a guard
+    /// already lent out correct.
+    pub unsafe fn from_file(file: std::fs::File, options: MapOptions) -> io::Result<Mapping> {
         let file_len = file.metadata()?.len();
         let page = page_size() as u64;
         let reserve = options
@@ -259,55 +103,92 @@ impl Mapping {
             .next_multiple_of(page);
         let reserve_usize = usize::try_from(reserve)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "reservation too large"))?;
-        // SAFETY: a read-only shared mapping; the runtime never hands out references past the
-        // file's current size, and a file shrunk under it is caught by the SIGBUS safety net.
-        // Mapping more than the file (the reservation) is allowed by mmap.
-        let mmap = unsafe { memmap2::MmapOptions::new().len(reserve_usize).map(&file)? };
-        let base = mmap.as_ptr() as usize;
+        // SAFETY: forwarded from this function's contract. The runtime itself never hands out
+        // bytes past the file's current size.
+        let region = unsafe { Region::map(&file, reserve_usize)? };
+        let base = region.base();
         if options.random {
-            mmap.advise(memmap2::Advice::Random)?;
+            region.advise_random()?;
             // The same for the file's reads (uring-read): no readahead around each page.
             // SAFETY: advice on our own fd; no memory is passed.
             unsafe {
                 libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
             }
         }
-        let backend = options.backend.resolve();
-        let engine = match backend {
-            Backend::Blocking => Engine::Blocking,
-            Backend::Helper => Engine::Helper(match options.pool {
-                Some(p) => p,
-                None => Arc::new(HelperPool::new(
-                    options.helper_threads,
-                    options.primitive,
-                    options.mlock_budget.unwrap_or_else(default_mlock_budget),
-                )?),
-            }),
-            Backend::UringMadvise => Engine::UringMadvise,
-            Backend::UringRead | Backend::Auto => Engine::UringRead,
+        let mut backend = options.backend.resolve();
+        let page_count = reserve / page;
+        let residency = Arc::new(Residency::new(page_count));
+        let (mut residency_mode, mut residency_fallback) =
+            resolve_residency(&options, backend, &region, reserve_usize);
+        let region = Arc::new(region);
+        let keeper = if residency_mode != ResidencyMode::Trusted || backend == Backend::UringThread
+        {
+            let started = Keeper::start(
+                region.clone(),
+                residency.clone(),
+                &file,
+                file_len,
+                KeeperConfig {
+                    mode: residency_mode,
+                    budget_bytes: options
+                        .resident_budget
+                        .unwrap_or_else(keeper::default_budget),
+                    scrub_interval: options.scrub_interval,
+                    page_in: backend == Backend::UringThread,
+                },
+            );
+            match started {
+                Ok(k) => Some(k),
+                // The keeper's ring is charged to RLIMIT_MEMLOCK too: where even that is
+                // refused, run without a keeper, and say so.
+                Err(e) if options.backend == Backend::Auto || backend != Backend::UringThread => {
+                    let why = format!(
+                        "the residency keeper could not start ({e}): the record is trusted \
+                         as it is, and reclaimed pages may fault"
+                    );
+                    if backend == Backend::UringThread {
+                        backend = Backend::UringRead;
+                    }
+                    if residency_mode == ResidencyMode::Pinned {
+                        // SAFETY: unlocks our own live mapping; changes no bytes.
+                        unsafe {
+                            libc::munlock(region.base() as *const libc::c_void, reserve_usize)
+                        };
+                    }
+                    residency_mode = ResidencyMode::Trusted;
+                    residency_fallback = Some(why);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
         };
+        let engine = Engine::new(backend, &options, keeper.as_ref().map(|k| &k.shared))?;
         let max_run = match backend {
-            Backend::UringRead => options.max_run_pages,
+            Backend::UringRead | Backend::UringThread => options.max_run_pages,
             _ => 1,
         };
         Ok(Mapping {
             inner: Rc::new(Inner {
-                sigbus: sigbus::register(base, reserve_usize),
-                mmap: Arc::new(mmap),
+                damaged: region.damaged_flag(),
+                region,
                 base,
                 reserve,
                 fd: Rc::new(OwnedFd::from(file)),
                 file_len: Cell::new(file_len),
                 page_shift: page.trailing_zeros(),
-                residency: Residency::new(reserve / page),
-                inflight: RefCell::new(HashMap::new()),
+                record: residency.view(),
+                residency,
+                inflight: InFlight::default(),
                 engine,
+                residency_mode,
+                residency_fallback,
+                keeper,
                 backend,
                 max_run,
                 counters: RefCell::new(Counters::default()),
-                wait_us: RefCell::new(
-                    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
-                ),
+                wait: WaitTimes::new(),
             }),
         })
     }
@@ -348,19 +229,19 @@ impl Mapping {
         if range.end > inner.file_len.get() || range.start >= range.end {
             return None;
         }
-        if inner.sigbus.damaged() {
+        if inner.damaged.load(Ordering::Relaxed) {
             return None;
         }
         let first = range.start >> inner.page_shift;
         let last = (range.end - 1) >> inner.page_shift;
-        if !inner.residency.all_set(first, last) {
+        if !inner.record.access(first, last) {
             return None;
         }
         Some(self.guard(range))
     }
 
     #[inline]
-    fn guard(&self, range: Range<u64>) -> PageGuard<'_> {
+    pub(super) fn guard(&self, range: Range<u64>) -> PageGuard<'_> {
         // SAFETY: the range lies within the file (checked by the callers) and within the
         // reservation (file_len <= reserve), the mapping lives as long as `self`, and the
         // memory is a read-only mapping nobody writes through.
@@ -423,10 +304,18 @@ impl Mapping {
         if let Engine::Helper(pool) = &inner.engine {
             pool.unlock_overlapping(addr, len);
         }
-        // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the file.
-        let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+        inner.residency.clear_range(first, last - first + 1);
+        if inner.residency_mode == ResidencyMode::Pinned {
+            // SAFETY: drops our own read-only shared mapping's PTEs (locked ones too); the
+            // data stays in the file.
+            unsafe { keeper::drop_pinned(addr, len)? };
+        } else {
+            // SAFETY: drops our own read-only shared mapping's PTEs; the data stays in the
+            // file.
+            let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         // SAFETY: advice on our own fd; no memory is passed.
         let rc = unsafe {
@@ -440,11 +329,7 @@ impl Mapping {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        inner.residency.clear_range(first, last - first + 1);
-        inner
-            .inflight
-            .borrow_mut()
-            .retain(|_, r| r.outcome().is_none());
+        inner.inflight.remove_completed();
         Ok(())
     }
 
@@ -467,6 +352,9 @@ impl Mapping {
         }
         let new_len = (st.st_size as u64).min(inner.reserve);
         let old_len = inner.file_len.replace(new_len);
+        if let Some(k) = &inner.keeper {
+            k.shared.set_file_len(new_len);
+        }
         if new_len < old_len {
             let first = new_len >> inner.page_shift;
             let last = old_len.div_ceil(1 << inner.page_shift);
@@ -479,7 +367,6 @@ impl Mapping {
     pub fn stats(&self) -> MemStats {
         let inner = &*self.inner;
         let c = inner.counters.borrow();
-        let h = inner.wait_us.borrow();
         let (fallback, locked) = match &inner.engine {
             Engine::Helper(p) => (p.mlock_fallback(), p.locked_bytes()),
             _ => (None, 0),
@@ -492,33 +379,28 @@ impl Mapping {
             dedup_waits: c.dedup_waits,
             slow_reads: c.slow_reads,
             failed: c.failed,
+            mapped_from_cache: c.mapped_from_cache,
             resident_pages: inner.residency.count(),
-            wait: WaitStats {
-                count: h.len(),
-                mean_us: h.mean(),
-                p50_us: h.value_at_quantile(0.5),
-                p99_us: h.value_at_quantile(0.99),
-                p999_us: h.value_at_quantile(0.999),
-                max_us: h.max(),
-            },
+            wait: inner.wait.summary(),
             executor_faults: thread_faults(),
             mlock_fallback: fallback,
             locked_bytes: locked,
+            residency: keeper_stats(inner),
         }
     }
 
     /// Clears the wait-time histogram (between benchmark phases).
     pub fn reset_wait_stats(&self) {
-        self.inner.wait_us.borrow_mut().reset();
+        self.inner.wait.reset();
     }
 
-    fn pages(&self, range: &Range<u64>) -> (u64, u64) {
+    pub(super) fn pages(&self, range: &Range<u64>) -> (u64, u64) {
         let shift = self.inner.page_shift;
         (range.start >> shift, (range.end - 1) >> shift)
     }
 
     /// Address and byte length of `count` pages from page `first`.
-    fn span(&self, first: u64, count: u64) -> (usize, usize) {
+    pub(super) fn span(&self, first: u64, count: u64) -> (usize, usize) {
         let shift = self.inner.page_shift;
         (
             self.inner.base + (first << shift) as usize,
@@ -534,8 +416,8 @@ impl Mapping {
         self.check_damaged()
     }
 
-    fn check_damaged(&self) -> io::Result<()> {
-        if self.inner.sigbus.damaged() {
+    pub(super) fn check_damaged(&self) -> io::Result<()> {
+        if self.inner.damaged.load(Ordering::Relaxed) {
             return Err(io::Error::other(
                 "the mapped file was truncated under the mapping (SIGBUS caught); reopen it",
             ));
@@ -543,7 +425,7 @@ impl Mapping {
         Ok(())
     }
 
-    fn check_range(&self, range: &Range<u64>) -> io::Result<()> {
+    pub(super) fn check_range(&self, range: &Range<u64>) -> io::Result<()> {
         self.check_damaged()?;
         if range.end > self.inner.file_len.get() {
             self.refresh_len()?;
@@ -560,228 +442,70 @@ impl Mapping {
         }
         Ok(())
     }
+}
 
-    async fn read_slow(&self, range: Range<u64>) -> io::Result<PageGuard<'_>> {
-        // The slow path can afford an fstat: it catches files that shrank.
-        self.check_damaged()?;
-        self.refresh_len()?;
-        self.check_range(&range)?;
-        if range.start == range.end {
-            return Ok(self.guard(range));
-        }
-        let started = Instant::now();
-        self.inner.counters.borrow_mut().slow_reads += 1;
-        let (first, last) = self.pages(&range);
-        if let Engine::Blocking = self.inner.engine {
-            let (addr, len) = self.span(first, last - first + 1);
-            touch_pages(addr, len);
-            self.inner.residency.set_range(first, last - first + 1);
-            self.record_wait(started);
-            self.check_damaged()?;
-            return Ok(self.guard(range));
-        }
-        let mut waiting = self.ensure_requests(first, last);
-        let mut failure = None;
-        std::future::poll_fn(|cx| {
-            waiting.retain(|req| match req.poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.apply(req);
-                    false
-                }
-                Poll::Ready(Err(errno)) => {
-                    self.fail(req);
-                    failure.get_or_insert((req.first_page, req.pages, errno));
-                    false
-                }
-                Poll::Pending => true,
-            });
-            if failure.is_some() || waiting.is_empty() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
-        self.record_wait(started);
-        if let Some((first, pages, errno)) = failure {
-            let e = io::Error::from_raw_os_error(errno);
-            return Err(io::Error::new(
-                e.kind(),
-                format!(
-                    "bringing in pages {first}..{} of the mapped file failed: {e}",
-                    first + pages
-                ),
-            ));
-        }
-        self.check_damaged()?;
-        // Pages of other runs may have been evicted meanwhile; the residency record is
-        // what the guard promises, so re-check rather than assume.
-        if !self.inner.residency.all_set(first, last) {
-            return Box::pin(self.read_slow(range)).await;
-        }
-        Ok(self.guard(range))
+/// The residency mode to run: the one asked for, or where that cannot be had, the fallback
+/// and why. Pinned mode locks the whole reservation on fault here.
+fn resolve_residency(
+    options: &MapOptions,
+    backend: Backend,
+    region: &Region,
+    len: usize,
+) -> (ResidencyMode, Option<String>) {
+    use super::backend::helper::Primitive;
+    let wanted = options.residency;
+    if wanted == ResidencyMode::Auto
+        && backend == Backend::Helper
+        && options.primitive == Primitive::Mlock
+    {
+        // The mlock primitive pins (and unpins) ranges itself, within its own budget.
+        return (ResidencyMode::Trusted, None);
     }
-
-    fn record_wait(&self, started: Instant) {
-        let us = started.elapsed().as_micros().max(1) as u64;
-        let _ = self.inner.wait_us.borrow_mut().record(us.min(60_000_000));
+    if !matches!(wanted, ResidencyMode::Auto | ResidencyMode::Pinned) {
+        return (wanted, None);
     }
-
-    /// Marks a completed request's pages resident (once) and forgets it.
-    fn apply(&self, req: &Arc<Request>) {
-        if req.applied.swap(true, Ordering::AcqRel) {
-            return;
+    // SAFETY: the region is our own live mapping of `len` bytes; locking changes no bytes.
+    match unsafe { keeper::pin_on_fault(region.base(), len) } {
+        Ok(()) => {
+            // A huge (PMD) mapping of a large page-cache folio would lock 2 MiB at a time,
+            // behind the record's back: map 4 KiB pages only.
+            let _ = region.advise_no_huge_pages();
+            (ResidencyMode::Pinned, None)
         }
-        let inner = &*self.inner;
-        inner.residency.set_range(req.first_page, req.pages);
-        let mut inflight = inner.inflight.borrow_mut();
-        for p in req.first_page..req.first_page + req.pages {
-            if inflight.get(&p).is_some_and(|r| Arc::ptr_eq(r, req)) {
-                inflight.remove(&p);
-            }
-        }
-        inner.counters.borrow_mut().pages_brought_in += req.pages;
-    }
-
-    /// Forgets a failed request so the next read retries.
-    fn fail(&self, req: &Arc<Request>) {
-        if req.applied.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let inner = &*self.inner;
-        let mut inflight = inner.inflight.borrow_mut();
-        for p in req.first_page..req.first_page + req.pages {
-            if inflight.get(&p).is_some_and(|r| Arc::ptr_eq(r, req)) {
-                inflight.remove(&p);
-            }
-        }
-        inner.counters.borrow_mut().failed += 1;
-    }
-
-    /// The requests covering every non-resident page of `first..=last`: existing ones for
-    /// pages already in flight (a deduplicated wait), new ones for the rest.
-    fn ensure_requests(&self, first: u64, last: u64) -> Vec<Arc<Request>> {
-        let inner = &*self.inner;
-        let mut out: Vec<Arc<Request>> = Vec::new();
-        let mut p = first;
-        while p <= last {
-            if inner.residency.is_set(p) {
-                p += 1;
-                continue;
-            }
-            let existing = inner.inflight.borrow().get(&p).cloned();
-            if let Some(req) = existing {
-                match req.outcome() {
-                    Some(Ok(())) => {
-                        // Completed while nobody waited (a prefetch): take its pages.
-                        self.apply(&req);
-                        continue;
-                    }
-                    Some(Err(_)) => self.fail(&req),
-                    None => {
-                        inner.counters.borrow_mut().dedup_waits += 1;
-                        if !out.last().is_some_and(|l| Arc::ptr_eq(l, &req)) {
-                            out.push(req);
-                        }
-                        p += 1;
-                        continue;
-                    }
-                }
-            }
-            let mut n = 1;
-            {
-                let inflight = inner.inflight.borrow();
-                while n < inner.max_run
-                    && p + n <= last
-                    && !inner.residency.is_set(p + n)
-                    && !inflight.contains_key(&(p + n))
-                {
-                    n += 1;
-                }
-            }
-            let req = Arc::new(Request::new(p, n, Notify::Wakers));
-            {
-                let mut inflight = inner.inflight.borrow_mut();
-                for q in p..p + n {
-                    inflight.insert(q, req.clone());
-                }
-                if inflight.len() > 65536 {
-                    // Prefetches nobody waited for: keep only those still in flight.
-                    inflight.retain(|_, r| r.outcome().is_none());
-                }
-            }
-            {
-                let mut c = inner.counters.borrow_mut();
-                c.prefetches += 1;
-                c.pages_requested += n;
-            }
-            self.issue(req.clone());
-            out.push(req);
-            p += n;
-        }
-        out
-    }
-
-    /// Starts the I/O for a new request on this mapping's backend.
-    fn issue(&self, req: Arc<Request>) {
-        let inner = &*self.inner;
-        let (addr, len) = self.span(req.first_page, req.pages);
-        match &inner.engine {
-            Engine::Blocking => unreachable!("the blocking backend issues no requests"),
-            Engine::Helper(pool) => pool.submit(Job {
-                addr,
-                len,
-                request: req,
-                keep_alive: inner.mmap.clone(),
-            }),
-            Engine::UringMadvise => {
-                let keep = inner.mmap.clone();
-                crate::spawn(async move {
-                    // SAFETY: the op's data keeps the mapping alive until the completion;
-                    // MADV_POPULATE_READ only reads the file into the mapping's pages.
-                    let op = unsafe {
-                        Op::submit(keep, |_| {
-                            opcode::Madvise::new(
-                                addr as *const libc::c_void,
-                                len as libc::off_t,
-                                libc::MADV_POPULATE_READ,
-                            )
-                            .build()
-                        })
-                    };
-                    let done = op.await;
-                    req.complete(done.result.into_io().map(|_| ()).map_err(errno_of));
-                })
-                .detach();
-            }
-            Engine::UringRead => {
-                let keep = inner.mmap.clone();
-                let fd = inner.fd.clone();
-                let offset = req.first_page << inner.page_shift;
-                let want = (len as u64).min(inner.file_len.get().saturating_sub(offset)) as usize;
-                crate::spawn(async move {
-                    let (res, _buf) = io_ops::read_at(&fd, Vec::with_capacity(len), offset).await;
-                    let result = match res {
-                        Ok(n) if n >= want => {
-                            // The pages are up to date in the page cache: map them in here
-                            // (a minor fault each) so the reader's access is free.
-                            touch_pages(addr, want.max(1));
-                            Ok(())
-                        }
-                        Ok(_) => Err(libc::EFAULT), // the file shrank under us
-                        Err(e) => Err(errno_of(e)),
-                    };
-                    drop(keep);
-                    req.complete(result);
-                })
-                .detach();
-            }
+        Err(e) => {
+            let why = format!(
+                "pinned residency unavailable (mlock2 of the mapping: {e}; needs CAP_IPC_LOCK \
+                 or a large enough RLIMIT_MEMLOCK): reclaimed pages are found by mincore \
+                 scrubbing instead"
+            );
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("faultless: {why}"));
+            (ResidencyMode::Scrubbed, Some(why))
         }
     }
 }
 
-fn errno_of(e: io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
+/// The keeper's counters, as the mapping's stats report them.
+fn keeper_stats(inner: &Inner) -> super::stats::ResidencyStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = super::stats::ResidencyStats {
+        mode: Some(inner.residency_mode),
+        fallback: inner.residency_fallback.clone(),
+        ..Default::default()
+    };
+    if let Some(k) = &inner.keeper {
+        let c = &k.shared.counters;
+        s.budget_bytes = k.shared.budget_bytes();
+        s.pages_unpinned = c.pages_unpinned.load(Relaxed);
+        s.pages_found_reclaimed = c.pages_found_reclaimed.load(Relaxed);
+        s.scrub_passes = c.scrub_passes.load(Relaxed);
+        s.scrubs_skipped = c.scrubs_skipped.load(Relaxed);
+        s.budget_shrinks = c.budget_shrinks.load(Relaxed);
+        s.unrecorded_ranges_unpinned = c.reconcile_ranges.load(Relaxed);
+        s.keeper_batches = c.batches.load(Relaxed);
+        s.keeper_error = k.shared.last_error();
+    }
+    s
 }
 
 impl fmt::Debug for Mapping {

@@ -5,7 +5,8 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use faultless_runtime::mem::{Mapping, MapOptions};
 //!
-//! let map = Mapping::open("data.bin", MapOptions::new())?;
+//! // SAFETY: nothing writes or truncates data.bin while the program reads it.
+//! let map = unsafe { Mapping::open("data.bin", MapOptions::new())? };
 //! let page = map.read(0..4096).await?; // yields while the page is read from disk
 //! println!("first byte: {}", page[0]);
 //! # Ok(()) }
@@ -35,23 +36,42 @@
 //! under memory pressure still looks resident, and touching it faults on the executor thread.
 //! Only the `mlock` helper primitive pins pages (within its budget). See docs/faults.md.
 //!
-//! Ranges past the end of the file are an error. A file truncated under the mapping is
+//! Opening a mapping is `unsafe`: the bytes a read lends out are a `&[u8]` into the file, so
+//! nobody may change them while they are borrowed (see [`Mapping::from_file`]).
+//! Ranges past the end of the file are an error. A file truncated under the mapping anyway is
 //! caught by a SIGBUS safety net (see `sigbus.rs`): the process does not die, and reads of
 //! that mapping return errors from then on.
+//!
+//! The code, by concern: `mapping.rs` (the public type and its resident path), `prefetch.rs`
+//! (the slow path: requests, waiting, marking pages resident), `inflight.rs` (the table of
+//! requests in flight by page), `request.rs` (one request), `residency.rs` (the bitmap),
+//! `region.rs` and `sigbus.rs` (the mapping and its safety net), `backend/` (one engine per
+//! [`Backend`]), `options.rs`, `stats.rs`, `read.rs` (the guard and the read future),
+//! `faults.rs` (the thread's fault counters) and `raw.rs` (the bare helper-pool mechanism).
 
 mod backend;
 mod faults;
-mod helper;
+mod inflight;
+mod keeper;
 mod mapping;
+mod options;
+mod prefetch;
 pub mod raw;
+mod read;
+mod region;
 mod request;
 mod residency;
 mod sigbus;
+mod stats;
 
+pub use backend::helper::{default_mlock_budget, HelperPool, Primitive};
 pub use backend::{probe, Backend, Probe};
 pub use faults::{thread_faults, ThreadFaults};
-pub use helper::{default_mlock_budget, HelperPool, Primitive};
-pub use mapping::{MapOptions, Mapping, MemStats, PageGuard, ReadFuture, WaitStats};
+pub use keeper::ResidencyMode;
+pub use mapping::Mapping;
+pub use options::MapOptions;
+pub use read::{PageGuard, ReadFuture};
+pub use stats::{MemStats, ResidencyStats, WaitStats};
 
 /// The system page size.
 pub fn page_size() -> usize {

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use super::helper::{HelperPool, Job, Primitive};
+use super::backend::helper::{HelperPool, Job, Primitive};
 use super::request::{Notify, Request};
 
 /// A helper pool with an eventfd: `request` a range, read the eventfd, `take_completed`.

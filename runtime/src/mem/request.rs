@@ -62,6 +62,9 @@ impl Request {
             }
         }
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        // Page completions are background work: the woken tasks queue behind those that
+        // sockets and timers woke (see `executor/context.rs`).
+        let _background = crate::executor::background_wakes();
         for w in wakers {
             w.wake();
         }

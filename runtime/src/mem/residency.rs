@@ -1,74 +1,296 @@
-//! A bitmap of the pages the runtime knows to be resident: the few-nanosecond check.
+//! The residency record: which pages the runtime knows to be resident, checked in a few
+//! nanoseconds, and which of them were read since the last eviction sweep.
 //!
 //! `mincore` costs over a microsecond, far too much for every access, so the runtime keeps
-//! its own record: a page's bit is set when a prefetch of it completes, and cleared when the
-//! runtime evicts it (`Mapping::evict`). The bitmap is a promise the runtime can keep only for
-//! pages that stay in memory: the kernel may still reclaim a page under memory pressure, and
-//! then the next touch of it faults on the executor thread. The `mlock` helper primitive is
-//! the one way to make the promise hard (within its byte budget).
+//! its own record: two bits per page, packed 32 pages to a 64-bit word, the *resident* bit
+//! (even bit) beside the page's *referenced* bit (odd bit), so one load answers both. A
+//! page's resident bit is set when a prefetch of it completes, and cleared when the runtime
+//! evicts it, when the residency keeper (`keeper.rs`) learns that the kernel reclaimed it, or
+//! when the file shrinks. The referenced bit is set by every read that finds the page
+//! resident (an atomic OR only when it was clear, so a hot page costs one load) and cleared
+//! by the keeper's CLOCK hand, which evicts pages it finds unreferenced.
+//!
+//! The words are atomics because the keeper clears bits from its own thread while the
+//! executor reads and sets them. Every change is an atomic read-modify-write, so neither side
+//! can undo the other's change: a cleared resident bit is never resurrected by a racing
+//! referenced-bit update. Loads on the resident path are `Relaxed`: the record is advice
+//! about whether touching a page may fault, never about the bytes (those come from the
+//! kernel's mapping).
 
-use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// One bit per page, owned by the executor thread.
+/// Pages per word.
+const PER_WORD: u64 = 32;
+/// The resident bits of a word (even bits).
+const RESIDENT: u64 = 0x5555_5555_5555_5555;
+
+#[inline]
+fn word_of(page: u64) -> usize {
+    (page / PER_WORD) as usize
+}
+
+#[inline]
+fn resident_bit(page: u64) -> u64 {
+    1 << ((page % PER_WORD) * 2)
+}
+
+#[inline]
+fn referenced_bit(page: u64) -> u64 {
+    2 << ((page % PER_WORD) * 2)
+}
+
+/// A borrowed view of a record's words for the resident path: the pointer the mapping
+/// caches so that a read's check is one dependent load from the mapping, not three.
+///
+/// Built only by [`Residency::view`]; its holder must keep the `Residency` alive (the
+/// mapping holds the `Arc` beside it).
+#[derive(Clone, Copy)]
+pub(crate) struct RecordView {
+    words: std::ptr::NonNull<AtomicU64>,
+    len: usize,
+}
+
+impl RecordView {
+    #[inline]
+    fn word(&self, page: u64) -> &AtomicU64 {
+        let i = word_of(page);
+        assert!(i < self.len, "page {page} outside the residency record");
+        // SAFETY: `i` is in bounds (checked above) of the words the view was made from, which
+        // the view's holder keeps alive (see the type's docs); atomics are shared freely.
+        unsafe { &*self.words.as_ptr().add(i) }
+    }
+
+    /// As [`Residency::access`]: true if every page of `first..=last` is resident, marking
+    /// them referenced.
+    #[inline]
+    pub(crate) fn access(&self, first: u64, last: u64) -> bool {
+        if first == last {
+            let word = self.word(first);
+            let w = word.load(Relaxed);
+            if w & resident_bit(first) == 0 {
+                return false;
+            }
+            if w & referenced_bit(first) == 0 {
+                word.fetch_or(referenced_bit(first), Relaxed);
+            }
+            return true;
+        }
+        if !(first..=last).all(|p| self.word(p).load(Relaxed) & resident_bit(p) != 0) {
+            return false;
+        }
+        for p in first..=last {
+            let word = self.word(p);
+            if word.load(Relaxed) & referenced_bit(p) == 0 {
+                word.fetch_or(referenced_bit(p), Relaxed);
+            }
+        }
+        true
+    }
+}
+
+/// The record of one mapping, shared by the executor and the mapping's residency keeper.
 pub(crate) struct Residency {
-    words: UnsafeCell<Vec<u64>>,
+    words: Box<[AtomicU64]>,
+    /// Pages whose resident bit is set.
+    count: AtomicU64,
 }
 
 impl Residency {
+    /// A record of `pages` pages, none resident.
     pub(crate) fn new(pages: u64) -> Residency {
         Residency {
-            words: UnsafeCell::new(vec![0; pages.div_ceil(64) as usize]),
+            words: (0..pages.div_ceil(PER_WORD))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            count: AtomicU64::new(0),
         }
     }
 
-    fn words(&self) -> &[u64] {
-        // SAFETY: the bitmap is only used from the executor thread (the mapping is !Send),
-        // and no reference into it outlives a method call.
-        unsafe { &*self.words.get() }
-    }
-
-    #[allow(clippy::mut_from_ref)]
-    fn words_mut(&self) -> &mut Vec<u64> {
-        // SAFETY: as in `words`; the methods never hold two references at once.
-        unsafe { &mut *self.words.get() }
-    }
-
-    /// True if every page in `first..=last` is marked resident.
-    #[inline]
-    pub(crate) fn all_set(&self, first: u64, last: u64) -> bool {
-        let words = self.words();
-        if first == last {
-            // The common case: a read inside one page.
-            return words[(first >> 6) as usize] & (1 << (first & 63)) != 0;
+    /// A view for the resident path (see [`RecordView`]).
+    pub(crate) fn view(&self) -> RecordView {
+        RecordView {
+            words: std::ptr::NonNull::from(&self.words[..]).cast(),
+            len: self.words.len(),
         }
-        (first..=last).all(|p| words[(p >> 6) as usize] & (1 << (p & 63)) != 0)
     }
 
+    /// Pages the record covers (a multiple of 32).
+    pub(crate) fn pages(&self) -> u64 {
+        self.words.len() as u64 * PER_WORD
+    }
+
+    /// True if every page of `first..=last` is resident; marks them referenced. The resident
+    /// path of every read: one load for a page already referenced.
+    #[cfg(test)]
+    pub(crate) fn access(&self, first: u64, last: u64) -> bool {
+        self.view().access(first, last)
+    }
+
+    /// True if `page` is resident.
     #[inline]
     pub(crate) fn is_set(&self, page: u64) -> bool {
-        self.words()[(page >> 6) as usize] & (1 << (page & 63)) != 0
+        self.words[word_of(page)].load(Relaxed) & resident_bit(page) != 0
     }
 
+    /// True if every page of `first..=last` is resident (without marking them referenced).
+    pub(crate) fn all_set(&self, first: u64, last: u64) -> bool {
+        (first..=last).all(|p| self.is_set(p))
+    }
+
+    /// Marks `count` pages from `first` resident and referenced.
     pub(crate) fn set_range(&self, first: u64, count: u64) {
-        let words = self.words_mut();
+        let mut added = 0;
         for p in first..first + count {
-            words[(p >> 6) as usize] |= 1 << (p & 63);
+            let bits = resident_bit(p) | referenced_bit(p);
+            let old = self.words[word_of(p)].fetch_or(bits, Relaxed);
+            if old & resident_bit(p) == 0 {
+                added += 1;
+            }
         }
+        self.count.fetch_add(added, Relaxed);
     }
 
-    pub(crate) fn clear_range(&self, first: u64, count: u64) {
-        let words = self.words_mut();
-        for p in first..first + count {
-            words[(p >> 6) as usize] &= !(1 << (p & 63));
+    /// Marks `count` pages from `first` not resident. Returns how many were.
+    pub(crate) fn clear_range(&self, first: u64, count: u64) -> u64 {
+        let end = (first + count).min(self.pages());
+        let mut removed = 0;
+        for p in first..end {
+            let bits = resident_bit(p) | referenced_bit(p);
+            let old = self.words[word_of(p)].fetch_and(!bits, Relaxed);
+            if old & resident_bit(p) != 0 {
+                removed += 1;
+            }
         }
+        self.count.fetch_sub(removed, Relaxed);
+        removed
     }
 
+    /// Marks every page not resident.
     pub(crate) fn clear_all(&self) {
-        self.words_mut().iter_mut().for_each(|w| *w = 0);
+        let mut removed = 0;
+        for word in self.words.iter() {
+            removed += (word.swap(0, Relaxed) & RESIDENT).count_ones() as u64;
+        }
+        self.count.fetch_sub(removed, Relaxed);
     }
 
     /// Number of pages marked resident.
     pub(crate) fn count(&self) -> u64 {
-        self.words().iter().map(|w| w.count_ones() as u64).sum()
+        self.count.load(Relaxed)
+    }
+
+    /// The resident pages of word `index`, as a bitmask of page offsets within the word
+    /// (bit `i` for page `index * 32 + i`).
+    pub(crate) fn resident_in_word(&self, index: usize) -> u32 {
+        compress_even(self.words[index].load(Relaxed))
+    }
+
+    /// Number of words.
+    pub(crate) fn words(&self) -> usize {
+        self.words.len()
+    }
+
+    /// One step of the CLOCK hand over word `index`: resident pages that were referenced
+    /// lose their referenced bit (a second chance); resident pages that were not are marked
+    /// not resident, at most `limit` of them. Returns the evicted pages as a bitmask of
+    /// offsets within the word. Concurrent reads that set a referenced bit meanwhile are not
+    /// lost: the word is replaced with a compare-and-swap.
+    pub(crate) fn sweep_word(&self, index: usize, limit: u32) -> u32 {
+        let word = &self.words[index];
+        let mut current = word.load(Relaxed);
+        loop {
+            let resident = current & RESIDENT;
+            if resident == 0 {
+                return 0;
+            }
+            let referenced = (current >> 1) & RESIDENT;
+            // Resident and unreferenced: the victims, lowest first, up to the limit.
+            let mut candidates = resident & !referenced;
+            let mut victims = 0;
+            let mut taken = 0;
+            while candidates != 0 && taken < limit {
+                let lowest = candidates & candidates.wrapping_neg();
+                victims |= lowest;
+                candidates &= !lowest;
+                taken += 1;
+            }
+            // Clear referenced bits of referenced pages, resident bits of the victims.
+            let new = current & !(referenced << 1) & !victims;
+            match word.compare_exchange_weak(current, new, Relaxed, Relaxed) {
+                Ok(_) => {
+                    let n = victims.count_ones() as u64;
+                    if n > 0 {
+                        self.count.fetch_sub(n, Relaxed);
+                    }
+                    return compress_even(victims);
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// The even bits of `w` packed into 32 bits (bit `2i` of `w` becomes bit `i`).
+#[inline]
+fn compress_even(w: u64) -> u32 {
+    let mut x = w & RESIDENT;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x >> 4)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x >> 16)) & 0x0000_0000_FFFF_FFFF;
+    x as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_clear_and_count() {
+        let r = Residency::new(100);
+        assert_eq!(r.pages(), 128);
+        r.set_range(30, 5);
+        assert_eq!(r.count(), 5);
+        assert!(r.all_set(30, 34));
+        assert!(!r.is_set(29) && !r.is_set(35));
+        r.set_range(33, 4); // two already set
+        assert_eq!(r.count(), 7);
+        assert_eq!(r.clear_range(31, 3), 3);
+        assert_eq!(r.count(), 4);
+        assert!(r.access(30, 30));
+        assert!(!r.access(30, 31));
+        r.clear_all();
+        assert_eq!(r.count(), 0);
+        assert!(!r.is_set(30));
+    }
+
+    #[test]
+    fn compress_even_packs_even_bits() {
+        assert_eq!(compress_even(0), 0);
+        assert_eq!(compress_even(1), 1);
+        assert_eq!(compress_even(1 << 2), 2);
+        assert_eq!(compress_even(1 << 62), 1 << 31);
+        assert_eq!(compress_even(RESIDENT), u32::MAX);
+        assert_eq!(compress_even(!RESIDENT), 0);
+    }
+
+    #[test]
+    fn clock_gives_referenced_pages_a_second_chance() {
+        let r = Residency::new(32);
+        r.set_range(0, 4); // resident and referenced
+                           // First sweep: everything referenced, nothing evicted, referenced bits cleared.
+        assert_eq!(r.sweep_word(0, 32), 0);
+        // Page 2 is read again: it survives the next sweep, the others go.
+        assert!(r.access(2, 2));
+        assert_eq!(r.sweep_word(0, 32), 0b1011);
+        assert_eq!(r.count(), 1);
+        assert!(r.is_set(2));
+        // The limit bounds evictions per word. Page 2 lost its referenced bit in the last
+        // sweep, so this one evicts it and takes the referenced bits of pages 8..12.
+        r.set_range(8, 4);
+        assert_eq!(r.sweep_word(0, 32), 0b100);
+        assert_eq!(r.sweep_word(0, 2).count_ones(), 2);
+        assert_eq!(r.count(), 2);
     }
 }

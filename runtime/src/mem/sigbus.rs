@@ -9,7 +9,8 @@
 //! with an error. A fault anywhere else is passed to the previous handler, or to the default
 //! action. The handler uses only atomics and `mmap`, which are async-signal-safe.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
 const SLOTS: usize = 256;
@@ -29,7 +30,12 @@ const EMPTY: Slot = Slot {
 static REGISTRY: [Slot; SLOTS] = [EMPTY; SLOTS];
 static TAKEN: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
 static INSTALL: Once = Once::new();
-static mut PREVIOUS: Option<libc::sigaction> = None;
+/// The action our handler replaced, for chaining; null when there is none to chain to. It is
+/// published (Release) before our handler is installed, and the handler reads it (Acquire), so
+/// the handler never runs without it. Each published value is a leaked box: a handler on
+/// another thread may be reading the old one when it is replaced (at most twice, in
+/// `install`), so none is ever freed.
+static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(ptr::null_mut());
 
 /// A mapping's registration; unregisters on drop.
 pub(crate) struct Registration {
@@ -37,12 +43,15 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// True once a SIGBUS hit this mapping.
+    /// The flag the handler sets once a SIGBUS hits this mapping. It belongs to this
+    /// registration for as long as the registration lives (the slot is reused after it is
+    /// dropped); an unprotected mapping (no free slot) gets a flag that is never set.
     #[inline]
-    pub(crate) fn damaged(&self) -> bool {
+    pub(crate) fn damaged_flag(&self) -> &'static AtomicBool {
+        static NEVER: AtomicBool = AtomicBool::new(false);
         match self.slot {
-            Some(i) => REGISTRY[i].damaged.load(Ordering::Relaxed),
-            None => false,
+            Some(i) => &REGISTRY[i].damaged,
+            None => &NEVER,
         }
     }
 }
@@ -72,19 +81,35 @@ pub(crate) fn register(start: usize, len: usize) -> Registration {
     Registration { slot: None }
 }
 
+/// Installs the handler, chaining to whatever was installed before it.
 fn install() {
-    // SAFETY: sigaction structs are plain old data; we install a handler that only uses
-    // async-signal-safe operations and save the old action for chaining. PREVIOUS is written
-    // once here, before the handler can run.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigbus as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-        libc::sigemptyset(&mut action.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(libc::SIGBUS, &action, &mut old) == 0 {
-            PREVIOUS = Some(old);
-        }
+    // SAFETY: sigaction structs are plain old data (all-zero is a valid value); sigaction(2)
+    // with a null new action only reads the current one into `current`.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut current) } != 0 {
+        return; // cannot even read the action: leave SIGBUS alone
+    }
+    // Publish the action to chain to before the handler can run.
+    PREVIOUS.store(Box::into_raw(Box::new(current)), Ordering::Release);
+    // SAFETY: as above; the handler only uses async-signal-safe operations (atomics, mmap,
+    // sysconf, sigaction) and reads `PREVIOUS`, published above.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_sigbus as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+    // SAFETY: `sa_mask` is a valid sigset_t inside `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: as above.
+    let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: installs `action`, reading the action it replaced into `replaced`.
+    if unsafe { libc::sigaction(libc::SIGBUS, &action, &mut replaced) } != 0 {
+        return;
+    }
+    if replaced.sa_sigaction != current.sa_sigaction || replaced.sa_flags != current.sa_flags {
+        // Another thread installed a handler between our read and our install: that one is
+        // what we replaced, so chain to it. (A SIGBUS in that instant chained to the older
+        // action, which is what it would have met a moment earlier.)
+        PREVIOUS.store(Box::into_raw(Box::new(replaced)), Ordering::Release);
     }
 }
 
@@ -118,8 +143,10 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
     // Not ours: chain to the previous handler, or restore the default and let the retried
     // access take the default action.
-    // SAFETY: PREVIOUS was written before this handler was installed and never again.
-    let prev = unsafe { *std::ptr::addr_of!(PREVIOUS) };
+    let prev = PREVIOUS.load(Ordering::Acquire);
+    // SAFETY: a non-null PREVIOUS points at a leaked box holding an initialised sigaction,
+    // published with Release before this handler was installed and never freed.
+    let prev = (!prev.is_null()).then(|| unsafe { *prev });
     match prev {
         Some(old) if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN => {
             if old.sa_flags & libc::SA_SIGINFO != 0 {

@@ -33,17 +33,17 @@ macro_rules! stream_impls {
             /// Receives into `buf` (from its start, up to its capacity) and returns the byte
             /// count with the buffer; 0 means the peer closed its side.
             pub async fn recv<B: $crate::IoBufMut>(&self, buf: B) -> $crate::BufResult<usize, B> {
-                $crate::io_ops::recv(&self.socket.fd, buf).await
+                $crate::driver::ops::rw::recv(&self.socket.fd, buf).await
             }
 
             /// Sends some of `buf` and returns how many bytes were sent, with the buffer.
             pub async fn send<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<usize, B> {
-                $crate::io_ops::send(&self.socket.fd, buf, 0).await
+                $crate::driver::ops::rw::send(&self.socket.fd, buf, 0).await
             }
 
             /// Sends all of `buf`, resubmitting after partial sends.
             pub async fn send_all<B: $crate::IoBuf>(&self, buf: B) -> $crate::BufResult<(), B> {
-                $crate::io_ops::send_all(&self.socket.fd, buf).await
+                $crate::driver::ops::rw::send_all(&self.socket.fd, buf).await
             }
 
             /// Shuts down the read half, the write half, or both.

@@ -13,16 +13,16 @@
 //!   reported written has been handed to the kernel.
 //!
 //! An operation in flight stays in the stream between calls; dropping the stream cancels it
-//! and the reactor keeps its buffer until the kernel is done.
+//! and the driver keeps its buffer until the kernel is done.
 
 use std::future::Future;
 use std::io;
 use std::task::{ready, Context, Poll};
 
-use io_uring::opcode;
-
-use crate::io_ops::{recv_op, send_op, SharedFd};
-use crate::op::Op;
+use crate::driver::ops::net::Shutdown;
+use crate::driver::ops::rw::{filled, recv_op, send_op, Recv, Send};
+use crate::driver::ops::SharedFd;
+use crate::driver::Op;
 
 const READ_BUF: usize = 16 * 1024;
 const WRITE_BUF: usize = 64 * 1024;
@@ -32,11 +32,11 @@ const WRITE_BUF: usize = 64 * 1024;
 pub(crate) struct PollIo {
     read_buf: Vec<u8>,
     read_pos: usize,
-    read_op: Option<Op<(SharedFd, Vec<u8>)>>,
-    write_op: Option<Op<(SharedFd, Vec<u8>)>>,
+    read_op: Option<Op<Recv<Vec<u8>>>>,
+    write_op: Option<Op<Send<Vec<u8>>>>,
     write_sent: usize,
     write_spare: Vec<u8>,
-    shutdown_op: Option<Op<SharedFd>>,
+    shutdown_op: Option<Op<Shutdown>>,
 }
 
 impl PollIo {
@@ -69,19 +69,12 @@ impl PollIo {
             };
             let done = ready!(std::pin::Pin::new(op).poll(cx));
             self.read_op = None;
-            let (_, mut buf) = done.data;
-            match done.result.into_io() {
-                Ok(n) => {
-                    // SAFETY: the kernel initialised the first n bytes of the buffer's
-                    // capacity, which the recv was given as its length.
-                    unsafe { buf.set_len(n as usize) };
-                    self.read_buf = buf;
-                    if n == 0 {
-                        return Poll::Ready(Ok(0));
-                    }
-                }
+            let (res, buf) = filled(done.result, done.data.into_buf());
+            self.read_buf = buf;
+            match res {
+                Ok(0) => return Poll::Ready(Ok(0)),
+                Ok(_) => {}
                 Err(e) => {
-                    self.read_buf = buf;
                     self.read_buf.clear();
                     return Poll::Ready(Err(e));
                 }
@@ -98,7 +91,7 @@ impl PollIo {
         while let Some(op) = &mut self.write_op {
             let done = ready!(std::pin::Pin::new(op).poll(cx));
             self.write_op = None;
-            let (_, buf) = done.data;
+            let buf = done.data.into_buf();
             match done.result.into_io() {
                 Ok(0) => {
                     self.recycle(buf);
@@ -154,14 +147,10 @@ impl PollIo {
     ) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(fd, cx))?;
         let op = self.shutdown_op.get_or_insert_with(|| {
-            // SAFETY: the entry uses only the fd, which the op's data keeps open.
-            unsafe {
-                Op::submit(fd.clone(), |fd| {
-                    use std::os::fd::AsRawFd;
-                    opcode::Shutdown::new(io_uring::types::Fd(fd.as_raw_fd()), libc::SHUT_WR)
-                        .build()
-                })
-            }
+            Op::submit(Shutdown {
+                fd: fd.clone(),
+                how: libc::SHUT_WR,
+            })
         });
         let done = ready!(std::pin::Pin::new(op).poll(cx));
         self.shutdown_op = None;

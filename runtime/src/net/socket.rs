@@ -5,11 +5,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use io_uring::{opcode, types};
 use socket2::{Domain, Protocol, SockAddr, Type};
 
-use crate::io_ops::SharedFd;
-use crate::op::Op;
+use crate::driver::ops::net::{Connect, PollAdd, Shutdown};
+use crate::driver::ops::SharedFd;
+use crate::driver::Op;
 
 /// A socket fd shared with the operations in flight on it.
 pub(crate) struct Socket {
@@ -73,22 +73,17 @@ impl Socket {
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => return Err(e),
             }
-            crate::io_ops::readable(&self.fd).await?;
+            self.readable().await?;
         }
     }
 
     /// Connects to `addr`.
     pub(crate) async fn connect(&self, addr: &SockAddr) -> io::Result<()> {
-        let data = (self.fd.clone(), Box::new(addr.clone()));
-        // SAFETY: the entry points into the boxed address and uses the fd, both owned by the
-        // op's data until completion.
-        let op = unsafe {
-            Op::submit(data, |(fd, addr)| {
-                opcode::Connect::new(types::Fd(fd.as_raw_fd()), addr.as_ptr().cast(), addr.len())
-                    .build()
-            })
+        let op = Connect {
+            fd: self.fd.clone(),
+            addr: Box::new(addr.clone()),
         };
-        op.await.result.into_io().map(|_| ())
+        Op::submit(op).await.result.into_io().map(|_| ())
     }
 
     pub(crate) async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
@@ -97,9 +92,20 @@ impl Socket {
             std::net::Shutdown::Write => libc::SHUT_WR,
             std::net::Shutdown::Both => libc::SHUT_RDWR,
         };
-        crate::io_ops::fd_op(&self.fd, |fd| opcode::Shutdown::new(fd, how).build())
-            .await
-            .map(|_| ())
+        let op = Shutdown {
+            fd: self.fd.clone(),
+            how,
+        };
+        Op::submit(op).await.result.into_io().map(|_| ())
+    }
+
+    /// Waits until the socket is readable (a one-shot, non-exclusive `POLLIN` poll).
+    async fn readable(&self) -> io::Result<()> {
+        let op = PollAdd {
+            fd: self.fd.clone(),
+            events: libc::POLLIN as u32,
+        };
+        Op::submit(op).await.result.into_io().map(|_| ())
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SockAddr> {

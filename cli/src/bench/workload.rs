@@ -1,0 +1,378 @@
+//! One measurement: cold random 4 KiB reads through a mapping at some concurrency, with an
+//! open-loop stream of hot requests arriving from another thread meanwhile.
+
+use std::cell::Cell;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultless::runtime::mem::{thread_faults, Backend, MapOptions, Mapping, ThreadFaults};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+
+use super::data::{drop_file_cache, DeviceReads};
+
+/// Pages at the start of the file that hot requests read; cold readers never touch them.
+pub const HOT_PAGES: u64 = 256;
+/// Hot requests per second, sent from a thread outside the executor.
+pub const HOT_RATE: u64 = 2000;
+
+/// What one run measured.
+pub struct RunResult {
+    pub cold_reads: u64,
+    pub elapsed: Duration,
+    pub device_reads: Option<u64>,
+    pub executor_major_faults: u64,
+    pub hot: Histogram<u64>,
+}
+
+impl RunResult {
+    pub fn cold_reads_per_s(&self) -> f64 {
+        self.cold_reads as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Visits every cold page once, in a scattered order: page `i` of the sequence is
+/// `HOT_PAGES + (start + i * stride) mod n`, with `stride` coprime to `n`.
+#[derive(Clone, Copy)]
+pub struct ColdOrder {
+    n: u64,
+    start: u64,
+    stride: u64,
+}
+
+impl ColdOrder {
+    pub fn new(total_pages: u64, seed: u64) -> ColdOrder {
+        let n = total_pages.saturating_sub(HOT_PAGES).max(1);
+        let mut stride = (0x9E37_79B9_7F4A_7C15u64 % n).max(1);
+        while gcd(stride, n) != 1 {
+            stride += 1;
+        }
+        ColdOrder {
+            n,
+            start: seed.wrapping_mul(0x2545_F491_4F6C_DD1D) % n,
+            stride,
+        }
+    }
+
+    pub fn page(&self, i: u64) -> u64 {
+        HOT_PAGES + ((self.start as u128 + i as u128 * self.stride as u128) % self.n as u128) as u64
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The measured span of one run: device reads and executor faults counted from its start,
+/// and the hot-request generator running until it ends. Both runtimes use it.
+struct Window {
+    device: DeviceReads,
+    device_before: Option<u64>,
+    faults_before: ThreadFaults,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    generator: std::thread::JoinHandle<()>,
+}
+
+impl Window {
+    /// Starts counting and the hot generator; returns the stream of hot requests.
+    fn start(path: &Path) -> (Window, futures::channel::mpsc::UnboundedReceiver<Instant>) {
+        let device = DeviceReads::for_file(path);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Instant>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let window = Window {
+            device_before: device.completed(),
+            device,
+            faults_before: thread_faults(),
+            start: Instant::now(),
+            generator: hot_generator(tx, stop.clone()),
+            stop,
+        };
+        (window, rx)
+    }
+
+    /// Stops counting (on the executor thread) and the generator.
+    fn finish(self, cold_reads: u64) -> Unfinished {
+        let elapsed = self.start.elapsed();
+        let faults = thread_faults().since(&self.faults_before);
+        let device_after = self.device.completed();
+        self.stop.store(true, Ordering::Relaxed);
+        self.generator.join().ok();
+        Unfinished {
+            cold_reads,
+            elapsed,
+            device_reads: self.device_before.zip(device_after).map(|(b, a)| a - b),
+            executor_major_faults: faults.major,
+        }
+    }
+}
+
+/// A run's counts, waiting for its hot-latency histogram.
+struct Unfinished {
+    cold_reads: u64,
+    elapsed: Duration,
+    device_reads: Option<u64>,
+    executor_major_faults: u64,
+}
+
+impl Unfinished {
+    fn with_hot(self, hot: Histogram<u64>) -> RunResult {
+        RunResult {
+            cold_reads: self.cold_reads,
+            elapsed: self.elapsed,
+            device_reads: self.device_reads,
+            executor_major_faults: self.executor_major_faults,
+            hot,
+        }
+    }
+}
+
+/// Records the latency of a hot request sent at `sent`.
+fn record_hot(hist: &mut Histogram<u64>, sent: Instant) {
+    let us = sent.elapsed().as_micros().max(1) as u64;
+    let _ = hist.record(us.min(60_000_000));
+}
+
+/// Sends `Instant`s at `HOT_RATE` per second until `stop`.
+fn hot_generator(
+    tx: futures::channel::mpsc::UnboundedSender<Instant>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let period = Duration::from_nanos(1_000_000_000 / HOT_RATE);
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            if tx.unbounded_send(Instant::now()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Runs `concurrency` cold readers (0 for hot-only) on a faultless runtime with `backend`.
+pub fn run_faultless(
+    path: &Path,
+    backend: Backend,
+    concurrency: usize,
+    duration: Duration,
+    seed: u64,
+) -> io::Result<RunResult> {
+    let rt = faultless::Runtime::new()?;
+    // SAFETY: the bench's data file is written before the run and never while it is mapped.
+    let map = unsafe { Mapping::open(path, MapOptions::new().backend(backend))? };
+    map.evict_all()?;
+    drop_file_cache(path)?;
+    let total_pages = map.len() / 4096;
+    let order = ColdOrder::new(total_pages, seed);
+    rt.block_on(async {
+        // The hot set is resident before the clock starts.
+        for p in 0..HOT_PAGES.min(total_pages) {
+            map.read(p * 4096..p * 4096 + 1).await?;
+        }
+        let next = Rc::new(Cell::new(0u64));
+        let (window, mut rx) = Window::start(path);
+        let deadline = window.start + duration;
+        let hot_map = map.clone();
+        let hot = faultless::spawn(async move {
+            let mut hist = new_hist();
+            let mut i = 0u64;
+            while let Some(sent) = rx.next().await {
+                let p = i % HOT_PAGES.min(total_pages);
+                i += 1;
+                let g = hot_map.read(p * 4096..p * 4096 + 64).await?;
+                std::hint::black_box(g[0]);
+                record_hot(&mut hist, sent);
+            }
+            Ok::<_, io::Error>(hist)
+        });
+        let readers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let map = map.clone();
+                let next = next.clone();
+                faultless::spawn(async move {
+                    let mut reads = 0u64;
+                    while Instant::now() < deadline {
+                        let i = next.get();
+                        next.set(i + 1);
+                        let p = order.page(i);
+                        let g = map.read(p * 4096..(p + 1) * 4096).await?;
+                        std::hint::black_box(g[4095]);
+                        reads += 1;
+                        // A request boundary, as in a server: let other tasks run. (With the
+                        // blocking path this is the only point where they can.)
+                        faultless::yield_now().await;
+                    }
+                    Ok::<_, io::Error>(reads)
+                })
+            })
+            .collect();
+        let mut cold_reads = 0;
+        for r in readers {
+            cold_reads += r.await??;
+        }
+        if concurrency == 0 {
+            faultless::runtime::time::sleep_until(deadline).await;
+        }
+        let counts = window.finish(cold_reads);
+        Ok(counts.with_hot(hot.await??))
+    })
+}
+
+/// The same workload on tokio's current_thread runtime, each cold read a `spawn_blocking`
+/// that touches the mapping: what a user would write today.
+pub fn run_tokio(
+    path: &Path,
+    concurrency: usize,
+    duration: Duration,
+    seed: u64,
+) -> io::Result<RunResult> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: a read-only view of the benchmark's own file, which nothing truncates.
+    let map = Arc::new(unsafe { memmap2::Mmap::map(&file)? });
+    map.advise(memmap2::Advice::Random)?;
+    // SAFETY: drops our own read-only mapping's pages; the data stays in the file.
+    unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed)? };
+    drop_file_cache(path)?;
+    let total_pages = map.len() as u64 / 4096;
+    let order = ColdOrder::new(total_pages, seed);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(concurrency.max(1))
+        .build()?;
+    rt.block_on(async {
+        for p in 0..HOT_PAGES.min(total_pages) {
+            std::hint::black_box(map[(p * 4096) as usize]);
+        }
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (window, mut rx) = Window::start(path);
+        let deadline = window.start + duration;
+        let hot_map = map.clone();
+        let hot = tokio::spawn(async move {
+            let mut hist = new_hist();
+            let mut i = 0u64;
+            while let Some(sent) = rx.next().await {
+                let p = i % HOT_PAGES.min(total_pages);
+                i += 1;
+                std::hint::black_box(hot_map[(p * 4096) as usize]);
+                record_hot(&mut hist, sent);
+            }
+            hist
+        });
+        let readers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let map = map.clone();
+                let next = next.clone();
+                tokio::spawn(async move {
+                    let mut reads = 0u64;
+                    while Instant::now() < deadline {
+                        let p = order.page(next.fetch_add(1, Ordering::Relaxed));
+                        let m = map.clone();
+                        tokio::task::spawn_blocking(move || {
+                            std::hint::black_box(m[(p * 4096 + 4095) as usize]);
+                        })
+                        .await
+                        .map_err(io::Error::other)?;
+                        reads += 1;
+                    }
+                    Ok::<_, io::Error>(reads)
+                })
+            })
+            .collect();
+        let mut cold_reads = 0;
+        for r in readers {
+            cold_reads += r.await.map_err(io::Error::other)??;
+        }
+        let counts = window.finish(cold_reads);
+        Ok(counts.with_hot(hot.await.map_err(io::Error::other)?))
+    })
+}
+
+/// Nanoseconds per read of a resident 8-byte range: through `Mapping::read(..).await`, and
+/// as a raw slice read of the same memory (same offsets, same loop; best of 5 rounds).
+pub fn resident_read_cost(path: &Path) -> io::Result<(f64, f64)> {
+    const PAGES: u64 = 1024;
+    const ROUNDS: u64 = 2_000;
+    let offsets: Vec<u64> = (0..4096u64)
+        .map(|i| (i * 4104) % (PAGES * 4096 - 8))
+        .collect();
+    let reads = (ROUNDS * offsets.len() as u64) as f64;
+    let rt = faultless::Runtime::new()?;
+    // SAFETY: the bench's data file is written before the run and never while it is mapped.
+    let map = unsafe { Mapping::open(path, MapOptions::new())? };
+    rt.block_on(map.read(0..PAGES * 4096))?;
+    let raw: &[u8] = &map
+        .try_read(0..PAGES * 4096)
+        .ok_or_else(|| io::Error::other("pages not resident after reading them"))?;
+    let api_round = || {
+        rt.block_on(async {
+            let mut sum = 0u64;
+            for _ in 0..ROUNDS {
+                for &off in &offsets {
+                    let g = map.read(off..off + 8).await?;
+                    sum = sum.wrapping_add(std::hint::black_box(&*g)[0] as u64);
+                }
+            }
+            Ok::<u64, io::Error>(sum)
+        })
+    };
+    let raw_round = || {
+        let mut sum = 0u64;
+        for _ in 0..ROUNDS {
+            for &off in &offsets {
+                let g = &raw[off as usize..off as usize + 8];
+                sum = sum.wrapping_add(std::hint::black_box(g)[0] as u64);
+            }
+        }
+        sum
+    };
+    let mut best_api = f64::MAX;
+    let mut best_raw = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        std::hint::black_box(api_round()?);
+        best_api = best_api.min(t.elapsed().as_nanos() as f64 / reads);
+        let t = Instant::now();
+        std::hint::black_box(raw_round());
+        best_raw = best_raw.min(t.elapsed().as_nanos() as f64 / reads);
+    }
+    Ok((best_api, best_raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColdOrder, HOT_PAGES};
+
+    #[test]
+    fn cold_order_visits_every_cold_page_once() {
+        for total in [HOT_PAGES + 1, HOT_PAGES + 1000, 16384, 65536 + 17] {
+            let order = ColdOrder::new(total, 7);
+            let n = total - HOT_PAGES;
+            let mut seen = vec![false; total as usize];
+            for i in 0..n {
+                let p = order.page(i);
+                assert!(
+                    (HOT_PAGES..total).contains(&p),
+                    "page {p} out of the cold range"
+                );
+                assert!(!seen[p as usize], "page {p} visited twice");
+                seen[p as usize] = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The `faultless` command: tools around the runtime and the store.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod store_cli;
+
+#[derive(Parser)]
+#[command(
+    name = "faultless",
+    version,
+    about = "An io_uring runtime whose tasks never block on page faults"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report what this kernel offers the runtime: the ring setup it gets, and the limits
+    /// that matter for fault-free page access.
+    Probe,
+    /// The fault-latency benchmark: cold mmapped reads through each prefetch path, at
+    /// several concurrencies, against the device limit and tokio's spawn_blocking.
+    Bench(bench::BenchArgs),
+    /// A Redis-compatible (RESP2) key-value server on the store.
+    Serve(faultless_server::Options),
+    /// Tools for store files: stat, check, dump, load.
+    #[command(subcommand)]
+    Store(store_cli::StoreCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe => probe().map(|()| true),
+        Command::Bench(args) => bench::run(args).map(|()| true),
+        Command::Store(cmd) => store_cli::run(cmd),
+        Command::Serve(opts) => faultless_server::serve(opts).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("faultless: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe() -> std::io::Result<()> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("kernel:            {}", kernel.trim());
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    println!("io_uring_disabled: {disabled}");
+    let rt = faultless::Runtime::new()?;
+    println!("ring mode:         {:?}", rt.ring_mode());
+    let p = faultless::runtime::mem::probe();
+    println!(
+        "prefetch support:  IORING_OP_READ {}, IORING_OP_MADVISE {}, MADV_POPULATE_READ {}",
+        p.read, p.madvise, p.populate_read
+    );
+    println!(
+        "auto backend:      {}",
+        faultless::runtime::mem::Backend::Auto.resolve()
+    );
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we pass; no other memory is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0 {
+        let show = |v: libc::rlim_t| {
+            if v == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                format!("{} KiB", v / 1024)
+            }
+        };
+        println!(
+            "RLIMIT_MEMLOCK:    {} (hard {})",
+            show(lim.rlim_cur),
+            show(lim.rlim_max)
+        );
+    }
+    let readahead = std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| {
+            let kb = std::fs::read_to_string(d.path().join("queue/read_ahead_kb")).ok()?;
+            Some(format!("{}={}", d.file_name().to_string_lossy(), kb.trim()))
+        })
+        .collect::<Vec<_>>();
+    println!("read_ahead_kb:     {}", readahead.join(" "));
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Connection limits: --max-clients, a low open-file limit, running out of descriptors under
+//! a live server, the idle timeout, and restarting on the same port.
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{faultless, read_reply, request, temp, Reply, Server};
+
+const MAX_CLIENTS: &str = "ERR max number of clients reached";
+
+/// What a new client gets: PONG (served) or the max-clients error and then EOF (turned
+/// away). Anything else, or no answer within the harness's read timeout, fails.
+fn ping_or_turned_away(s: &Server) -> Option<TcpStream> {
+    let mut c = s.connect();
+    c.write_all(b"PING\r\n").unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    match read_reply(&mut r) {
+        Reply::Status(p) if p == "PONG" => Some(c),
+        Reply::Error(e) if e == MAX_CLIENTS => {
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty(), "after the error: {rest:?}");
+            None
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Retries until a new client is served (others may still be closing).
+fn served_eventually(s: &Server) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(c) = ping_or_turned_away(s) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no client was served again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn max_clients_get_redis_error() {
+    let data = temp("max-clients");
+    let s = Server::start(&data, &["--max-clients", "5"]);
+    let clients: Vec<TcpStream> = (0..5)
+        .map(|_| ping_or_turned_away(&s).expect("one of the first five was turned away"))
+        .collect();
+    // The sixth reads Redis's exact error, then the connection closes; it never hangs.
+    for _ in 0..3 {
+        assert!(ping_or_turned_away(&s).is_none());
+    }
+    let mut quiet = s.connect(); // a client that sends nothing gets the error too
+    let mut got = Vec::new();
+    quiet.read_to_end(&mut got).unwrap();
+    assert_eq!(got, format!("-{MAX_CLIENTS}\r\n").as_bytes());
+    // One leaves: a new client is served.
+    drop(clients);
+    let mut c = served_eventually(&s);
+    let Reply::Bulk(Some(info)) = request(&mut c, &[b"INFO"]) else {
+        panic!()
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("maxclients:5\r\n"), "{info}");
+    assert!(info.contains("rejected_connections:4\r\n"), "{info}");
+}
+
+/// Starts a server whose open-file limit is `limit` (soft and hard), logging to `log`.
+fn start_with_fd_limit(data: &Path, limit: u64, log: &Path) -> Server {
+    let mut cmd = faultless();
+    cmd.stderr(Stdio::from(std::fs::File::create(log).unwrap()));
+    // SAFETY: between fork and exec the closure only calls setrlimit, which is
+    // async-signal-safe, on a struct on its own stack.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Server::start_with(data, &[], cmd)
+}
+
+/// Sets the live server's soft open-file limit.
+fn set_fd_limit(s: &Server, soft: u64, hard: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit reads the struct we pass (and writes nothing: the old-limit pointer is
+    // null); it only changes the limits of our own child.
+    let r = unsafe {
+        libc::prlimit(
+            s.child.id() as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// The lowest file descriptor number the server does not have open.
+fn lowest_free_fd(s: &Server) -> u64 {
+    let open: std::collections::HashSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+    (0..).find(|fd| !open.contains(fd)).unwrap()
+}
+
+#[test]
+fn a_low_fd_limit_never_leaves_a_client_hanging() {
+    let data = temp("fd-limit");
+    let log = temp("fd-limit-log");
+    // 64 descriptors: the server serves at most 32 clients (64 minus 32 of its own).
+    let s = start_with_fd_limit(&data, 64, &log);
+    let mut served = Vec::new();
+    let mut turned_away = 0;
+    for _ in 0..60 {
+        match ping_or_turned_away(&s) {
+            Some(c) => served.push(c),
+            None => turned_away += 1,
+        }
+    }
+    assert_eq!(served.len(), 32, "{turned_away} turned away");
+    assert_eq!(turned_away, 28);
+    // Many idle connections that never read or close (1,100 of them locked out every new
+    // client at a 1,024 limit): each is turned away at once, and holds nothing on the server.
+    let idle: Vec<TcpStream> = (0..200).map(|_| s.connect()).collect();
+    for _ in 0..10 {
+        assert!(ping_or_turned_away(&s).is_none(), "served past max-clients");
+    }
+
+    // Now the descriptors run out under it (as when other files take them): the next
+    // accept fails with EMFILE. Each new client must still get an answer, not wait forever
+    // in the listen queue, and the log must not flood.
+    let free = lowest_free_fd(&s);
+    set_fd_limit(&s, free, 64);
+    for _ in 0..50 {
+        assert!(
+            ping_or_turned_away(&s).is_none(),
+            "served past the fd limit"
+        );
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines = logged.lines().filter(|l| l.starts_with("accept:")).count();
+    assert!(logged.contains("Too many open files"), "{logged}");
+    assert!(
+        lines <= 10,
+        "{lines} log lines for 50 failed accepts:\n{logged}"
+    );
+
+    // Descriptors come back: clients are served again.
+    set_fd_limit(&s, 64, 64);
+    drop((served, idle));
+    let mut c = served_eventually(&s);
+    assert_eq!(
+        request(&mut c, &[b"SET", b"k", b"v"]),
+        Reply::Status("OK".into())
+    );
+}
+
+#[test]
+fn idle_clients_are_closed_after_the_timeout() {
+    let data = temp("timeout");
+    let s = Server::start(&data, &["--timeout", "1"]);
+    let mut idle = s.connect();
+    assert_eq!(request(&mut idle, &[b"PING"]), Reply::Status("PONG".into()));
+    // Silence: the server closes the connection (read returns EOF, not the 20 s timeout).
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert!(s.info("idle_timeouts") >= 1);
+}
+
+#[test]
+fn restart_right_after_a_crash_binds_the_same_port() {
+    let data = temp("reuseaddr");
+    let mut s = Server::start(&data, &[]);
+    let port = s.port.clone();
+    for _ in 0..5 {
+        // A connection the server closes first leaves its socket in TIME_WAIT (binding needs
+        // SO_REUSEADDR then), and a killed server's listener outlives it by a few ms (its
+        // io_uring is torn down after the process is gone): the new server must bind anyway.
+        let mut c = s.connect();
+        assert_eq!(request(&mut c, &[b"PING"]), Reply::Status("PONG".into()));
+        drop(s); // kill -9
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        drop(c);
+        s = Server::start_with(&data, &["--port", &port], faultless());
+    }
+    let mut c = s.connect();
+    assert_eq!(request(&mut c, &[b"PING"]), Reply::Status("PONG".into()));
+}

@@ -1,0 +1,129 @@
+//! File-system operations: [`OpenAt`] (its result is a new fd), [`UnlinkAt`], [`Statx`],
+//! [`Fsync`], [`Fallocate`], [`Ftruncate`].
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+
+use io_uring::{opcode, squeue, types};
+
+use super::SharedFd;
+use crate::driver::{OpCode, ResultKind};
+
+/// `openat(AT_FDCWD, path, flags, mode)`.
+pub(crate) struct OpenAt {
+    pub(crate) path: CString,
+    pub(crate) flags: i32,
+    pub(crate) mode: u32,
+}
+
+// SAFETY: the entry points at the CString's heap bytes (NUL-terminated, not moved when the
+// CString moves); `AT_FDCWD` names no open fd. A successful openat returns a new fd that
+// nothing else owns, so the result kind is `Fd`.
+unsafe impl OpCode for OpenAt {
+    const RESULT: ResultKind = ResultKind::Fd;
+
+    fn create_entry(&mut self) -> squeue::Entry {
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
+            .flags(self.flags)
+            .mode(self.mode)
+            .build()
+    }
+}
+
+/// `unlinkat(AT_FDCWD, path, 0)`.
+pub(crate) struct UnlinkAt {
+    pub(crate) path: CString,
+}
+
+// SAFETY: the entry points at the CString's heap bytes; `AT_FDCWD` names no open fd.
+unsafe impl OpCode for UnlinkAt {
+    fn create_entry(&mut self) -> squeue::Entry {
+        opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr()).build()
+    }
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS)` of an open file.
+pub(crate) struct Statx {
+    fd: SharedFd,
+    buf: Box<libc::statx>,
+}
+
+impl Statx {
+    pub(crate) fn new(fd: SharedFd) -> Statx {
+        // SAFETY: libc::statx is plain old data; all-zero is a valid value. (io-uring's
+        // `types::statx` is an opaque stand-in, so the buffer is libc's struct.)
+        let buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+        Statx { fd, buf }
+    }
+
+    /// What the kernel wrote (zeros until the operation succeeded).
+    pub(crate) fn result(&self) -> &libc::statx {
+        &self.buf
+    }
+}
+
+/// The empty path of `AT_EMPTY_PATH`, in static memory.
+static EMPTY_PATH: &[u8; 1] = b"\0";
+
+// SAFETY: the entry points at the boxed statx buffer (heap, written by the kernel, sized for
+// `struct statx`) and at a static empty path; the fd is kept open by `fd`.
+unsafe impl OpCode for Statx {
+    fn create_entry(&mut self) -> squeue::Entry {
+        opcode::Statx::new(
+            types::Fd(self.fd.as_raw_fd()),
+            EMPTY_PATH.as_ptr().cast(),
+            (&mut *self.buf as *mut libc::statx).cast::<types::statx>(),
+        )
+        .flags(libc::AT_EMPTY_PATH)
+        .mask(libc::STATX_BASIC_STATS)
+        .build()
+    }
+}
+
+/// `fsync(2)`, or `fdatasync(2)` with `datasync`.
+pub(crate) struct Fsync {
+    pub(crate) fd: SharedFd,
+    pub(crate) datasync: bool,
+}
+
+// SAFETY: the entry points at no memory; the fd is kept open by `fd`.
+unsafe impl OpCode for Fsync {
+    fn create_entry(&mut self) -> squeue::Entry {
+        let mut op = opcode::Fsync::new(types::Fd(self.fd.as_raw_fd()));
+        if self.datasync {
+            op = op.flags(types::FsyncFlags::DATASYNC);
+        }
+        op.build()
+    }
+}
+
+/// `fallocate(2)`.
+pub(crate) struct Fallocate {
+    pub(crate) fd: SharedFd,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) mode: i32,
+}
+
+// SAFETY: the entry points at no memory; the fd is kept open by `fd`.
+unsafe impl OpCode for Fallocate {
+    fn create_entry(&mut self) -> squeue::Entry {
+        opcode::Fallocate::new(types::Fd(self.fd.as_raw_fd()), self.len)
+            .offset(self.offset)
+            .mode(self.mode)
+            .build()
+    }
+}
+
+/// `ftruncate(2)` (Linux 6.9+; older kernels answer `EINVAL`).
+pub(crate) struct Ftruncate {
+    pub(crate) fd: SharedFd,
+    pub(crate) len: u64,
+}
+
+// SAFETY: the entry points at no memory; the fd is kept open by `fd`.
+unsafe impl OpCode for Ftruncate {
+    fn create_entry(&mut self) -> squeue::Entry {
+        opcode::Ftruncate::new(types::Fd(self.fd.as_raw_fd()), self.len).build()
+    }
+}

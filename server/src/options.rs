@@ -1,0 +1,87 @@
+//! The server's options: what `faultless serve` takes on its command line.
+
+use std::path::PathBuf;
+
+/// How to run the server. `Default` gives the same values as the command line's defaults.
+///
+/// With the crate's `clap` feature this is a `clap::Args`, so a binary can flatten it into its
+/// own command line.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct Options {
+    /// Address to bind.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "127.0.0.1"))]
+    pub bind: String,
+    /// TCP port (0 picks a free one; the chosen address is printed).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 6380))]
+    pub port: u16,
+    /// The store file (created if missing).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "faultless-kv.db"))]
+    pub data: PathBuf,
+    /// The prefetch path for page reads: blocking, helper, uring-madvise, uring-read, auto.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
+    pub backend: String,
+    /// Largest request accepted, in bytes (Redis's client-query-buffer-limit, per
+    /// connection); larger ones get an error and the connection is closed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 64 << 20))]
+    pub max_request: usize,
+    /// Most bytes all connections together may hold in request buffers beyond their first
+    /// 16 KiB each; a request that would need more gets an error and the connection is closed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1 << 30))]
+    pub max_request_memory: usize,
+    /// Most clients served at once (Redis's maxclients); more get "-ERR max number of clients
+    /// reached". Lowered to fit the open-file limit.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10_000))]
+    pub max_clients: usize,
+    /// Close a connection idle for this many seconds (0: never, as in Redis).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    pub timeout: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bind: "127.0.0.1".into(),
+            port: 6380,
+            data: "faultless-kv.db".into(),
+            backend: "auto".into(),
+            max_request: 64 << 20,
+            max_request_memory: 1 << 30,
+            max_clients: 10_000,
+            timeout: 0,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options make sense together.
+    pub fn validate(&self) -> std::io::Result<()> {
+        let invalid = |why: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        if self.max_request == 0 || self.max_request > 1 << 31 {
+            return invalid(format!(
+                "--max-request {} is out of range (1 to 2 GiB)",
+                self.max_request
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "clap"))]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[test]
+    fn defaults_match_the_command_line() {
+        let parsed = Cli::parse_from(["serve"]).options;
+        let default = Options::default();
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
+    }
+}

@@ -31,6 +31,17 @@ enum Command {
     /// Tools for store files: stat, check, dump, load.
     #[command(subcommand)]
     Store(store_cli::StoreCommand),
+    /// Runs a command with only SIZE bytes of memory left for its page cache (a memory
+    /// cgroup, or held anonymous memory): real kernel reclaim for the cold-server benchmark,
+    /// e.g. `faultless pressure --page-cache 1536M -- faultless serve --port 6380`.
+    Pressure {
+        /// Memory left for the command's page cache (512M, 1536M, 2G, ...).
+        #[arg(long, value_parser = bench::parse_size)]
+        page_cache: u64,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +51,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Store(cmd) => store_cli::run(cmd),
         Command::Serve(opts) => faultless_server::serve(opts).map(|()| true),
+        Command::Pressure {
+            page_cache,
+            command,
+        } => under_pressure(page_cache, &command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -49,6 +64,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `command` while only `page_cache` bytes are left for the page cache; true if it
+/// exited successfully.
+fn under_pressure(page_cache: u64, command: &[String]) -> std::io::Result<bool> {
+    let limit = bench::PageCacheLimit::apply(page_cache)?;
+    eprintln!("faultless pressure: {}", limit.describe());
+    let status = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .status()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", command[0])))?;
+    drop(limit);
+    Ok(status.success())
 }
 
 fn probe() -> std::io::Result<()> {

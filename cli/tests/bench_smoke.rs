@@ -18,6 +18,8 @@ fn bench_runs_every_path_and_writes_json() {
             "0.2",
             "--concurrency",
             "1,4",
+            "--pressure-seconds",
+            "0.3",
         ])
         .arg("--file")
         .arg(dir.join("data"))
@@ -58,6 +60,7 @@ fn bench_runs_every_path_and_writes_json() {
         "helper",
         "uring-madvise",
         "uring-read",
+        "uring-thread",
         "tokio-spawn-blocking",
     ] {
         assert_eq!(
@@ -79,6 +82,25 @@ fn bench_runs_every_path_and_writes_json() {
         }
         if r["backend"] != "blocking" {
             assert_eq!(r["executor_major_faults"], 0, "{r}");
+        }
+    }
+    // The pressure runs: re-read workloads with only a third of the file's size left for the
+    // page cache. Where no memory cgroup can be made (and holding memory would leave the
+    // machine short), they are skipped with a reason; either way the report says which.
+    let note = report["pressure_note"].as_str().expect("pressure_note");
+    let pressure = report["pressure_runs"].as_array().unwrap();
+    if note.starts_with("pressure runs skipped") {
+        assert!(pressure.is_empty(), "{note}");
+    } else {
+        assert!(note.contains("under pressure"), "{note}");
+        let workloads: Vec<&str> = pressure
+            .iter()
+            .map(|r| r["workload"].as_str().unwrap())
+            .collect();
+        assert!(workloads.contains(&"uniform") && workloads.contains(&"zipf"));
+        for r in pressure {
+            assert!(r["reads_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["faults_per_1000_reads"].as_f64().is_some(), "{r}");
         }
     }
     assert!(dir.join("plots/throughput.svg").exists());

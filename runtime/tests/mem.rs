@@ -148,10 +148,11 @@ fn many_tasks_on_one_cold_page_cause_one_prefetch() {
             }
             let s = map.stats();
             assert_eq!(s.prefetches, 1, "{backend}: {s:?}");
-            if backend == Backend::Helper {
-                // A helper thread may finish before the last tasks' first poll; those find
-                // the request complete and take its pages without waiting.
-                assert!((1..=49).contains(&s.dedup_waits), "{backend}: {s:?}");
+            if matches!(backend, Backend::Helper | Backend::UringThread) {
+                // A helper (or the keeper) thread may finish before the last tasks' first
+                // poll; those find the request complete, or the page already resident, and
+                // take it without waiting.
+                assert!(s.dedup_waits <= 49, "{backend}: {s:?}");
             } else {
                 // io_uring completions are reaped only between task polls: all 49 wait.
                 assert_eq!(s.dedup_waits, 49, "{backend}: {s:?}");

@@ -211,7 +211,9 @@ fn pinned_set_stays_within_its_budget() {
         assert_eq!(faults, 0);
         // The keeper unpins after each batch: give it a moment to settle.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while map.stats().resident_pages > budget_pages {
+        while map.stats().resident_pages > budget_pages
+            || map.stats().residency.pages_unpinned < pages
+        {
             assert!(Instant::now() < deadline, "{:?}", map.stats());
             faultless_runtime::time::sleep(Duration::from_millis(2)).await;
         }

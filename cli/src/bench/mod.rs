@@ -10,25 +10,26 @@
 
 mod data;
 mod device;
+mod pages;
 mod plot;
-#[allow(dead_code)] // wired into the workloads with issue 10
 mod pressure;
 mod report;
 mod store;
 mod workload;
-#[allow(dead_code)] // wired into the workloads with issue 10
-mod zipf;
 
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use faultless::runtime::mem::Backend;
+use faultless::runtime::mem::{Backend, ResidencyMode};
 use hdrhistogram::Histogram;
 
 pub use data::parse_size;
-use report::{Report, Run};
+use pages::Workload;
+pub use pressure::PageCacheLimit;
+use report::{PressureRun, Report, Run};
+use workload::RunSpec;
 
 const TOKIO: &str = "tokio-spawn-blocking";
 
@@ -59,9 +60,34 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "blocking,helper,uring-madvise,uring-read,tokio-spawn-blocking"
+        default_value = "blocking,helper,uring-madvise,uring-read,uring-thread,tokio-spawn-blocking"
     )]
     backends: Vec<String>,
+    /// How mappings keep their residency record true: auto, pinned, scrubbed, trusted.
+    #[arg(long, default_value = "auto")]
+    residency: ResidencyMode,
+    /// The pressure runs' page-cache limit: only this much memory is left for the page
+    /// cache (a memory cgroup, or held anonymous memory where none can be made). Default: a
+    /// third of the file, so the file is three times the cache.
+    #[arg(long, value_parser = parse_size)]
+    page_cache: Option<u64>,
+    /// Comma-separated workloads of the pressure runs: uniform and zipf re-read pages after
+    /// the kernel may have reclaimed them; once visits each page once.
+    #[arg(long, value_delimiter = ',', default_value = "uniform,zipf")]
+    pressure_workloads: Vec<Workload>,
+    /// Comma-separated paths of the pressure runs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "auto,blocking,tokio-spawn-blocking"
+    )]
+    pressure_backends: Vec<String>,
+    /// Seconds per pressure run.
+    #[arg(long, default_value_t = 5.0)]
+    pressure_seconds: f64,
+    /// Skip the runs under memory pressure.
+    #[arg(long)]
+    no_pressure: bool,
     /// Comma-separated numbers of concurrent reader tasks.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
     concurrency: Vec<usize>,
@@ -98,6 +124,26 @@ fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
             (v.value_iterated_to().max(1) as f64, seen as f64 / total)
         })
         .collect()
+}
+
+/// Runs one measurement of `path` with `spec`.
+fn measure(
+    file: &std::path::Path,
+    path: &Path_,
+    residency: ResidencyMode,
+    spec: RunSpec,
+) -> io::Result<workload::RunResult> {
+    match path {
+        Path_::Faultless(b) => workload::run_faultless(file, *b, residency, spec),
+        Path_::Tokio => workload::run_tokio(file, spec),
+    }
+}
+
+fn display_name(path: &Path_) -> String {
+    match path {
+        Path_::Faultless(b) => b.name().to_string(),
+        Path_::Tokio => TOKIO.to_string(),
+    }
 }
 
 /// Runs the benchmark and prints the table.
@@ -141,7 +187,17 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
     eprintln!("measuring: resident read cost");
     let (api_ns, raw_ns) = workload::resident_read_cost(&args.file)?;
     eprintln!("measuring: hot requests with no cold readers");
-    let hot_only = workload::run_faultless(&args.file, Backend::Auto, 0, duration, 1)?;
+    let hot_only = workload::run_faultless(
+        &args.file,
+        Backend::Auto,
+        args.residency,
+        RunSpec {
+            workload: Workload::Once,
+            concurrency: 0,
+            duration,
+            seed: 1,
+        },
+    )?;
 
     let total = paths.len() * args.concurrency.len();
     let mut runs = Vec::new();
@@ -150,21 +206,20 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
         for &c in &args.concurrency {
             eprint!("[{}/{total}] {name} with {c} tasks ... ", runs.len() + 1);
             seed += 1;
-            let result = match path {
-                Path_::Faultless(b) => workload::run_faultless(&args.file, *b, c, duration, seed)?,
-                Path_::Tokio => workload::run_tokio(&args.file, c, duration, seed)?,
+            let spec = RunSpec {
+                workload: Workload::Once,
+                concurrency: c,
+                duration,
+                seed,
             };
-            let display_name = match path {
-                Path_::Faultless(b) => b.name().to_string(),
-                Path_::Tokio => TOKIO.to_string(),
-            };
+            let result = measure(&args.file, path, args.residency, spec)?;
             eprintln!(
                 "{:.0} reads/s, {} executor major faults",
                 result.cold_reads_per_s(),
                 result.executor_major_faults
             );
             runs.push(Run {
-                backend: display_name,
+                backend: display_name(path),
                 concurrency: c,
                 cold_reads_per_s: result.cold_reads_per_s(),
                 device_reads: result.device_reads,
@@ -176,12 +231,19 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
             });
         }
     }
+    let (pressure_runs, pressure_note) = if args.no_pressure {
+        (Vec::new(), None)
+    } else {
+        pressure_section(&args, size, device_limit)?
+    };
     let report = Report {
         device_limit_iops: device_limit,
         hot_only_p99_us: hot_only.hot.value_at_quantile(0.99),
         resident_read_ns_api: api_ns,
         resident_read_ns_raw: raw_ns,
         runs,
+        pressure_runs,
+        pressure_note,
         hot_only_cdf: cdf(&hot_only.hot),
     };
     println!("{}", report::table(&report, &device.name()));
@@ -195,4 +257,82 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
         eprintln!("wrote plots into {}", dir.display());
     }
     Ok(())
+}
+
+/// The runs under memory pressure: re-read workloads on a file several times the page cache
+/// left, where the kernel reclaims pages behind the runtime's back. Returns the runs and a
+/// line saying how the pressure was made (or why there was none).
+fn pressure_section(
+    args: &BenchArgs,
+    size: u64,
+    device_limit: f64,
+) -> io::Result<(Vec<PressureRun>, Option<String>)> {
+    let cache = args.page_cache.unwrap_or(size / 3).next_multiple_of(4096);
+    let paths = args
+        .pressure_backends
+        .iter()
+        .map(|b| parse_backend(b))
+        .collect::<io::Result<Vec<_>>>()?;
+    let limit = match PageCacheLimit::apply(cache) {
+        Ok(l) => l,
+        Err(e) => {
+            let note = format!("pressure runs skipped: {e}");
+            eprintln!("{note}");
+            return Ok((Vec::new(), Some(note)));
+        }
+    };
+    let note = format!(
+        "under pressure: {}; file {} MiB = {:.1}x the page cache",
+        limit.describe(),
+        size >> 20,
+        size as f64 / cache as f64
+    );
+    eprintln!("{note}");
+    let duration = Duration::from_secs_f64(args.pressure_seconds);
+    let concurrency = args.concurrency.iter().copied().max().unwrap_or(128);
+    let total = paths.len() * args.pressure_workloads.len();
+    let mut runs = Vec::new();
+    let mut seed = 1000;
+    for &w in &args.pressure_workloads {
+        for path in &paths {
+            seed += 1;
+            eprint!(
+                "[pressure {}/{total}] {} {w} with {concurrency} tasks ... ",
+                runs.len() + 1,
+                display_name(path)
+            );
+            let spec = RunSpec {
+                workload: w,
+                concurrency,
+                duration,
+                seed,
+            };
+            let r = measure(&args.file, path, args.residency, spec)?;
+            let device_per_s = r.device_reads_per_s();
+            eprintln!(
+                "{:.0} reads/s, {} device reads/s, {:.3} executor major faults per 1000 reads",
+                r.cold_reads_per_s(),
+                device_per_s.map_or("n/a".into(), |d| format!("{d:.0}")),
+                r.faults_per_1000()
+            );
+            runs.push(PressureRun {
+                backend: display_name(path),
+                residency: match path {
+                    Path_::Faultless(Backend::Blocking) | Path_::Tokio => "-".into(),
+                    Path_::Faultless(_) => args.residency.to_string(),
+                },
+                workload: w.to_string(),
+                concurrency,
+                page_cache_bytes: cache,
+                reads_per_s: r.cold_reads_per_s(),
+                device_reads_per_s: device_per_s,
+                device_fraction: device_per_s.map(|d| d / device_limit.max(1.0)),
+                executor_major_faults: r.executor_major_faults,
+                faults_per_1000_reads: r.faults_per_1000(),
+                hot_p99_us: r.hot.value_at_quantile(0.99),
+            });
+        }
+    }
+    drop(limit);
+    Ok((runs, Some(note)))
 }

@@ -61,11 +61,6 @@ impl PageCacheLimit {
         }
     }
 
-    /// Bytes left for the page cache.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// How the limit is enforced, for reports.
     pub fn describe(&self) -> String {
         match &self.method {

@@ -18,6 +18,27 @@ pub struct Run {
     pub hot_cdf: Vec<(f64, f64)>,
 }
 
+/// One run under memory pressure (a re-read workload on a file larger than the page cache).
+#[derive(Clone, Debug, Serialize)]
+pub struct PressureRun {
+    pub backend: String,
+    /// The residency mode asked for ("-" where the path keeps no record).
+    pub residency: String,
+    pub workload: String,
+    pub concurrency: usize,
+    /// Memory left for the page cache.
+    pub page_cache_bytes: u64,
+    /// Reads the cold readers completed per second (hits and misses).
+    pub reads_per_s: f64,
+    /// Reads the block device completed per second.
+    pub device_reads_per_s: Option<f64>,
+    /// `device_reads_per_s` over the device limit (O_DIRECT QD32).
+    pub device_fraction: Option<f64>,
+    pub executor_major_faults: u64,
+    pub faults_per_1000_reads: f64,
+    pub hot_p99_us: u64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -26,6 +47,9 @@ pub struct Report {
     pub resident_read_ns_api: f64,
     pub resident_read_ns_raw: f64,
     pub runs: Vec<Run>,
+    pub pressure_runs: Vec<PressureRun>,
+    /// How the pressure was made, or why the pressure runs were skipped.
+    pub pressure_note: Option<String>,
     #[serde(skip)]
     pub hot_only_cdf: Vec<(f64, f64)>,
 }
@@ -72,6 +96,41 @@ pub fn table(r: &Report, device: &str) -> String {
             run.hot_p99_us,
             run.hot_p999_us
         ));
+    }
+    if let Some(note) = &r.pressure_note {
+        out.push_str(&format!("\n{note}\n"));
+    }
+    if !r.pressure_runs.is_empty() {
+        out.push_str(&format!(
+            "{:<22} {:<9} {:<8} {:>5} {:>10} {:>12} {:>9} {:>11} {:>12} {:>8}\n",
+            "backend",
+            "residency",
+            "workload",
+            "conc",
+            "reads/s",
+            "dev reads/s",
+            "x device",
+            "exec majflt",
+            "per 1k reads",
+            "hot p99"
+        ));
+        for run in &r.pressure_runs {
+            out.push_str(&format!(
+                "{:<22} {:<9} {:<8} {:>5} {:>10.0} {:>12} {:>9} {:>11} {:>12.3} {:>8}\n",
+                run.backend,
+                run.residency,
+                run.workload,
+                run.concurrency,
+                run.reads_per_s,
+                run.device_reads_per_s
+                    .map_or("n/a".into(), |d| format!("{d:.0}")),
+                run.device_fraction
+                    .map_or("n/a".into(), |d| format!("{d:.2}")),
+                run.executor_major_faults,
+                run.faults_per_1000_reads,
+                run.hot_p99_us
+            ));
+        }
     }
     out
 }

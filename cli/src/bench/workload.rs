@@ -1,7 +1,7 @@
 //! One measurement: cold random 4 KiB reads through a mapping at some concurrency, with an
 //! open-loop stream of hot requests arriving from another thread meanwhile.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
@@ -9,16 +9,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultless::runtime::mem::{thread_faults, Backend, MapOptions, Mapping, ThreadFaults};
+use faultless::runtime::mem::{
+    thread_faults, Backend, MapOptions, Mapping, ResidencyMode, ThreadFaults,
+};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 
 use super::data::{drop_file_cache, DeviceReads};
+use super::pages::{Chooser, Workload};
 
 /// Pages at the start of the file that hot requests read; cold readers never touch them.
 pub const HOT_PAGES: u64 = 256;
 /// Hot requests per second, sent from a thread outside the executor.
 pub const HOT_RATE: u64 = 2000;
+
+/// What one run reads: its page order, readers and length.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSpec {
+    /// The page order of the cold readers.
+    pub workload: Workload,
+    /// Cold reader tasks (0: hot requests only).
+    pub concurrency: usize,
+    /// The measured time.
+    pub duration: Duration,
+    /// Seeds the page order.
+    pub seed: u64,
+}
 
 /// What one run measured.
 pub struct RunResult {
@@ -33,41 +49,17 @@ impl RunResult {
     pub fn cold_reads_per_s(&self) -> f64 {
         self.cold_reads as f64 / self.elapsed.as_secs_f64()
     }
-}
 
-/// Visits every cold page once, in a scattered order: page `i` of the sequence is
-/// `HOT_PAGES + (start + i * stride) mod n`, with `stride` coprime to `n`.
-#[derive(Clone, Copy)]
-pub struct ColdOrder {
-    n: u64,
-    start: u64,
-    stride: u64,
-}
-
-impl ColdOrder {
-    pub fn new(total_pages: u64, seed: u64) -> ColdOrder {
-        let n = total_pages.saturating_sub(HOT_PAGES).max(1);
-        let mut stride = (0x9E37_79B9_7F4A_7C15u64 % n).max(1);
-        while gcd(stride, n) != 1 {
-            stride += 1;
-        }
-        ColdOrder {
-            n,
-            start: seed.wrapping_mul(0x2545_F491_4F6C_DD1D) % n,
-            stride,
-        }
+    /// Device reads per second during the run, if the device's counter could be read.
+    pub fn device_reads_per_s(&self) -> Option<f64> {
+        self.device_reads
+            .map(|d| d as f64 / self.elapsed.as_secs_f64())
     }
 
-    pub fn page(&self, i: u64) -> u64 {
-        HOT_PAGES + ((self.start as u128 + i as u128 * self.stride as u128) % self.n as u128) as u64
+    /// Executor major faults per 1,000 cold reads.
+    pub fn faults_per_1000(&self) -> f64 {
+        self.executor_major_faults as f64 * 1000.0 / self.cold_reads.max(1) as f64
     }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -165,27 +157,37 @@ fn hot_generator(
     })
 }
 
-/// Runs `concurrency` cold readers (0 for hot-only) on a faultless runtime with `backend`.
+/// Runs `spec.concurrency` cold readers (0 for hot-only) on a faultless runtime with
+/// `backend`, keeping the residency record with `residency`.
 pub fn run_faultless(
     path: &Path,
     backend: Backend,
-    concurrency: usize,
-    duration: Duration,
-    seed: u64,
+    residency: ResidencyMode,
+    spec: RunSpec,
 ) -> io::Result<RunResult> {
+    let RunSpec {
+        workload,
+        concurrency,
+        duration,
+        seed,
+    } = spec;
     let rt = faultless::Runtime::new()?;
     // SAFETY: the bench's data file is written before the run and never while it is mapped.
-    let map = unsafe { Mapping::open(path, MapOptions::new().backend(backend))? };
+    let map = unsafe {
+        Mapping::open(
+            path,
+            MapOptions::new().backend(backend).residency(residency),
+        )?
+    };
     map.evict_all()?;
     drop_file_cache(path)?;
     let total_pages = map.len() / 4096;
-    let order = ColdOrder::new(total_pages, seed);
+    let chooser = Rc::new(RefCell::new(Chooser::new(workload, total_pages, seed)));
     rt.block_on(async {
         // The hot set is resident before the clock starts.
         for p in 0..HOT_PAGES.min(total_pages) {
             map.read(p * 4096..p * 4096 + 1).await?;
         }
-        let next = Rc::new(Cell::new(0u64));
         let (window, mut rx) = Window::start(path);
         let deadline = window.start + duration;
         let hot_map = map.clone();
@@ -204,13 +206,11 @@ pub fn run_faultless(
         let readers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let map = map.clone();
-                let next = next.clone();
+                let chooser = chooser.clone();
                 faultless::spawn(async move {
                     let mut reads = 0u64;
                     while Instant::now() < deadline {
-                        let i = next.get();
-                        next.set(i + 1);
-                        let p = order.page(i);
+                        let p = chooser.borrow_mut().next_page();
                         let g = map.read(p * 4096..(p + 1) * 4096).await?;
                         std::hint::black_box(g[4095]);
                         reads += 1;
@@ -236,12 +236,13 @@ pub fn run_faultless(
 
 /// The same workload on tokio's current_thread runtime, each cold read a `spawn_blocking`
 /// that touches the mapping: what a user would write today.
-pub fn run_tokio(
-    path: &Path,
-    concurrency: usize,
-    duration: Duration,
-    seed: u64,
-) -> io::Result<RunResult> {
+pub fn run_tokio(path: &Path, spec: RunSpec) -> io::Result<RunResult> {
+    let RunSpec {
+        workload,
+        concurrency,
+        duration,
+        seed,
+    } = spec;
     let file = std::fs::File::open(path)?;
     // SAFETY: a read-only view of the benchmark's own file, which nothing truncates.
     let map = Arc::new(unsafe { memmap2::Mmap::map(&file)? });
@@ -250,16 +251,17 @@ pub fn run_tokio(
     unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed)? };
     drop_file_cache(path)?;
     let total_pages = map.len() as u64 / 4096;
-    let order = ColdOrder::new(total_pages, seed);
+    let chooser = Rc::new(RefCell::new(Chooser::new(workload, total_pages, seed)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(concurrency.max(1))
         .build()?;
-    rt.block_on(async {
+    // The readers share the page chooser (an Rc): they run on this thread, as the
+    // faultless readers do.
+    tokio::task::LocalSet::new().block_on(&rt, async {
         for p in 0..HOT_PAGES.min(total_pages) {
             std::hint::black_box(map[(p * 4096) as usize]);
         }
-        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (window, mut rx) = Window::start(path);
         let deadline = window.start + duration;
         let hot_map = map.clone();
@@ -277,11 +279,11 @@ pub fn run_tokio(
         let readers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let map = map.clone();
-                let next = next.clone();
-                tokio::spawn(async move {
+                let chooser = chooser.clone();
+                tokio::task::spawn_local(async move {
                     let mut reads = 0u64;
                     while Instant::now() < deadline {
-                        let p = order.page(next.fetch_add(1, Ordering::Relaxed));
+                        let p = chooser.borrow_mut().next_page();
                         let m = map.clone();
                         tokio::task::spawn_blocking(move || {
                             std::hint::black_box(m[(p * 4096 + 4095) as usize]);
@@ -352,27 +354,4 @@ pub fn resident_read_cost(path: &Path) -> io::Result<(f64, f64)> {
         best_raw = best_raw.min(t.elapsed().as_nanos() as f64 / reads);
     }
     Ok((best_api, best_raw))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{ColdOrder, HOT_PAGES};
-
-    #[test]
-    fn cold_order_visits_every_cold_page_once() {
-        for total in [HOT_PAGES + 1, HOT_PAGES + 1000, 16384, 65536 + 17] {
-            let order = ColdOrder::new(total, 7);
-            let n = total - HOT_PAGES;
-            let mut seen = vec![false; total as usize];
-            for i in 0..n {
-                let p = order.page(i);
-                assert!(
-                    (HOT_PAGES..total).contains(&p),
-                    "page {p} out of the cold range"
-                );
-                assert!(!seen[p as usize], "page {p} visited twice");
-                seen[p as usize] = true;
-            }
-        }
-    }
 }

@@ -137,6 +137,9 @@ impl Mapping {
             }
         }
         inner.counters.borrow_mut().mapped_from_cache += missing.len() as u64;
+        if let Some(k) = &inner.keeper {
+            k.shared.resident_added();
+        }
         true
     }
 

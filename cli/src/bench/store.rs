@@ -47,10 +47,11 @@ pub struct StoreBenchArgs {
     /// Seconds the writer child runs before it is killed, for the reopen measurement.
     #[arg(long, default_value_t = 3.0)]
     kill_after: f64,
-    /// Internal: run as the writer child of the reopen measurement, on this store.
-    #[arg(long, hide = true)]
-    reopen_child: Option<PathBuf>,
 }
+
+/// Set (to a store's path) in the environment of the reopen measurement's writer child: the
+/// child is `faultless bench store` run with it.
+const REOPEN_CHILD_ENV: &str = "FAULTLESS_BENCH_REOPEN_CHILD";
 
 #[derive(Serialize, Default, Debug)]
 struct Engine {
@@ -157,8 +158,8 @@ fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
 
 /// Runs the store benchmark and prints the table.
 pub fn run(args: StoreBenchArgs) -> io::Result<()> {
-    if let Some(path) = &args.reopen_child {
-        return reopen_child(path, args.keys, args.value_size);
+    if let Some(path) = std::env::var_os(REOPEN_CHILD_ENV) {
+        return reopen_child(Path::new(&path), args.keys, args.value_size);
     }
     if args.keys == 0 || args.seconds <= 0.0 {
         return Err(io::Error::new(
@@ -591,8 +592,8 @@ fn reopen_after_kill(
 ) -> io::Result<()> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["bench", "store", "--reopen-child"])
-        .arg(path)
+        .args(["bench", "store"])
+        .env(REOPEN_CHILD_ENV, path)
         .args(["--keys", &args.keys.to_string()])
         .args(["--value-size", &args.value_size.to_string()])
         .stdout(std::process::Stdio::piped())

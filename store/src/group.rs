@@ -105,18 +105,29 @@ impl Store {
     /// lookup may wait for a page) and the answer confirmed under it.
     async fn lock_and_probe(&self, key: &[u8]) -> Result<(MutexGuard<'_, ()>, bool)> {
         loop {
-            if let Some(guard) = self.inner.write_lock.try_lock() {
-                self.writable()?;
-                if let Some(found) = self.inner.mem.borrow().get(key, None) {
-                    return Ok((guard, found.is_some()));
+            let probe = match self.inner.write_lock.try_lock() {
+                Some(guard) => {
+                    self.writable()?;
+                    if let Some(found) = self.inner.mem.borrow().get(key, None) {
+                        return Ok((guard, found.is_some()));
+                    }
+                    let meta = self.inner.meta.get();
+                    let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
+                    let lookup = tree_contains(&self.inner.pager, meta.root, key);
+                    let mut lookup = std::pin::pin!(lookup);
+                    if let Some(r) = lookup.as_mut().now_or_never() {
+                        return Ok((guard, r?));
+                    }
+                    // A page is on its way: wait for it without the lock (the read goes on;
+                    // dropping it would cancel it), then confirm under the lock.
+                    drop(guard);
+                    Probe::Tree {
+                        tree: meta.txid,
+                        exists: lookup.await?,
+                    }
                 }
-                let meta = self.inner.meta.get();
-                let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
-                if let Some(r) = tree_contains(&self.inner.pager, meta.root, key).now_or_never() {
-                    return Ok((guard, r?));
-                }
-            }
-            let probe = self.probe(key).await?;
+                None => self.probe(key).await?,
+            };
             let guard = self.inner.write_lock.lock().await;
             self.writable()?;
             if let Some(existed) = self.confirm(key, &probe) {

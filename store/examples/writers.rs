@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo run --release -p faultless-store --example writers -- \
-//!     [writers=64] [seconds=3] [keys=1000000] [durability=always] [interval-ms=500] [dir=/tmp]
+//!     [writers=64] [seconds=3] [keys=1000000] [durability=always] [interval-ms=500] \
+//!     [dir=/tmp] [keyspace=keys]
 //! ```
+//!
+//! `keys` are loaded first; the writers put random keys of `0..keyspace` (default `keys`;
+//! with `keys` 0 and `keyspace` 1000000 this is redis-benchmark's `-r 1000000` SET load on
+//! an empty server).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,7 @@ fn main() {
     let durability: Durability = arg(3, "always").parse().expect("durability");
     let interval: u64 = arg(4, "500").parse().expect("interval-ms");
     let dir = std::path::PathBuf::from(arg(5, "/tmp"));
+    let keyspace: u64 = arg(6, &keys.to_string()).parse().expect("keyspace");
     let path = dir.join(format!("faultless-writers-{}.db", std::process::id()));
     let options = StoreOptions::new()
         .durability(durability)
@@ -38,10 +44,12 @@ fn main() {
         let store = Store::open(&path, options).await.expect("open");
         let value = vec![b'v'; 100];
         let t = Instant::now();
-        store
-            .load((0..keys).map(|i| Ok((key(i), value.clone()))), |_| {})
-            .await
-            .expect("load");
+        if keys > 0 {
+            store
+                .load((0..keys).map(|i| Ok((key(i), value.clone()))), |_| {})
+                .await
+                .expect("load");
+        }
         eprintln!("loaded {keys} keys in {:.2}s", t.elapsed().as_secs_f64());
         let before = store.stats();
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -57,7 +65,7 @@ fn main() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
-                        store.put(&key(rng % keys), &value).await.expect("put");
+                        store.put(&key(rng % keyspace), &value).await.expect("put");
                         done += 1;
                     }
                     done

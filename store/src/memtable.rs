@@ -146,10 +146,14 @@ impl MemTable {
         }
         self.bytes.set(self.bytes.get() + cost);
         self.versions.set(self.versions.get() + 1);
-        let Some(vs) = map.get_mut(key) else {
-            self.bytes.set(self.bytes.get() + key.len() as u64);
-            map.insert(key.into(), Versions::One(version));
-            return;
+        // One walk of the map: most keys a memtable gets are new to it.
+        let vs = match map.entry(key.into()) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                self.bytes.set(self.bytes.get() + key.len() as u64);
+                e.insert(Versions::One(version));
+                return;
+            }
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
         };
         let mut all = match std::mem::replace(vs, Versions::Many(Vec::new())) {
             Versions::One(old) => vec![old],

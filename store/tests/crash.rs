@@ -263,7 +263,7 @@ fn grouped_cycles(durability: Durability, cycles: usize) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_micros(2_000 + rng % 40_000));
+        std::thread::sleep(Duration::from_micros(10_000 + rng % 40_000));
         child.kill().unwrap();
         child.wait().unwrap();
         for (t, n) in reader.join().unwrap() {

@@ -591,14 +591,21 @@ fn reopen_after_kill(
     wal: &mut WalReport,
 ) -> io::Result<()> {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(&exe)
         .args(["bench", "store"])
         .env(REOPEN_CHILD_ENV, path)
         .args(["--keys", &args.keys.to_string()])
         .args(["--value-size", &args.value_size.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .spawn()?;
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("starting the writer child {}: {e}", exe.display()),
+            )
+        })?;
     let stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut acked = std::collections::HashMap::<u64, u64>::new();

@@ -216,13 +216,8 @@ enum Frame {
     None,
 }
 
-/// Reads the log beside the store at `base` and calls `replay(txid, ops)` for every commit
-/// after the checkpoint `meta` records, in order.
-pub(crate) async fn recover(
-    base: &Path,
-    meta: &Meta,
-    mut replay: impl FnMut(u64, &[LoggedOp<'_>]),
-) -> Result<Recovered> {
+/// Opens every segment file of the store at `base` and reads its header.
+async fn open_segments(base: &Path, meta: &Meta) -> Result<(Vec<SlotState>, Vec<Reader>)> {
     let mut slots = Vec::new();
     let mut readers = Vec::new();
     for slot in 0..MAX_SEGMENTS {
@@ -273,6 +268,17 @@ pub(crate) async fn recover(
         });
         readers.push(reader);
     }
+    Ok((slots, readers))
+}
+
+/// Reads the log beside the store at `base` and calls `replay(txid, ops)` for every commit
+/// after the checkpoint `meta` records, in order.
+pub(crate) async fn recover(
+    base: &Path,
+    meta: &Meta,
+    mut replay: impl FnMut(u64, &[LoggedOp<'_>]),
+) -> Result<Recovered> {
+    let (mut slots, mut readers) = open_segments(base, meta).await?;
     let mut order: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].header.is_some())
         .collect();

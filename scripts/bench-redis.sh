@@ -5,7 +5,9 @@
 #
 #   bash scripts/bench-redis.sh            # needs redis-server and redis-tools (apt-get)
 #
-# Environment: REQUESTS (default 500000), COLD_KEYS (default 2000000), COLD_VALUE (1000).
+# Environment: REQUESTS (default 500000), COLD_KEYS (default 2000000), COLD_VALUE (1000);
+# BASELINE_BIN: another `faultless` build (an older commit's) to run side by side in the hot
+# section, for before/after numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-500000}
@@ -18,7 +20,7 @@ fi
 cargo build --release -q
 BIN=target/release/faultless
 WORK=$(mktemp -d "$PWD/faultless-redis-bench.XXXX")
-trap 'redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6401 shutdown >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+trap 'redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6401 shutdown >/dev/null 2>&1 || true; redis-cli -p 6402 shutdown >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
 bench() { # port test -> "rps p50 p99" from redis-benchmark's CSV output
@@ -30,6 +32,10 @@ echo "== hot: redis-benchmark -t get,set -n $REQUESTS -c 50 -P 16 -r 1000000"
 redis-server --port 6400 --save "" --appendonly no --dir "$WORK" --daemonize yes --logfile "$WORK/redis.log"
 $BIN serve --port 6401 --data "$WORK/hot.db" > "$WORK/serve.log" &
 wait_port 6400; wait_port 6401
+if [ -n "${BASELINE_BIN:-}" ]; then
+    "$BASELINE_BIN" serve --port 6402 --data "$WORK/base.db" > "$WORK/base.log" &
+    wait_port 6402
+fi
 printf "%-34s %12s %9s %9s\n" server/test "requests/s" "p50 ms" "p99 ms"
 for t in set get; do
     read -r r1 p501 p991 < <(bench 6400 $t)
@@ -37,7 +43,13 @@ for t in set get; do
     printf "%-34s %12s %9s %9s\n" "redis-server (no persistence) $t" "$r1" "$p501" "$p991"
     printf "%-34s %12s %9s %9s\n" "faultless serve (durable) $t" "$r2" "$p502" "$p992"
     echo "ratio faultless/redis $t: $(awk -v a="$r2" -v b="$r1" 'BEGIN { printf "%.2f", a / b }')"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+        read -r r4 p504 p994 < <(bench 6402 $t)
+        printf "%-34s %12s %9s %9s\n" "baseline build (durable) $t" "$r4" "$p504" "$p994"
+        echo "ratio faultless/baseline $t: $(awk -v a="$r2" -v b="$r4" 'BEGIN { printf "%.2f", a / b }')"
+    fi
 done
+[ -n "${BASELINE_BIN:-}" ] && { redis-cli -p 6402 shutdown >/dev/null 2>&1 || true; }
 redis-cli -p 6400 config set appendonly yes >/dev/null
 redis-cli -p 6400 config set appendfsync always >/dev/null
 sleep 1
@@ -48,8 +60,24 @@ redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true
 wait
 
 echo "== cold: $COLD_KEYS keys x $COLD_VALUE bytes, random GETs over all of them, pages dropped first"
-awk -v n="$COLD_KEYS" -v v="$COLD_VALUE" 'BEGIN { val = sprintf("%*s", v, ""); gsub(/ /, "x", val); for (i = 0; i < n; i++) printf "key:%012d\t%s\n", i, val }' |
-    $BIN store load "$WORK/cold.db" - 2>/dev/null
+# Loaded through the server (its records carry a type header and are ordered by key hash,
+# so the store's raw bulk loader cannot write them): MSETs of 100 keys through redis-cli --pipe.
+$BIN serve --port 6401 --data "$WORK/cold.db" > "$WORK/serve.log" &
+wait_port 6401
+python3 - "$COLD_KEYS" "$COLD_VALUE" <<'PY' | redis-cli -p 6401 --pipe | tail -1
+import sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+val = b"x" * size
+out = sys.stdout.buffer
+for start in range(0, n, 100):
+    keys = [b"key:%012d" % i for i in range(start, min(n, start + 100))]
+    parts = [b"MSET"]
+    for k in keys:
+        parts += [k, val]
+    out.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+PY
+redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
+wait
 ls -l "$WORK/cold.db"
 for backend in uring-read blocking; do
     python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$WORK/cold.db"

@@ -14,8 +14,29 @@ mod store_cli;
     about = "An io_uring runtime whose tasks never block on page faults"
 )]
 struct Cli {
+    /// What to log on stderr: a level (error, warn, info, debug, trace) or a filter such as
+    /// `faultless_runtime=debug,info`. Overrides RUST_LOG; without either, warnings and
+    /// errors are shown.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Installs the tracing subscriber: `--log-level`, else `RUST_LOG`, else `warn`. The
+/// runtime's events (its `tracing` feature is on in this binary) go to stderr.
+fn init_logging(level: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -46,6 +67,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+        eprintln!("faultless: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Probe => probe().map(|()| true),
         Command::Bench(args) => bench::run(args).map(|()| true),

@@ -1,4 +1,4 @@
-//! [`Builder`]: the settings of a runtime (ring size and setup, poll budgets).
+//! [`Builder`]: the settings of a runtime (ring size and setup, poll budgets, blocking pool).
 
 use std::io;
 
@@ -12,6 +12,8 @@ pub struct Builder {
     pub(crate) ring_entries: u32,
     pub(crate) ring_mode: RingMode,
     pub(crate) budget: usize,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) blocking_keep_alive: std::time::Duration,
     pub(crate) background_budget: usize,
 }
 
@@ -27,6 +29,8 @@ impl Default for Builder {
             ring_entries: 256,
             ring_mode,
             budget: 128,
+            max_blocking_threads: 64,
+            blocking_keep_alive: std::time::Duration::from_secs(10),
             background_budget: 16,
         }
     }
@@ -57,6 +61,19 @@ impl Builder {
     /// timers again. Lower values give I/O lower latency under load; higher values batch more.
     pub fn poll_budget(&mut self, budget: usize) -> &mut Builder {
         self.budget = budget.max(1);
+        self
+    }
+
+    /// The most threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking)) may
+    /// run at once (default 64, at least 1); further jobs wait in its queue.
+    pub fn max_blocking_threads(&mut self, threads: usize) -> &mut Builder {
+        self.max_blocking_threads = threads.max(1);
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for a job before it exits (default 10 s).
+    pub fn blocking_keep_alive(&mut self, keep_alive: std::time::Duration) -> &mut Builder {
+        self.blocking_keep_alive = keep_alive;
         self
     }
 

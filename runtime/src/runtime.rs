@@ -10,7 +10,7 @@ use crate::builder::Builder;
 use crate::driver::RingMode;
 use crate::executor::{current, try_with_current, Executor};
 use crate::stats::RuntimeStats;
-use crate::task::JoinHandle;
+use crate::task::{JoinHandle, TaskMeta};
 
 /// A single-threaded io_uring executor.
 ///
@@ -18,6 +18,32 @@ use crate::task::JoinHandle;
 /// spawned meanwhile. Tasks are `!Send` futures; wakers are `Send` and may be woken from any
 /// thread. Dropping the runtime drops every unfinished task and waits for the kernel to
 /// finish with every operation still in flight.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let rt = faultless_runtime::Runtime::new()?;
+/// let counter = Rc::new(Cell::new(0)); // tasks share state without locks: one thread
+/// let total = rt.block_on(async {
+///     let tasks: Vec<_> = (0..10)
+///         .map(|_| {
+///             let counter = counter.clone();
+///             faultless_runtime::spawn(async move {
+///                 faultless_runtime::yield_now().await;
+///                 counter.set(counter.get() + 1);
+///             })
+///         })
+///         .collect();
+///     for t in tasks {
+///         t.await.expect("no task panicked");
+///     }
+///     counter.get()
+/// });
+/// assert_eq!(total, 10);
+/// assert_eq!(rt.stats().tasks_spawned, 10);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Runtime {
     executor: Rc<Executor>,
 }
@@ -56,6 +82,14 @@ impl Runtime {
         self.executor.spawn(future)
     }
 
+    pub(crate) fn spawn_with<F>(&self, future: F, meta: TaskMeta) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.executor.spawn_with(future, meta)
+    }
+
     /// Counters describing what the runtime has done so far.
     pub fn stats(&self) -> RuntimeStats {
         self.executor.stats()
@@ -89,6 +123,17 @@ impl fmt::Debug for Runtime {
 }
 
 /// Spawns a task on the runtime running on this thread.
+///
+/// ```
+/// let rt = faultless_runtime::Runtime::new()?;
+/// rt.block_on(async {
+///     let handle = faultless_runtime::spawn(async { 6 * 7 });
+///     assert_eq!(handle.await.unwrap(), 42);
+///     // Dropping (or `detach`ing) a handle lets the task run on by itself.
+///     faultless_runtime::spawn(async {}).detach();
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # Panics
 /// If no faultless runtime is running on this thread.

@@ -10,10 +10,14 @@ pub struct RuntimeStats {
     /// Polls of tasks woken by background work (page-access completions), which the executor
     /// runs after the others, a bounded number per turn.
     pub background_polls: u64,
-    /// Tasks spawned.
+    /// Tasks the program spawned (the runtime's own tasks are counted apart, below).
     pub tasks_spawned: u64,
-    /// Tasks not yet finished.
+    /// The program's tasks not yet finished.
     pub tasks_alive: usize,
+    /// Tasks the runtime spawned for itself: page prefetches, the signal reader.
+    pub internal_tasks_spawned: u64,
+    /// The runtime's own tasks not yet finished.
+    pub internal_tasks_alive: usize,
     /// Times the executor parked in `io_uring_enter` with nothing to run.
     pub parks: u64,
     /// io_uring operations submitted (excluding the runtime's own eventfd reads and cancels).
@@ -35,4 +39,12 @@ pub struct RuntimeStats {
     /// Fds that operations created (an open, an accept) after their futures were dropped,
     /// closed by the runtime since nobody was left to own them.
     pub orphan_fds_closed: u64,
+    /// Threads of the blocking pool alive now.
+    pub blocking_threads: usize,
+    /// Blocking jobs waiting for a thread.
+    pub blocking_queued: usize,
+    /// Blocking jobs submitted (`spawn_blocking`, name lookups, directory listings).
+    pub blocking_spawned: u64,
+    /// Blocking jobs that ran to their end.
+    pub blocking_completed: u64,
 }

@@ -61,7 +61,7 @@ fn abort_cancels_a_pending_task_and_drops_its_future() {
         h.abort();
         h.await
     });
-    assert!(matches!(res, Err(JoinError::Cancelled)));
+    assert!(res.as_ref().is_err_and(JoinError::is_cancelled));
     assert!(dropped.get());
     assert_eq!(rt.stats().tasks_alive, 0);
 }

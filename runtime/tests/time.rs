@@ -124,3 +124,21 @@ fn dropped_sleeps_leave_no_timers() {
         assert_eq!(faultless_runtime::stats().unwrap().timers_pending, 0);
     });
 }
+
+/// `Duration::MAX` means "until cancelled", not a panic on overflow.
+#[test]
+fn huge_durations_do_not_overflow() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let forever = faultless_runtime::time::sleep(Duration::MAX);
+        let r = faultless_runtime::time::timeout(Duration::from_millis(1), forever).await;
+        assert!(r.is_err());
+        let r = faultless_runtime::time::timeout(Duration::MAX, async { 5 }).await;
+        assert_eq!(r.unwrap(), 5);
+        let mut i = faultless_runtime::time::interval(Duration::MAX);
+        i.tick().await; // the first tick is immediate
+        let r = faultless_runtime::time::timeout(Duration::from_millis(1), i.tick()).await;
+        assert!(r.is_err());
+    });
+    assert_eq!(rt.stats().timers_pending, 0);
+}

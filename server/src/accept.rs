@@ -55,15 +55,28 @@ impl Acceptor {
         if self.spare_released {
             // Accepted into the spare's slot after EMFILE: turn it away, take the slot back.
             bump(&shared.stats.rejected_connections);
-            turn_away(stream);
+            turn_away(stream, MAX_CLIENTS_ERROR);
             self.spare = open_spare();
             self.spare_released = false;
             return;
         }
-        if shared.stats.connected.get() >= shared.max_clients as u64 {
+        if shared.stats.connected.get() >= shared.client_limit() as u64 {
             bump(&shared.stats.rejected_connections);
-            turn_away(stream);
+            turn_away(stream, MAX_CLIENTS_ERROR);
             return;
+        }
+        let protected = {
+            let c = shared.config.borrow();
+            c.protected_mode && c.requirepass.is_none()
+        };
+        if protected {
+            if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
+                if refused_by_protected_mode(local.ip().to_canonical(), peer.ip().to_canonical()) {
+                    bump(&shared.stats.rejected_connections);
+                    turn_away(stream, PROTECTED_MODE_ERROR);
+                    return;
+                }
+            }
         }
         let _ = stream.set_nodelay(true);
         bump(&shared.stats.accepted);
@@ -91,9 +104,17 @@ impl Acceptor {
     }
 }
 
-/// Sends the max-clients error and closes, without waiting for anything (see the module
-/// docs).
-fn turn_away(stream: TcpStream) {
+/// What a client refused by protected mode reads (Redis's words, shortened).
+pub(crate) const PROTECTED_MODE_ERROR: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, set a password (--requirepass), or disable protected mode (--protected-mode no).\r\n";
+
+/// Redis's protected mode: with no password, a client from another host is refused when
+/// the server listens on a non-loopback address (`local`, the address the client reached).
+pub(crate) fn refused_by_protected_mode(local: std::net::IpAddr, peer: std::net::IpAddr) -> bool {
+    !local.is_loopback() && !peer.is_loopback()
+}
+
+/// Sends `error` and closes, without waiting for anything (see the module docs).
+fn turn_away(stream: TcpStream, error: &'static [u8]) {
     let fd = stream.as_raw_fd();
     let mut sink = [0u8; 4096];
     // SAFETY: `fd` is the open socket that `stream` owns until it is dropped below, and no
@@ -102,8 +123,8 @@ fn turn_away(stream: TcpStream) {
     unsafe {
         libc::send(
             fd,
-            MAX_CLIENTS_ERROR.as_ptr().cast(),
-            MAX_CLIENTS_ERROR.len(),
+            error.as_ptr().cast(),
+            error.len(),
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         );
         libc::shutdown(fd, libc::SHUT_WR);
@@ -148,5 +169,25 @@ impl RateLimitedLog {
         }
         self.last = Some(now);
         self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_of_a_public_listener() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: std::net::IpAddr = "::1".parse().unwrap();
+        let public: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let other: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+        assert!(!refused_by_protected_mode(lo, lo));
+        assert!(!refused_by_protected_mode(public, lo));
+        assert!(!refused_by_protected_mode(public, lo6));
+        assert!(refused_by_protected_mode(public, other));
+        assert!(
+            PROTECTED_MODE_ERROR.ends_with(b"\r\n") && PROTECTED_MODE_ERROR.starts_with(b"-DENIED")
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! # faultless-server
 //!
-//! A Redis-compatible (RESP2) key-value server on the faultless store: what `faultless serve`
-//! runs.
+//! A Redis-compatible (RESP2/RESP3) key-value server on the faultless store: what
+//! `faultless serve` runs. Strings, hashes, sets and lists with expiry; MULTI/EXEC
+//! transactions; SCAN with 64-bit cursors; HELLO, AUTH, CLIENT, CONFIG, INFO, COMMAND.
+//! `docs/server.md` describes the design and every limit.
 //!
 //! ```
 //! use faultless_runtime::net::TcpStream;
@@ -42,13 +44,16 @@
 //! * **Data lives in the store**, a memory-mapped B+tree. A `GET` of a cold key reads its
 //!   pages through the runtime's non-blocking page access: the task yields while the page is
 //!   read, and every other connection keeps being served. Nothing blocks the thread.
-//! * **Writes are acknowledged only when durable.** A plain `SET` or single-key `DEL` goes
-//!   through `Store::put`/`delete`, which group commit: writes from every connection that
-//!   arrive while a commit is being written share the next one (one fsync for all). Within
-//!   one connection's pipeline, consecutive plain writes wait for durability together, and a
-//!   read that follows them waits for them first, so a client always reads its own writes.
-//!   Commands that read and write (`SET NX/XX`, `INCR`, `MSET`, multi-key `DEL`) run in a
-//!   write transaction of their own, atomically.
+//! * **Writes are acknowledged only when durable.** Every write command, from every
+//!   connection, goes to one committer task ([`db`]), which applies everything queued in one
+//!   store write transaction, in order, and commits once (one fsync for all) before answering
+//!   each writer. Within one connection, consecutive writes of a pipeline wait for
+//!   durability together, and a read that follows them waits for them first, so a client
+//!   always reads its own writes. `MULTI`/`EXEC` is one committer job: atomic, durable once.
+//! * **Types and expiry live in the records.** A key's store record starts with a header
+//!   (type, expiry); hash fields and set members are one store key each under the
+//!   container's id; an index of expiry times drives active expiry; keys are ordered by a
+//!   64-bit hash, so SCAN's cursors are 64-bit numbers ([`db::keys`], [`cursor`]).
 //! * **No client can hold up the others.** A malformed request, or one over `--max-request`
 //!   bytes, gets a RESP error and, since the stream cannot be resynchronised, the connection
 //!   is closed; unknown commands just get an error. Long work yields to the loop every
@@ -61,7 +66,8 @@
 //!   is sent (`connection::output`).
 //!
 //! The modules, by job: [`protocol`] (request parsing and reply encoding), `cmd` (the command
-//! table, and command execution, one module per family), [`glob`] (SCAN's MATCH patterns),
+//! table, and command execution, one module per family), [`db`] (the data's layout on the
+//! store, the committer, expiry), `config` (CONFIG), [`glob`] (SCAN's MATCH patterns),
 //! [`cursor`] (SCAN cursors), `connection` (the per-connection loop, its buffers), `server`
 //! (binding, the state every connection shares), `accept` (admitting connections), [`limits`]
 //! (open files), `memory` (the request budget), `work` (the work budget), `info` and `stats`
@@ -69,8 +75,10 @@
 
 mod accept;
 mod cmd;
+mod config;
 mod connection;
 pub mod cursor;
+pub mod db;
 pub mod glob;
 mod info;
 pub mod limits;

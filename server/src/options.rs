@@ -36,6 +36,13 @@ pub struct Options {
     /// Close a connection idle for this many seconds (0: never, as in Redis).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub timeout: u64,
+    /// Require clients to AUTH with this password (Redis's requirepass).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub requirepass: Option<String>,
+    /// Redis's protected mode (yes or no): with no password, clients from other hosts are
+    /// refused when the server is bound to a non-loopback address.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "yes"))]
+    pub protected_mode: String,
 }
 
 impl Default for Options {
@@ -49,14 +56,30 @@ impl Default for Options {
             max_request_memory: 1 << 30,
             max_clients: 10_000,
             timeout: 0,
+            requirepass: None,
+            protected_mode: "yes".into(),
         }
     }
 }
 
 impl Options {
+    /// The durability policy, as `CONFIG GET appendfsync` reports it. Every acknowledged
+    /// write is durable before its reply (group commit), which is Redis's `always`. When the
+    /// store's write-ahead log brings its durability option (`StoreOptions`), this is the one
+    /// place to report it from.
+    pub fn appendfsync(&self) -> &'static str {
+        "always"
+    }
+
     /// Checks the options make sense together.
     pub fn validate(&self) -> std::io::Result<()> {
         let invalid = |why: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        if self.protected_mode != "yes" && self.protected_mode != "no" {
+            return invalid(format!(
+                "--protected-mode {} must be yes or no",
+                self.protected_mode
+            ));
+        }
         if self.max_request == 0 || self.max_request > 1 << 31 {
             return invalid(format!(
                 "--max-request {} is out of range (1 to 2 GiB)",

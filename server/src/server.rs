@@ -1,6 +1,7 @@
 //! The listener, the accept loop, and [`Shared`], the state every connection sees.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,6 +13,11 @@ use faultless_store::{Store, StoreOptions};
 use futures::channel::oneshot;
 
 use crate::accept::Acceptor;
+use crate::config::Config;
+use crate::connection::ClientInfo;
+use crate::db::committer::Committer;
+use crate::db::watch::Watches;
+use crate::db::Keyspace;
 use crate::limits;
 use crate::memory::RequestMemory;
 use crate::options::Options;
@@ -31,11 +37,33 @@ pub(crate) struct Shared {
     pub(crate) request_memory: RequestMemory,
     /// Clients served at most: `--max-clients`, or fewer if the open-file limit is lower.
     pub(crate) max_clients: usize,
+    /// The parameters CONFIG SET can change.
+    pub(crate) config: RefCell<Config>,
+    /// Counts and the next container id (the server's record in the store).
+    pub(crate) keyspace: Keyspace,
+    /// WATCHed keys.
+    pub(crate) watches: Watches,
+    /// The queue of writes and the task that commits them.
+    pub(crate) committer: Committer,
+    /// Connected clients, by id (CLIENT LIST, CLIENT KILL).
+    pub(crate) clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
+    /// The next client id.
+    pub(crate) next_client_id: Cell<u64>,
+    /// When the server started.
+    pub(crate) started: Instant,
+    /// Whether active expiry runs.
+    pub(crate) active_expire: Cell<bool>,
 }
 
 impl Shared {
     /// Stops accepting connections; [`Server::run`] returns. Every acknowledged write is
     /// already durable, so nothing else needs doing.
+    /// The most clients served now (CONFIG's maxclients, within what the open-file limit
+    /// fits).
+    pub(crate) fn client_limit(&self) -> usize {
+        self.config.borrow().maxclients.min(self.max_clients)
+    }
+
     pub(crate) fn shut_down(&self) {
         self.shutdown.set(true);
         if let Some(tx) = self.wake_acceptor.borrow_mut().take() {
@@ -46,7 +74,7 @@ impl Shared {
 
 /// A server bound to its address with its store open, ready to [`run`](Server::run).
 pub struct Server {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
     listener: TcpListener,
     addr: SocketAddr,
     stop: oneshot::Receiver<()>,
@@ -58,6 +86,7 @@ impl Server {
         options.validate()?;
         let backend: Backend = options.backend.parse()?;
         let store = Store::open(&options.data, StoreOptions::new().backend(backend)).await?;
+        let keyspace = Keyspace::open(&store).await?;
         let listener = bind_listener(&options.bind, options.port).await?;
         let addr = listener.local_addr()?;
         let fd_limit = limits::fd_limit()?;
@@ -79,6 +108,14 @@ impl Server {
             stats: Stats::default(),
             request_memory: RequestMemory::new(options.max_request_memory),
             max_clients,
+            config: RefCell::new(Config::new(&options, max_clients)),
+            keyspace,
+            watches: Watches::default(),
+            committer: Committer::default(),
+            clients: RefCell::new(BTreeMap::new()),
+            next_client_id: Cell::new(1),
+            started: Instant::now(),
+            active_expire: Cell::new(true),
             options,
         });
         Ok(Server {
@@ -108,6 +145,7 @@ impl Server {
             ..
         } = self;
         let mut acceptor = Acceptor::new(shared.clone());
+        faultless_runtime::spawn(crate::db::cron::run(shared.clone())).detach();
         while !shared.shutdown.get() {
             let accepted = {
                 let accept = std::pin::pin!(listener.accept());
@@ -169,7 +207,7 @@ pub fn serve(options: Options) -> io::Result<()> {
             "faultless serve: listening on {} (data {}, {} keys)",
             server.local_addr(),
             data.display(),
-            server.store().len()
+            server.shared.keyspace.keys.get()
         );
         server.run().await?;
         println!("faultless serve: shutting down");

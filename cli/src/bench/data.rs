@@ -37,7 +37,8 @@ pub fn ensure_data_file(path: &Path, size: u64) -> io::Result<()> {
     let mut buf = vec![0u8; chunk];
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut written = 0u64;
-    let mut last_report = std::time::Instant::now();
+    let mut progress =
+        super::progress::ByteProgress::new(format!("data: writing {}", path.display()), size);
     while written < size {
         for word in buf.chunks_exact_mut(8) {
             state ^= state << 13;
@@ -48,18 +49,10 @@ pub fn ensure_data_file(path: &Path, size: u64) -> io::Result<()> {
         let n = (size - written).min(chunk as u64) as usize;
         file.write_all(&buf[..n])?;
         written += n as u64;
-        if last_report.elapsed().as_millis() >= 500 || written == size {
-            eprint!(
-                "\rdata: writing {} ({} / {} MiB)",
-                path.display(),
-                written >> 20,
-                size >> 20
-            );
-            last_report = std::time::Instant::now();
-        }
+        progress.set(written);
     }
     file.sync_all()?;
-    eprintln!();
+    progress.finish();
     Ok(())
 }
 

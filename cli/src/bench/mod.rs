@@ -13,6 +13,7 @@ mod device;
 mod pages;
 mod plot;
 mod pressure;
+mod progress;
 mod report;
 mod store;
 mod workload;

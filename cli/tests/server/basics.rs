@@ -173,3 +173,27 @@ fn redis_benchmark_runs_against_it() {
     // redis-benchmark writes 3-byte values under key:__rand_int__.
     assert_eq!(s.cli(&["get", "key:__rand_int__"]).trim_end().len(), 3);
 }
+
+#[test]
+fn a_store_of_raw_keys_is_refused_with_a_clear_error() {
+    // A store written by the store's own loader (raw keys, as servers before issue 12 kept
+    // them) holds data but no server record: refused at start, never misread.
+    let data = temp("raw-store");
+    let lines = data.with_extension("txt");
+    std::fs::write(&lines, "alpha\tone\nbeta\ttwo\n").unwrap();
+    let loaded = crate::harness::faultless()
+        .args(["store", "load"])
+        .arg(&data)
+        .arg(&lines)
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let out = crate::harness::faultless()
+        .args(["serve", "--port", "0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no server record"), "{stderr}");
+}

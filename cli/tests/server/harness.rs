@@ -80,6 +80,28 @@ impl Server {
             .unwrap()
     }
 
+    /// INFO keyspace's `db0:keys=K,expires=E` as `(K, E)` (zeros when there is no line).
+    pub fn keyspace(&self) -> (u64, u64) {
+        let mut c = self.connect();
+        c.write_all(&resp(&[b"INFO", b"keyspace"])).unwrap();
+        let text = match read_reply(&mut BufReader::new(&mut c)) {
+            Reply::Bulk(Some(t)) => String::from_utf8(t).unwrap(),
+            other => panic!("INFO keyspace: {other:?}"),
+        };
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix("db0:")) else {
+            return (0, 0);
+        };
+        let field = |name: &str| -> u64 {
+            line.split(',')
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.strip_prefix('='))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (field("keys"), field("expires"))
+    }
+
     /// The server process's resident memory, from /proc.
     pub fn rss(&self) -> u64 {
         proc_status_kib(self.child.id(), "VmRSS") * 1024
@@ -155,6 +177,13 @@ pub enum Reply {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Vec<Reply>),
+    /// RESP3 types.
+    Null,
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(String),
+    Bool(bool),
+    Verbatim(String, Vec<u8>),
 }
 
 /// Reads one RESP2 reply; panics on EOF, a timeout or malformed input.
@@ -184,13 +213,44 @@ pub fn try_read_reply(r: &mut impl BufRead) -> Option<Reply> {
             body.truncate(body.len() - 2);
             Reply::Bulk(Some(body))
         }
+        b'*' if text == "-1" => Reply::Null,
         b'*' => Reply::Array(
             (0..text.parse::<usize>().unwrap())
                 .map(|_| read_reply(r))
                 .collect(),
         ),
+        b'~' => Reply::Set(
+            (0..text.parse::<usize>().unwrap())
+                .map(|_| read_reply(r))
+                .collect(),
+        ),
+        b'%' => Reply::Map(
+            (0..text.parse::<usize>().unwrap())
+                .map(|_| (read_reply(r), read_reply(r)))
+                .collect(),
+        ),
+        b'_' => Reply::Null,
+        b',' => Reply::Double(text),
+        b'#' => Reply::Bool(text == "t"),
+        b'=' => {
+            let mut body = vec![0; text.parse::<usize>().unwrap() + 2];
+            r.read_exact(&mut body).unwrap();
+            body.truncate(body.len() - 2);
+            let rest = body.split_off(4);
+            Reply::Verbatim(String::from_utf8_lossy(&body[..3]).into_owned(), rest)
+        }
         c => panic!("not a reply: {:?}", (c as char, text)),
     })
+}
+
+/// A bulk string reply.
+pub fn bulk(b: &[u8]) -> Reply {
+    Reply::Bulk(Some(b.to_vec()))
+}
+
+/// A status reply.
+pub fn status(s: &str) -> Reply {
+    Reply::Status(s.to_string())
 }
 
 /// Sends one request on `c` and reads its reply.

@@ -228,6 +228,7 @@ impl Driver {
     pub(crate) fn abandon(&mut self, key: usize, op: Box<dyn std::any::Any>, result: ResultKind) {
         match self.ops.abandon(key, op, result, &mut self.graveyard) {
             Abandoned::InFlight => {
+                crate::log::trace!(key, "operation abandoned in flight: cancelling");
                 self.stats.cancelled += 1;
                 self.push_cancel(Some(key));
             }
@@ -255,6 +256,13 @@ impl Driver {
             let _ = self.enter(0, None);
         }
         self.reap();
+        #[cfg(feature = "tracing")]
+        tracing::trace!(
+            block,
+            in_flight = self.ops.in_flight(),
+            enters = self.stats.enters,
+            "driver turn"
+        );
         std::mem::take(&mut self.graveyard)
     }
 
@@ -291,6 +299,10 @@ impl Driver {
     /// Resources of operations the kernel never completes are leaked, never freed.
     pub(crate) fn shutdown(&mut self) -> Graveyard {
         self.shut_down = true;
+        crate::log::debug!(
+            in_flight = self.ops.in_flight(),
+            "driver shutdown: cancelling"
+        );
         self.push_cancel(None);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -309,6 +321,12 @@ impl Driver {
             }
         }
         // Anything still in flight keeps its resources forever: the kernel may still write.
+        if self.ops.in_flight() > 0 {
+            crate::log::warning!(
+                "runtime shutdown: {} io_uring operations never completed; their buffers are leaked",
+                self.ops.in_flight()
+            );
+        }
         self.ops.leak_abandoned();
         if self.eventfd_armed {
             // The eventfd buffer must outlive a read that never completed.

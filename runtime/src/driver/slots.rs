@@ -155,6 +155,7 @@ impl OpTable {
                 // so this is its only holder. It is closed when the graveyard is dropped.
                 let fd = unsafe { OwnedFd::from_raw_fd(res.res) };
                 self.orphan_fds_closed += 1;
+                crate::log::debug!("closed an fd whose operation's future was dropped");
                 graveyard.push(Box::new(fd));
             }
         }

@@ -44,10 +44,11 @@ use context::Enter;
 pub(crate) use context::{background_wakes, current, schedule, try_with_current, WakeClass};
 pub(crate) use park::Shared;
 
+use crate::blocking::BlockingPool;
 use crate::builder::Builder;
 use crate::driver::Driver;
 use crate::stats::RuntimeStats;
-use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell};
+use crate::task::{current_thread_id, Header, JoinHandle, Runnable, TaskCell, TaskMeta};
 use crate::time::Timers;
 
 /// The run-queue key of the future passed to `block_on`.
@@ -60,6 +61,9 @@ pub(crate) struct Counters {
     pub(crate) polls: Cell<u64>,
     pub(crate) background_polls: Cell<u64>,
     pub(crate) spawned: Cell<u64>,
+    /// Tasks the runtime spawned for itself, and how many of them are alive.
+    pub(crate) internal_spawned: Cell<u64>,
+    pub(crate) internal_alive: Cell<usize>,
     pub(crate) parks: Cell<u64>,
 }
 
@@ -76,6 +80,8 @@ pub(crate) struct Executor {
     background: RefCell<VecDeque<usize>>,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
+    /// The `spawn_blocking` pool; its jobs complete through the tasks' wakers.
+    pub(crate) blocking: BlockingPool,
     pub(crate) counters: Counters,
     turn_hooks: RefCell<Vec<Box<dyn FnMut()>>>,
     /// Hooks registered while the hooks run; they join `turn_hooks` at the next turn end.
@@ -98,6 +104,7 @@ impl Executor {
             background: RefCell::new(VecDeque::with_capacity(64)),
             driver: RefCell::new(driver),
             timers: RefCell::new(Timers::default()),
+            blocking: BlockingPool::new(builder.max_blocking_threads, builder.blocking_keep_alive),
             counters: Counters::default(),
             turn_hooks: RefCell::new(Vec::new()),
             new_turn_hooks: RefCell::new(Vec::new()),
@@ -125,18 +132,33 @@ impl Executor {
         }
     }
 
-    /// Spawns a future onto this executor.
+    /// Spawns a user task onto this executor.
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_with(future, TaskMeta::user(None))
+    }
+
+    /// Spawns a future onto this executor, with its id, name and kind in `meta`.
+    pub(crate) fn spawn_with<F>(&self, future: F, meta: TaskMeta) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if meta.internal {
+            bump(&self.counters.internal_spawned);
+            let alive = &self.counters.internal_alive;
+            alive.set(alive.get() + 1);
+        } else {
+            bump(&self.counters.spawned);
+        }
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread);
+        let cell = TaskCell::new(future, entry.key(), self.shared.clone(), self.thread, meta);
         entry.insert(cell.clone());
         drop(tasks);
-        bump(&self.counters.spawned);
         cell.header().scheduled.store(true, Ordering::Relaxed);
         self.run_queue.borrow_mut().push_back(cell.header().key);
         JoinHandle::new(cell)
@@ -164,6 +186,10 @@ impl Executor {
         bump(&self.counters.polls);
         if task.run() {
             let removed = self.tasks.borrow_mut().remove(key);
+            if removed.meta().internal {
+                let alive = &self.counters.internal_alive;
+                alive.set(alive.get() - 1);
+            }
             drop(removed);
         }
     }
@@ -260,11 +286,13 @@ impl Executor {
     /// Drops every task's future and waits for the kernel to finish with every operation.
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _enter = Enter::new(self, true);
+        self.blocking.shutdown();
         let tasks: Vec<Arc<dyn Runnable>> = self.tasks.borrow_mut().drain().collect();
         for task in &tasks {
             task.shutdown();
         }
         drop(tasks);
+        self.counters.internal_alive.set(0);
         self.run_queue.borrow_mut().clear();
         self.background.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
@@ -275,12 +303,15 @@ impl Executor {
 
     pub(crate) fn stats(&self) -> RuntimeStats {
         let driver = self.driver.borrow();
+        let blocking = self.blocking.stats();
         RuntimeStats {
             turns: self.counters.turns.get(),
             polls: self.counters.polls.get(),
             background_polls: self.counters.background_polls.get(),
             tasks_spawned: self.counters.spawned.get(),
-            tasks_alive: self.tasks.borrow().len(),
+            tasks_alive: self.tasks.borrow().len() - self.counters.internal_alive.get(),
+            internal_tasks_spawned: self.counters.internal_spawned.get(),
+            internal_tasks_alive: self.counters.internal_alive.get(),
             parks: self.counters.parks.get(),
             ops_submitted: driver.stats.submitted,
             ops_completed: driver.stats.completed,
@@ -291,6 +322,10 @@ impl Executor {
             eventfd_signals: self.shared.eventfd_signals.load(Ordering::Relaxed),
             timers_pending: self.timers.borrow().len(),
             orphan_fds_closed: driver.orphan_fds_closed(),
+            blocking_threads: blocking.threads,
+            blocking_queued: blocking.queued,
+            blocking_spawned: blocking.spawned,
+            blocking_completed: blocking.completed,
         }
     }
 }

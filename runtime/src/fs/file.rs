@@ -11,7 +11,26 @@ use crate::driver::ops::fs::{Fallocate, Fsync, Ftruncate, Statx};
 use crate::driver::ops::{rw, SharedFd};
 use crate::driver::Op;
 
-/// An open file.
+/// An open file. Reads and writes name their offset and move owned buffers to the kernel
+/// and back.
+///
+/// ```
+/// use faultless_runtime::fs::File;
+///
+/// let rt = faultless_runtime::Runtime::new()?;
+/// let path = std::env::temp_dir().join(format!("faultless-file-doc-{}", std::process::id()));
+/// rt.block_on(async {
+///     let file = File::create(&path).await?;
+///     let (res, _buf) = file.write_all_at(b"hello, world".to_vec(), 0).await;
+///     res?;
+///     file.sync_data().await?;
+///     let (n, buf) = file.read_at(Vec::with_capacity(5), 7).await;
+///     assert_eq!(&buf[..n?], b"world");
+///     assert_eq!(file.metadata().await?.len(), 12);
+///     faultless_runtime::fs::remove_file(&path).await
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct File {
     pub(super) fd: SharedFd,

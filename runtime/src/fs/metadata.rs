@@ -29,6 +29,11 @@ impl Metadata {
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
+    /// True for a symbolic link (only [`symlink_metadata`](super::symlink_metadata) sees
+    /// one: the other calls follow links).
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
     /// Permission and type bits (`st_mode`).
     pub fn mode(&self) -> u32 {
         self.mode

@@ -1,15 +1,24 @@
 //! Non-blocking access to memory-mapped files: a cold page makes the task yield, never the
 //! thread block.
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! ```
 //! use faultless_runtime::mem::{Mapping, MapOptions};
 //!
-//! // SAFETY: nothing writes or truncates data.bin while the program reads it.
-//! let map = unsafe { Mapping::open("data.bin", MapOptions::new())? };
-//! let page = map.read(0..4096).await?; // yields while the page is read from disk
-//! println!("first byte: {}", page[0]);
-//! # Ok(()) }
+//! let path = std::env::temp_dir().join(format!("faultless-mem-doc-{}", std::process::id()));
+//! std::fs::write(&path, vec![7u8; 64 * 1024])?;
+//! let rt = faultless_runtime::Runtime::new()?;
+//! rt.block_on(async {
+//!     // SAFETY: nothing writes or truncates the file while it is mapped: this program
+//!     // wrote it above and only removes it after the mapping is gone.
+//!     let map = unsafe { Mapping::open(&path, MapOptions::new())? };
+//!     map.evict_all()?; // drop its pages: the next read finds them cold
+//!     let page = map.read(4096..8192).await?; // yields while the page is read in
+//!     assert!(page.iter().all(|&b| b == 7));
+//!     assert_eq!(map.stats().slow_reads, 1);
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! std::fs::remove_file(&path)?;
+//! # Ok::<(), std::io::Error>(())
 //! ```
 //!
 //! ## How it works

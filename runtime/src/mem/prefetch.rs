@@ -95,7 +95,11 @@ impl Mapping {
             .filter(|&p| !inner.residency.is_set(p))
             .take(MAP_CACHED_MAX as usize + 1)
             .collect();
-        if missing.is_empty() || missing.len() as u64 > MAP_CACHED_MAX {
+        if missing.is_empty()
+            || missing.len() as u64 > MAP_CACHED_MAX
+            || missing.iter().any(|&p| inner.inflight.contains(p))
+        {
+            // Too many, or already on their way: wait for the request like everyone else.
             return false;
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&*inner.fd);

@@ -1,7 +1,7 @@
 //! The socket type under every public socket: an fd shared with the operations in flight.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
@@ -27,6 +27,15 @@ impl Socket {
 
     pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
         Socket { fd: Rc::new(fd) }
+    }
+
+    /// The fd, owned: taken if nothing else holds it, otherwise (an operation in flight
+    /// still does, until its cancellation completes) a `dup` of it.
+    pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
+        match Rc::try_unwrap(self.fd) {
+            Ok(fd) => Ok(fd),
+            Err(shared) => shared.try_clone(),
+        }
     }
 
     /// A borrowed socket2 view for synchronous setup calls.
@@ -119,18 +128,6 @@ impl Socket {
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.with_sock(|s| s.take_error())
     }
-}
-
-/// Resolves `addr` into socket addresses (a numeric address resolves without any lookup).
-pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "address resolved to no socket addresses",
-        ));
-    }
-    Ok(addrs)
 }
 
 /// Converts an inet `SockAddr` into a `SocketAddr`.

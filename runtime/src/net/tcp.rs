@@ -1,31 +1,65 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use socket2::{Protocol, SockAddr, Type};
 
-use super::socket::{resolve, to_inet, try_each, Socket};
+use super::addr::{resolve_async, resolve_now, ToSocketAddrs};
+use super::socket::{to_inet, try_each, Socket};
 use crate::net::poll_io::PollIo;
 
 /// A TCP socket listening for connections.
+///
+/// ```
+/// use faultless_runtime::net::{TcpListener, TcpStream};
+///
+/// let rt = faultless_runtime::Runtime::new()?;
+/// rt.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let client = faultless_runtime::spawn(async move {
+///         let stream = TcpStream::connect(addr).await?;
+///         let (res, _) = stream.send_all(b"hello".to_vec()).await;
+///         res
+///     });
+///     let (stream, _peer) = listener.accept().await?;
+///     let (n, buf) = stream.recv(Vec::with_capacity(16)).await;
+///     assert_eq!(&buf[..n?], b"hello");
+///     client.await??;
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpListener {
     socket: Socket,
 }
 
 impl TcpListener {
-    /// Binds to `addr` (the first of its resolved addresses that binds) and listens with a
-    /// backlog of 1024. `SO_REUSEADDR` is set, as servers expect.
+    /// Binds to `addr` (the first of its addresses that binds) and listens with a backlog of
+    /// 1024. `SO_REUSEADDR` is set, as servers expect; [`TcpSocket`](super::TcpSocket) sets
+    /// other options (`SO_REUSEPORT`, buffer sizes) before binding.
+    ///
+    /// Binding does not wait, so this is not `async`, and so it resolves no host name inside
+    /// a runtime (that would block the executor thread): give an address, an IP literal or
+    /// `localhost`, or resolve the name first with [`lookup_host`](super::lookup_host).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let addrs = resolve(addr)?;
         let mut last = None;
-        for a in addrs {
+        for a in resolve_now(&addr)? {
             match Socket::bind(&SockAddr::from(a), Type::STREAM, Some(1024)) {
                 Ok(socket) => return Ok(TcpListener { socket }),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.expect("resolve returns at least one address"))
+    }
+
+    pub(super) fn from_socket(socket: Socket) -> TcpListener {
+        TcpListener { socket }
+    }
+
+    fn into_socket(self) -> Socket {
+        self.socket
     }
 
     /// Waits for a connection and returns it with the peer's address.
@@ -40,9 +74,13 @@ impl TcpListener {
     }
 }
 
-impl std::os::fd::AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.socket.raw()
+super::fd_impls!(TcpListener, std::net::TcpListener, nonblocking = true);
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.socket.raw())
+            .finish()
     }
 }
 
@@ -50,23 +88,18 @@ impl std::os::fd::AsRawFd for TcpListener {
 ///
 /// Offers owned-buffer methods ([`recv`](Self::recv), [`send`](Self::send),
 /// [`send_all`](Self::send_all)) that map directly to io_uring, and implements
-/// `futures::io::AsyncRead`/`AsyncWrite`. Use one style per direction at a time.
+/// `futures::io::AsyncRead`/`AsyncWrite` (and, with the `tokio-io` feature, tokio's). Use one
+/// style per direction at a time.
 pub struct TcpStream {
-    socket: Socket,
-    io: PollIo,
+    pub(super) socket: Socket,
+    pub(super) io: PollIo,
 }
 
 impl TcpStream {
-    fn from_socket(socket: Socket) -> TcpStream {
-        TcpStream {
-            socket,
-            io: PollIo::default(),
-        }
-    }
-
-    /// Connects to `addr`, trying each resolved address in turn.
+    /// Connects to `addr`, trying each of its addresses in turn. A host name is resolved on
+    /// the blocking pool.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addrs = resolve(addr)?;
+        let addrs = resolve_async(&addr).await?;
         try_each(addrs, |a| async move {
             let addr = SockAddr::from(a);
             let socket = Socket::new(addr.domain(), Type::STREAM, Some(Protocol::TCP))?;
@@ -74,6 +107,10 @@ impl TcpStream {
             Ok(TcpStream::from_socket(socket))
         })
         .await
+    }
+
+    pub(super) fn from_connected(socket: Socket) -> TcpStream {
+        TcpStream::from_socket(socket)
     }
 
     /// Enables or disables Nagle's algorithm (`TCP_NODELAY`).
@@ -84,6 +121,11 @@ impl TcpStream {
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.socket.with_sock(|s| s.tcp_nodelay())
+    }
+
+    /// Enables or disables TCP keepalive probes (`SO_KEEPALIVE`).
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.socket.with_sock(|s| s.set_keepalive(keepalive))
     }
 
     /// The remote address.
@@ -102,4 +144,4 @@ impl TcpStream {
     }
 }
 
-super::stream_impls!(TcpStream);
+super::stream_impls!(TcpStream, std::net::TcpStream);

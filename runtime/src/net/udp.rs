@@ -1,11 +1,12 @@
 //! UDP: [`UdpSocket`].
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use socket2::{SockAddr, Type};
 
-use super::socket::{resolve, to_inet, Socket};
+use super::addr::{resolve_now, ToSocketAddrs};
+use super::socket::{to_inet, Socket};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::ops::net::{RecvMsg, SendMsg};
 use crate::driver::ops::rw;
@@ -17,10 +18,11 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `addr` (the first resolved address that binds).
+    /// Binds to `addr` (the first of its addresses that binds; no host names inside a
+    /// runtime, see [`TcpListener::bind`](super::TcpListener::bind)).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         let mut last = None;
-        for a in resolve(addr)? {
+        for a in resolve_now(&addr)? {
             match Socket::bind(&SockAddr::from(a), Type::DGRAM, None) {
                 Ok(socket) => return Ok(UdpSocket { socket }),
                 Err(e) => last = Some(e),
@@ -33,7 +35,7 @@ impl UdpSocket {
     /// [`recv`](Self::recv). Connecting a UDP socket sends nothing, so it never waits.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let mut last = None;
-        for a in resolve(addr)? {
+        for a in resolve_now(&addr)? {
             match self.socket.with_sock(|s| s.connect(&SockAddr::from(a))) {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
@@ -83,8 +85,22 @@ impl UdpSocket {
     }
 }
 
-impl std::os::fd::AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.socket.raw()
+impl UdpSocket {
+    fn from_socket(socket: Socket) -> UdpSocket {
+        UdpSocket { socket }
+    }
+
+    fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+super::fd_impls!(UdpSocket, std::net::UdpSocket, nonblocking = false);
+
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("fd", &self.socket.raw())
+            .finish()
     }
 }

@@ -38,26 +38,37 @@ impl UnixListener {
     }
 }
 
-impl std::os::fd::AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.socket.raw()
+impl UnixListener {
+    fn from_socket(socket: Socket) -> UnixListener {
+        UnixListener { socket }
+    }
+
+    fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+super::fd_impls!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    nonblocking = true
+);
+
+impl std::fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.socket.raw())
+            .finish()
     }
 }
 
 /// A Unix-domain stream connection; same interface as [`TcpStream`](super::TcpStream).
 pub struct UnixStream {
-    socket: Socket,
-    io: PollIo,
+    pub(super) socket: Socket,
+    pub(super) io: PollIo,
 }
 
 impl UnixStream {
-    fn from_socket(socket: Socket) -> UnixStream {
-        UnixStream {
-            socket,
-            io: PollIo::default(),
-        }
-    }
-
     /// Connects to the socket at `path`.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
@@ -85,4 +96,4 @@ impl UnixStream {
     }
 }
 
-super::stream_impls!(UnixStream);
+super::stream_impls!(UnixStream, std::os::unix::net::UnixStream);

@@ -38,6 +38,7 @@ use std::thread::ThreadId;
 use futures::task::{waker_ref, ArcWake};
 
 use super::error::JoinError;
+use super::id::{CurrentGuard, Id, TaskMeta};
 use super::join::JoinTarget;
 use super::waker::Header;
 use super::Runnable;
@@ -53,6 +54,8 @@ enum Stage<F: Future> {
 /// A spawned future together with its bookkeeping. Always lives inside an `Arc`.
 pub(crate) struct TaskCell<F: Future> {
     header: Header,
+    /// Id, name, internal or not; read on the owner thread only.
+    meta: TaskMeta,
     /// The thread that spawned the task: the only one that may touch `stage`.
     owner: ThreadId,
     stage: RefCell<Stage<F>>,
@@ -111,9 +114,17 @@ impl<F: Future + 'static> TaskCell<F> {
         key: usize,
         shared: Arc<Shared>,
         owner: ThreadId,
+        meta: TaskMeta,
     ) -> Arc<TaskCell<F>> {
+        crate::log::trace!(
+            task.id = meta.id.as_u64(),
+            task.name = meta.name.as_deref(),
+            internal = meta.internal,
+            "spawn"
+        );
         Arc::new(TaskCell {
             header: Header::new(key, shared),
+            meta,
             owner,
             stage: RefCell::new(Stage::Running(future)),
             join_waker: Cell::new(None),
@@ -126,6 +137,10 @@ impl<F: Future + 'static> TaskCell<F> {
     /// once if nobody will read it), and wakes the joiner.
     fn finish(&self, stage: &mut Stage<F>, result: Result<F::Output, JoinError>) {
         debug_assert!(matches!(stage, Stage::Running(_)));
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &result {
+            tracing::debug!(task.id = self.meta.id.as_u64(), "task ended: {e}");
+        }
         let slot: *mut Stage<F> = stage;
         // The future is pinned, so it is dropped where it is, never moved out. A panic in its
         // destructor is caught and ignored (as tokio does): the task's result stands. Drop glue
@@ -167,7 +182,7 @@ impl<F: Future> Drop for TaskCell<F> {
                 // Cannot happen: a task leaves `Running` on its thread before the executor
                 // releases it (`run`, `shutdown`). The future may be `!Send` and is pinned, so
                 // neither dropping it here nor freeing its memory is allowed.
-                eprintln!("faultless: a running task was released on a foreign thread");
+                crate::log::error!("a running task was released on a foreign thread; aborting");
                 std::process::abort();
             }
         }
@@ -179,7 +194,7 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         let mut stage = self.stage.borrow_mut();
         if self.aborted.get() {
             if matches!(*stage, Stage::Running(_)) {
-                self.finish(&mut stage, Err(JoinError::Cancelled));
+                self.finish(&mut stage, Err(JoinError::cancelled(self.meta.id)));
             }
             return true;
         }
@@ -195,6 +210,15 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         let this = ManuallyDrop::new(unsafe { Arc::from_raw(self as *const Self) });
         let waker = waker_ref(&this);
         let mut cx = Context::from_waker(&waker);
+        let _current = CurrentGuard::enter(&self.meta);
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!(
+            "poll",
+            task.id = self.meta.id.as_u64(),
+            task.name = self.meta.name.as_deref(),
+            internal = self.meta.internal
+        )
+        .entered();
         match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(output)) => {
@@ -202,7 +226,7 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
                 true
             }
             Err(payload) => {
-                self.finish(&mut stage, Err(JoinError::Panicked(payload)));
+                self.finish(&mut stage, Err(JoinError::panicked(self.meta.id, payload)));
                 true
             }
         }
@@ -212,11 +236,15 @@ impl<F: Future + 'static> Runnable for TaskCell<F> {
         &self.header
     }
 
+    fn meta(&self) -> &TaskMeta {
+        &self.meta
+    }
+
     fn shutdown(&self) {
         match self.stage.try_borrow_mut() {
             Ok(mut stage) => {
                 if matches!(*stage, Stage::Running(_)) {
-                    self.finish(&mut stage, Err(JoinError::Cancelled));
+                    self.finish(&mut stage, Err(JoinError::cancelled(self.meta.id)));
                 }
             }
             Err(_) => {
@@ -251,7 +279,7 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
                 Stage::Finished(result) => Poll::Ready(result),
                 _ => unreachable!("stage was just matched as Finished"),
             },
-            Stage::Consumed => Poll::Ready(Err(JoinError::Cancelled)),
+            Stage::Consumed => Poll::Ready(Err(JoinError::cancelled(self.meta.id))),
         }
     }
 
@@ -265,6 +293,14 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
 
     fn is_finished(&self) -> bool {
         self.header.finished.load(Ordering::Acquire)
+    }
+
+    fn id(&self) -> Id {
+        self.meta.id
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.meta.name.as_deref()
     }
 
     fn detach(&self) {
@@ -295,7 +331,13 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
+        let cell = TaskCell::new(
+            async move { out },
+            0,
+            shared,
+            current_thread_id(),
+            TaskMeta::user(None),
+        );
         assert!(cell.run(), "the future is ready at its first poll");
         assert_eq!(Rc::strong_count(&output), 2, "the output sits in the cell");
         let waker = futures::task::waker(cell);
@@ -313,7 +355,13 @@ mod tests {
         let shared = Arc::new(Shared::new().unwrap());
         let output = Rc::new(());
         let out = output.clone();
-        let cell = TaskCell::new(async move { out }, 0, shared, current_thread_id());
+        let cell = TaskCell::new(
+            async move { out },
+            0,
+            shared,
+            current_thread_id(),
+            TaskMeta::user(None),
+        );
         assert!(cell.run());
         drop(futures::task::waker(cell));
         assert_eq!(Rc::strong_count(&output), 1);

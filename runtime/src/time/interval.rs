@@ -42,9 +42,11 @@ impl Interval {
             Poll::Ready(()) => {
                 let scheduled = self.sleep.deadline();
                 let now = Instant::now();
-                let mut next = scheduled + self.period;
+                let mut next = scheduled
+                    .checked_add(self.period)
+                    .unwrap_or_else(|| super::sleep::far_deadline(self.period));
                 if next <= now {
-                    next = now + self.period;
+                    next = super::sleep::far_deadline(self.period);
                 }
                 self.sleep.reset(next);
                 Poll::Ready(scheduled)

@@ -13,9 +13,17 @@ use std::time::{Duration, Instant};
 use super::driver::TimerKey;
 use crate::executor::{current, Executor};
 
-/// Waits until `duration` has elapsed.
+/// Waits until `duration` has elapsed. A duration too long to represent (`Duration::MAX`)
+/// sleeps for about 30 years, that is, until cancelled.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(far_deadline(duration))
+}
+
+/// `now + duration`, saturated at about 30 years from now (an `Instant` cannot hold more).
+pub(crate) fn far_deadline(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600))
 }
 
 /// Waits until `deadline`.

@@ -1,23 +1,27 @@
-//! Command execution: the command table and dispatch here, the commands in one module per
-//! family ([`strings`], [`keyspace`], [`admin`]).
+//! Command execution: the command table ([`table`]), dispatch, and the commands by family:
+//! [`strings`], [`keyspace`] (keys, expiry, SCAN), [`hashes`] (and sets), [`lists`], and
+//! [`conn`] (connection and server commands, which need the client's state).
 //!
-//! Every command writes its reply into the connection's [`Output`]; most build a small
-//! [`Reply`], the ones whose replies can be large (`GET`, `MGET`) stream values into it. Long
-//! commands account for their work as they go ([`Work::spend`]), which yields to the event
-//! loop now and then. The table gives each command's arity in Redis's convention, checked
-//! before the command runs.
+//! Data commands are written against a [`View`] (reads: a snapshot, or the transaction
+//! inside EXEC) or a [`Txn`] (writes, run by the committer), and return a [`Reply`]. `GET`
+//! and `MGET` outside transactions are streamed from the mapping by the connection instead
+//! (their replies can be large). Long commands account for their work ([`Work::spend`]),
+//! which yields to the event loop now and then.
 
-pub(crate) mod admin;
+pub(crate) mod conn;
+pub(crate) mod hashes;
 pub(crate) mod keyspace;
+pub(crate) mod lists;
 pub(crate) mod strings;
+pub(crate) mod table;
 
-use faultless_store::{Error as StoreError, Store, WriteTxn};
-use futures::future::LocalBoxFuture;
+use faultless_store::Result as StoreResult;
 
-use crate::connection::{Output, Stop};
+use crate::db::keys::MAX_KEY;
+use crate::db::{now_ms, Txn, View};
 use crate::protocol::{Args, Reply};
-use crate::server::Shared;
 use crate::work::Work;
+pub(crate) use table::{lookup, Class, Cmd, Spec};
 
 /// What the connection does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,220 +32,186 @@ pub(crate) enum Flow {
     Close,
 }
 
-/// What a command runs with.
-pub(crate) struct Ctx<'c, 's> {
-    /// The server's shared state: the store, options, counters.
-    pub(crate) shared: &'c Shared,
-    /// Where the reply goes.
-    pub(crate) out: &'c mut Output<'s>,
-    /// The connection's work budget.
-    pub(crate) work: &'c mut Work<'s>,
-}
+/// Largest string Redis lets a command build (`proto-max-bulk-len`); bit offsets of GETBIT
+/// are checked against it. Commands that build a string here (APPEND, SETRANGE, SETBIT) are
+/// held to `--max-request` as well, the largest value a client could SET.
+pub(crate) const MAX_STRING: usize = 512 << 20;
 
-impl Ctx<'_, '_> {
-    /// Writes a small reply.
-    pub(crate) fn reply(&mut self, reply: Reply) {
-        self.out.reply(&reply);
+/// Most repeated items one HRANDFIELD/SRANDMEMBER with a negative count returns.
+pub(crate) const MAX_RANDOM_ITEMS: i64 = 1_000_000;
+
+/// Most cells of LCS's table (4 bytes each).
+pub(crate) const MAX_LCS_CELLS: usize = 16 << 20;
+
+/// Parses an integer argument as Redis does (`string2ll`): an optional `-`, digits, no
+/// leading zeros, no spaces, within 64 bits.
+pub(crate) fn int(a: &[u8]) -> Option<i64> {
+    if a.is_empty() || a.len() > 20 {
+        return None;
     }
-}
-
-/// The commands, as the table names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmd {
-    Ping,
-    Echo,
-    Get,
-    Set,
-    Del,
-    Exists,
-    Mget,
-    Mset,
-    Incr,
-    Dbsize,
-    Scan,
-    Info,
-    Command,
-    Config,
-    Client,
-    Select,
-    Quit,
-    Shutdown,
-}
-
-/// One row of the command table.
-struct Spec {
-    name: &'static str,
-    /// Redis's convention: `n` means exactly `n` arguments (the name included), `-n` at
-    /// least `n`.
-    arity: i32,
-    /// The reply is built from the store's mapped pages (values, keys, or anything decided
-    /// by reading them), so it is checked against a damaged mapping before it is sent.
-    store: bool,
-    cmd: Cmd,
-}
-
-impl Spec {
-    fn arity_ok(&self, n: usize) -> bool {
-        let n = n as i64;
-        let a = self.arity as i64;
-        if a >= 0 {
-            n == a
-        } else {
-            n >= -a
-        }
+    let digits = a.strip_prefix(b"-").unwrap_or(a);
+    if digits.is_empty()
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits[0] == b'0' && (digits.len() > 1 || a.len() > 1))
+    {
+        return None;
     }
+    std::str::from_utf8(a).ok()?.parse().ok()
 }
 
-/// The commands the server knows: name, arity, whether the reply comes from the store.
-const TABLE: &[Spec] = &[
-    spec("PING", -1, false, Cmd::Ping),
-    spec("ECHO", 2, false, Cmd::Echo),
-    spec("GET", 2, true, Cmd::Get),
-    spec("SET", -3, true, Cmd::Set),
-    spec("DEL", -2, true, Cmd::Del),
-    spec("EXISTS", -2, true, Cmd::Exists),
-    spec("MGET", -2, true, Cmd::Mget),
-    spec("MSET", -3, true, Cmd::Mset),
-    spec("INCR", 2, true, Cmd::Incr),
-    spec("DBSIZE", 1, false, Cmd::Dbsize),
-    spec("SCAN", -2, true, Cmd::Scan),
-    spec("INFO", -1, false, Cmd::Info),
-    spec("COMMAND", -1, false, Cmd::Command),
-    spec("CONFIG", -2, false, Cmd::Config),
-    spec("CLIENT", -2, false, Cmd::Client),
-    spec("SELECT", 2, false, Cmd::Select),
-    spec("QUIT", -1, false, Cmd::Quit),
-    spec("SHUTDOWN", -1, false, Cmd::Shutdown),
-];
+/// An integer argument, or Redis's error.
+pub(crate) fn int_arg(a: &[u8]) -> Result<i64, Reply> {
+    int(a).ok_or_else(Reply::not_integer)
+}
 
-const fn spec(name: &'static str, arity: i32, store: bool, cmd: Cmd) -> Spec {
-    Spec {
-        name,
-        arity,
-        store,
-        cmd,
+/// Parses a float argument as Redis does (`string2ld`): no spaces around it, not NaN.
+pub(crate) fn float(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?;
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_whitespace())
+        || s.ends_with(char::is_whitespace)
+    {
+        return None;
     }
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some(v)
 }
 
-fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    TABLE
-        .iter()
-        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+/// Formats a float result of INCRBYFLOAT/HINCRBYFLOAT: the shortest decimal that reads back
+/// as the same double, never in exponent form, never `-0` (Redis prints a long double with
+/// `%.17Lf` and cuts trailing zeros; a double here, so `1.5 - 1.1` is `0.3999999999999999`
+/// where Redis says `0.4`).
+pub(crate) fn format_float(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    format!("{v}")
 }
 
-/// Executes one request, writing its reply.
-pub(crate) async fn execute(ctx: &mut Ctx<'_, '_>, args: Args<'_, '_>) -> Result<Flow, Stop> {
+/// The reply for a key longer than the server keeps, if `args` has one.
+pub(crate) fn key_too_long(spec: &Spec, args: &Args<'_>) -> Option<Reply> {
+    spec.key_positions(args.len())
+        .map(|i| args.get(i).len())
+        .find(|&n| n > MAX_KEY)
+        .map(|n| {
+            Reply::err(format!(
+                "key of {n} bytes is too long: this server keeps keys of up to {MAX_KEY} bytes"
+            ))
+        })
+}
+
+/// Runs a data command in the transaction (the committer's jobs, and EXEC).
+pub(crate) async fn run_in_txn(
+    txn: &mut Txn<'_>,
+    args: Args<'_>,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
     let Some(spec) = lookup(args.get(0)) else {
-        ctx.reply(unknown(&args));
-        return Ok(Flow::Continue);
+        return Ok(Reply::err("unknown command"));
     };
-    if !spec.arity_ok(args.len()) {
-        ctx.reply(Reply::wrong_args(args.get(0)));
-        return Ok(Flow::Continue);
-    }
-    let store = &ctx.shared.store;
-    match spec.cmd {
-        Cmd::Ping => ctx.reply(admin::ping(&args)),
-        Cmd::Echo => ctx.reply(Reply::Bulk(Some(args.get(1).to_vec()))),
-        Cmd::Get => strings::get(ctx, &args).await?,
-        Cmd::Mget => strings::mget(ctx, &args).await?,
-        Cmd::Set => {
-            let r = strings::set(store, &args).await;
-            ctx.reply(r)
-        }
-        Cmd::Mset => strings::mset(ctx, &args).await,
-        Cmd::Incr => {
-            let r = strings::incr(store, args.get(1)).await;
-            ctx.reply(r)
-        }
-        Cmd::Exists => keyspace::exists(ctx, &args).await,
-        Cmd::Del => keyspace::delete(ctx, &args).await,
-        Cmd::Dbsize => ctx.reply(Reply::Int(store.len() as i64)),
-        Cmd::Scan => keyspace::scan(ctx, &args).await,
-        Cmd::Info => ctx.reply(Reply::Bulk(Some(
-            crate::info::render(ctx.shared).into_bytes(),
-        ))),
-        Cmd::Command => ctx.reply(admin::command(&args)),
-        Cmd::Config => ctx.reply(Reply::Array(Vec::new())),
-        Cmd::Client => ctx.reply(Reply::Status("OK")),
-        Cmd::Select => ctx.reply(admin::select(args.get(1))),
-        Cmd::Quit => {
-            ctx.reply(Reply::Status("OK"));
-            return Ok(Flow::Close);
-        }
-        Cmd::Shutdown => {
-            // Every acknowledged write is already durable: stop accepting and exit.
-            ctx.shared.shut_down();
-            ctx.reply(Reply::Status("OK"));
-            return Ok(Flow::Close);
-        }
-    }
-    Ok(Flow::Continue)
-}
-
-/// True if the reply to `args` is built from the store's data (see `Spec::store`); unknown
-/// commands' replies are not.
-pub(crate) fn from_store(args: &Args<'_, '_>) -> bool {
-    lookup(args.get(0)).is_some_and(|s| s.store)
-}
-
-/// Number of commands in the table (`COMMAND COUNT`).
-pub(crate) fn count() -> usize {
-    TABLE.len()
-}
-
-fn unknown(args: &Args<'_, '_>) -> Reply {
-    Reply::Error(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        String::from_utf8_lossy(args.get(0)),
-        args.iter_from(1)
-            .take(3)
-            .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
-            .collect::<String>()
-    ))
-}
-
-/// A store error as a reply.
-pub(crate) fn store_err(e: StoreError) -> Reply {
-    Reply::err(e)
-}
-
-/// For a plain `SET key value` or `DEL key`, the write through the store's group commit,
-/// whose reply is ready once it is durable; `None` for every other request.
-pub(crate) fn grouped_write<'a>(
-    store: &'a Store,
-    args: &Args<'a, '_>,
-) -> Option<LocalBoxFuture<'a, Reply>> {
-    let name = args.get(0);
-    if args.len() == 3 && name.eq_ignore_ascii_case(b"SET") {
-        let (key, value) = (args.get(1), args.get(2));
-        Some(Box::pin(async move {
-            match store.put(key, value).await {
-                Ok(()) => Reply::Status("OK"),
-                Err(e) => store_err(e),
-            }
-        }))
-    } else if args.len() == 2 && name.eq_ignore_ascii_case(b"DEL") {
-        let key = args.get(1);
-        Some(Box::pin(async move {
-            match store.delete(key).await {
-                Ok(existed) => Reply::Int(existed as i64),
-                Err(e) => store_err(e),
-            }
-        }))
-    } else {
-        None
+    let now = now_ms();
+    match spec.class {
+        Class::Write => run_write(txn, spec.cmd, &args, now, work).await,
+        Class::Read => run_read(&*txn, spec.cmd, &args, now, work).await,
+        Class::Conn => Ok(conn::in_exec(txn, spec.cmd, &args, now)),
     }
 }
 
-/// Runs `f` with a write transaction and turns store errors into error replies.
-pub(crate) async fn transaction<'a, F, Fut>(store: &'a Store, f: F) -> Reply
-where
-    F: FnOnce(WriteTxn) -> Fut,
-    Fut: std::future::Future<Output = Result<Reply, StoreError>> + 'a,
-{
-    match store.write_txn().await {
-        Ok(txn) => f(txn).await.unwrap_or_else(store_err),
-        Err(e) => store_err(e),
+/// Runs a read command on `v`.
+pub(crate) async fn run_read<V: View>(
+    v: &V,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
+    use Cmd::*;
+    match cmd {
+        Get => strings::get(v, a, now).await,
+        Mget => strings::mget(v, a, now, work).await,
+        Strlen => strings::strlen(v, a, now).await,
+        Getrange => strings::getrange(v, a, now).await,
+        Getbit => strings::getbit(v, a, now).await,
+        Lcs => strings::lcs(v, a, now, work).await,
+        Exists | Touch => keyspace::exists(v, a, now, work).await,
+        Type => keyspace::type_of(v, a, now).await,
+        Ttl | Pttl | Expiretime | Pexpiretime => keyspace::ttl(v, cmd, a, now).await,
+        Keys => keyspace::keys(v, a, now, work).await,
+        Scan => keyspace::scan(v, a, now, work).await,
+        Randomkey => keyspace::randomkey(v, now, work).await,
+        Dbsize => Ok(Reply::Int(v.counts().keys as i64)),
+        Object => keyspace::object(v, a, now).await,
+        Memory => keyspace::memory(v, a, now).await,
+        Hget | Hmget | Hexists | Hlen | Hkeys | Hvals | Hgetall | Hstrlen | Hscan | Hrandfield
+        | Smembers | Sismember | Smismember | Scard | Srandmember | Sscan => {
+            hashes::read(v, cmd, a, now, work).await
+        }
+        Llen | Lrange | Lindex => lists::read(v, cmd, a, now, work).await,
+        _ => Ok(Reply::err("not a read command")),
+    }
+}
+
+/// Runs a write command in the transaction.
+pub(crate) async fn run_write(
+    t: &mut Txn<'_>,
+    cmd: Cmd,
+    a: &Args<'_>,
+    now: u64,
+    work: &mut Work<'_>,
+) -> StoreResult<Reply> {
+    use Cmd::*;
+    match cmd {
+        Set | Setnx | Setex | Psetex | Getset | Getdel | Getex => {
+            strings::set_family(t, cmd, a, now).await
+        }
+        Mset | Msetnx => strings::mset(t, cmd, a, now, work).await,
+        Append | Setrange | Setbit => strings::modify(t, cmd, a, now).await,
+        Incr | Decr | Incrby | Decrby | Incrbyfloat => strings::incr(t, cmd, a, now).await,
+        Del | Unlink => keyspace::delete(t, a, now, work).await,
+        Expire | Pexpire | Expireat | Pexpireat => keyspace::expire(t, cmd, a, now).await,
+        Persist => keyspace::persist(t, a, now).await,
+        Rename | Renamenx => keyspace::rename(t, cmd, a, now).await,
+        Copy => keyspace::copy(t, a, now, work).await,
+        Flushdb | Flushall => keyspace::flush(t, a, work).await,
+        Hset | Hmset | Hsetnx | Hdel | Hincrby | Hincrbyfloat | Sadd | Srem | Spop => {
+            hashes::write(t, cmd, a, now, work).await
+        }
+        Lpush | Rpush | Lpop | Rpop => lists::write(t, cmd, a, now, work).await,
+        _ => Ok(Reply::err("not a write command")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_as_redis_parses_them() {
+        assert_eq!(int(b"0"), Some(0));
+        assert_eq!(int(b"-12"), Some(-12));
+        assert_eq!(int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(int(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"01",
+            b"-0",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"-",
+        ] {
+            assert_eq!(int(bad), None, "{:?}", bad.escape_ascii().to_string());
+        }
+        assert_eq!(float(b"1.5"), Some(1.5));
+        assert_eq!(float(b"+inf"), Some(f64::INFINITY));
+        for bad in [&b""[..], b" 1", b"1 ", b"nan", b"1\x002", b"abc"] {
+            assert_eq!(float(bad), None);
+        }
+        assert_eq!(format_float(1.5 - 1.1), "0.3999999999999999");
+        assert_eq!(format_float(17179869184.0 + 1.5), "17179869185.5");
+        assert_eq!(format_float(1.0 / 41.0 - 1.0 / 41.0), "0");
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(1.23 + 0.77 - 0.1), "1.9");
     }
 }

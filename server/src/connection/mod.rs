@@ -8,16 +8,19 @@
 //! ([`input`], `memory`), however large and slow its requests.
 
 mod batch;
+mod client;
 mod input;
 mod output;
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use faultless_runtime::net::TcpStream;
 use faultless_runtime::time::timeout;
 
-pub(crate) use output::{Output, Stop};
+pub(crate) use client::{Client, ClientInfo};
+pub(crate) use output::Output;
 
 use crate::cmd::Flow;
 use crate::protocol::{Parsed, Parser, Reply};
@@ -37,20 +40,50 @@ enum End {
     Fatal(String),
 }
 
+/// Stops serving another client (CLIENT KILL): it is marked, and its socket shut down so
+/// that a receive in progress ends.
+pub(crate) fn kill(info: &ClientInfo) {
+    info.killed.set(true);
+    // SAFETY: `info.fd` is the socket of a connection that is still registered, so still
+    // open (a connection unregisters before its socket is closed, and this single-threaded
+    // server runs nothing in between); shutdown touches no memory.
+    unsafe {
+        libc::shutdown(info.fd, libc::SHUT_RDWR);
+    }
+}
+
 /// Serves one connection until it closes, errs, or sends QUIT.
 pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
-    let shared = &*shared;
+    let id = shared.next_client_id.get();
+    shared.next_client_id.set(id + 1);
+    let info = Rc::new(ClientInfo::new(
+        id,
+        stream.peer_addr().ok(),
+        stream.local_addr().ok(),
+        stream.as_raw_fd(),
+    ));
+    shared.clients.borrow_mut().insert(id, info.clone());
+    let authed = shared.config.borrow().requirepass.is_none();
+    let mut client = Client::new(info, authed);
+    serve_client(&shared, &stream, &mut client).await;
+    shared.watches.unwatch(&client.watch);
+    shared.clients.borrow_mut().remove(&id);
+}
+
+async fn serve_client(shared_rc: &Rc<Shared>, stream: &TcpStream, client: &mut Client) {
+    let shared = &**shared_rc;
     let max_request = shared.options.max_request;
     let mut input = Input::new(shared.request_memory.grant());
     let mut parser = Parser::new();
-    let mut out = Output::new(&stream, &shared.store);
+    let mut out = Output::new(stream, &shared.store);
     let mut work = Work::new(&shared.stats.work_yields);
-    let idle = (shared.options.timeout > 0).then(|| Duration::from_secs(shared.options.timeout));
     loop {
+        let timeout_secs = shared.config.borrow().timeout;
+        let idle = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs));
         let mut used = 0;
         let end = {
             let buf = input.data();
-            let mut batch = Batch::new(shared);
+            let mut batch = Batch::new(shared_rc);
             let end = loop {
                 match parser.parse(&buf[used..], max_request) {
                     Ok(Parsed::Complete(n)) if n > max_request => {
@@ -62,7 +95,10 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
                         if args.is_empty() {
                             continue;
                         }
-                        match batch.run(args, &mut out, &mut work).await {
+                        if client.info.killed.get() {
+                            return;
+                        }
+                        match batch.run(args, &mut out, &mut work, client).await {
                             Ok(Flow::Continue) => {}
                             Ok(Flow::Close) => break End::Close,
                             Err(_) => return,
@@ -83,10 +119,10 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
         input.consume(used);
         let need = match end {
             End::More(need) => need,
-            End::Close => return close(&stream, &mut out).await,
+            End::Close => return close(stream, &mut out).await,
             End::Fatal(e) => {
                 out.reply(&Reply::Error(e));
-                return close(&stream, &mut out).await;
+                return close(stream, &mut out).await;
             }
         };
         if out.flush().await.is_err() {
@@ -99,11 +135,14 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
                  (max-request-memory {} bytes); try again later",
                 shared.request_memory.limit()
             )));
-            return close(&stream, &mut out).await;
+            return close(stream, &mut out).await;
+        }
+        if client.info.killed.get() {
+            return;
         }
         let received = match idle {
-            None => input.recv(&stream).await,
-            Some(idle) => match timeout(idle, input.recv(&stream)).await {
+            None => input.recv(stream).await,
+            Some(idle) => match timeout(idle, input.recv(stream)).await {
                 Ok(r) => r,
                 Err(_) => {
                     // Idle too long: close without a word, as Redis does.
@@ -114,7 +153,10 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
         };
         match received {
             Ok(0) | Err(_) => return,
-            Ok(_) => work.refill(),
+            Ok(_) => {
+                work.refill();
+                client.info.last.set(std::time::Instant::now());
+            }
         }
     }
 }

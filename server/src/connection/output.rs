@@ -45,6 +45,8 @@ pub(crate) struct Output<'s> {
     /// Between [`begin`](Output::begin) and [`end`](Output::end) of a reply built from the
     /// store.
     in_reply: bool,
+    /// Replies are encoded in RESP3 (the client sent HELLO 3).
+    pub(crate) resp3: bool,
 }
 
 impl<'s> Output<'s> {
@@ -56,6 +58,7 @@ impl<'s> Output<'s> {
             buf: Vec::with_capacity(BASE),
             reply_start: None,
             in_reply: false,
+            resp3: false,
         }
     }
 
@@ -85,7 +88,7 @@ impl<'s> Output<'s> {
         match self.reply_start.take() {
             Some(start) => {
                 self.buf.truncate(start);
-                crate::cmd::store_err(e).encode(&mut self.buf);
+                crate::protocol::Reply::err(e).encode(&mut self.buf, self.resp3);
                 Ok(())
             }
             None => Err(Stop::Gone),
@@ -94,7 +97,7 @@ impl<'s> Output<'s> {
 
     /// Appends a reply.
     pub(crate) fn reply(&mut self, reply: &Reply) {
-        reply.encode(&mut self.buf);
+        reply.encode(&mut self.buf, self.resp3);
     }
 
     /// The buffer itself, to encode headers into.

@@ -1,5 +1,6 @@
 //! Request parsing: finds complete requests in a connection's buffer without copying them,
-//! in time linear in the bytes received.
+//! in time linear in the bytes received. Inline commands (`SET k "a b"`) are unquoted as
+//! Redis does, into the parser's own buffer.
 //!
 //! The [`Parser`] keeps its place inside a request that has not fully arrived: the arguments
 //! already complete and the offset to go on from. Feeding it the same request again, with more
@@ -71,6 +72,11 @@ enum State {
 pub struct Parser {
     ranges: Vec<(u32, u32)>,
     state: State,
+    /// The arguments of an inline request, unquoted (their ranges index this, not the
+    /// request buffer).
+    inline: Vec<u8>,
+    /// The last request completed was inline.
+    was_inline: bool,
 }
 
 impl Default for Parser {
@@ -85,6 +91,8 @@ impl Parser {
         Parser {
             ranges: Vec::new(),
             state: State::Start,
+            inline: Vec::new(),
+            was_inline: false,
         }
     }
 
@@ -101,6 +109,7 @@ impl Parser {
             match self.state {
                 State::Start => {
                     self.ranges.clear();
+                    self.was_inline = false;
                     match buf.first() {
                         None => return Ok(Parsed::Incomplete { need: 1 }),
                         Some(b'*') => self.state = State::Count { scanned: 1 },
@@ -118,8 +127,8 @@ impl Parser {
                         });
                     };
                     let end = scanned + end;
-                    self.split_inline(&buf[..end]);
                     self.state = State::Start;
+                    self.split_inline(&buf[..end])?;
                     return Ok(Parsed::Complete(end + 1));
                 }
                 State::Count { scanned } => {
@@ -130,7 +139,9 @@ impl Parser {
                         return Ok(self.more(buf, |s| State::Count { scanned: s }));
                     };
                     let left = match number(&buf[1..cr]) {
-                        Some(n) if (0..=MAX_ARGS as i64).contains(&n) => n as usize,
+                        // As Redis: `*0` and a negative count are an empty command.
+                        Some(n) if n <= 0 => 0,
+                        Some(n) if n <= MAX_ARGS as i64 => n as usize,
                         _ => return Err(error("invalid multibulk length")),
                     };
                     self.ranges.reserve(left.min(1024));
@@ -208,9 +219,9 @@ impl Parser {
 
     /// The arguments of the request that the last [`parse`](Parser::parse) completed; `buf`
     /// is the buffer that call was given.
-    pub fn args<'b>(&self, buf: &'b [u8]) -> Args<'b, '_> {
+    pub fn args<'a>(&'a self, buf: &'a [u8]) -> Args<'a> {
         Args {
-            buf,
+            buf: if self.was_inline { &self.inline } else { buf },
             ranges: &self.ranges,
         }
     }
@@ -225,6 +236,9 @@ impl Parser {
         if matches!(self.state, State::Start) && self.ranges.capacity() > 1024 {
             self.ranges = Vec::new();
         }
+        if self.inline.capacity() > 4096 {
+            self.inline = Vec::new();
+        }
     }
 
     /// Remembers how far a line was scanned and asks for more bytes.
@@ -236,19 +250,87 @@ impl Parser {
         }
     }
 
-    fn split_inline(&mut self, line: &[u8]) {
+    /// Splits an inline command line into arguments as Redis does (`sdssplitargs`):
+    /// separated by whitespace; `"..."` with escapes (`\n`, `\r`, `\t`, `\b`, `\a`,
+    /// `\xHH`, `\\`, `\"`) and `'...'` (with `\'`) are one argument each, and a closing
+    /// quote must be followed by whitespace or the end.
+    fn split_inline(&mut self, line: &[u8]) -> Result<(), ProtocolError> {
+        self.was_inline = true;
+        self.inline.clear();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let unbalanced = || error("unbalanced quotes in request");
         let mut i = 0;
-        while i < line.len() {
+        loop {
             while i < line.len() && line[i].is_ascii_whitespace() {
                 i += 1;
             }
-            let start = i;
-            while i < line.len() && !line[i].is_ascii_whitespace() {
+            if i >= line.len() {
+                return Ok(());
+            }
+            let start = self.inline.len();
+            let (mut in_double, mut in_single) = (false, false);
+            loop {
+                let Some(&c) = line.get(i) else {
+                    if in_double || in_single {
+                        return Err(unbalanced());
+                    }
+                    break;
+                };
+                if in_double {
+                    let hex = |b: u8| (b as char).to_digit(16);
+                    if c == b'\\'
+                        && i + 3 < line.len()
+                        && line[i + 1] == b'x'
+                        && hex(line[i + 2]).is_some()
+                        && hex(line[i + 3]).is_some()
+                    {
+                        let v = hex(line[i + 2]).unwrap() * 16 + hex(line[i + 3]).unwrap();
+                        self.inline.push(v as u8);
+                        i += 3;
+                    } else if c == b'\\' && i + 1 < line.len() {
+                        i += 1;
+                        self.inline.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            other => other,
+                        });
+                    } else if c == b'"' {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return Err(unbalanced());
+                        }
+                        i += 1;
+                        break;
+                    } else {
+                        self.inline.push(c);
+                    }
+                } else if in_single {
+                    if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                        i += 1;
+                        self.inline.push(b'\'');
+                    } else if c == b'\'' {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return Err(unbalanced());
+                        }
+                        i += 1;
+                        break;
+                    } else {
+                        self.inline.push(c);
+                    }
+                } else if c.is_ascii_whitespace() {
+                    break;
+                } else if c == b'"' {
+                    in_double = true;
+                } else if c == b'\'' {
+                    in_single = true;
+                } else {
+                    self.inline.push(c);
+                }
                 i += 1;
             }
-            if i > start {
-                self.ranges.push((start as u32, i as u32));
-            }
+            self.ranges.push((start as u32, self.inline.len() as u32));
         }
     }
 }
@@ -266,15 +348,32 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The arguments of one request, read in place from the connection's buffer: `'b` is the
-/// buffer's lifetime (the arguments' own), `'p` the parser's.
+/// The arguments of one request, read in place from the connection's buffer (or, for an
+/// inline request, from the parser's unquoted copy).
 #[derive(Clone, Copy)]
-pub struct Args<'b, 'p> {
-    buf: &'b [u8],
-    ranges: &'p [(u32, u32)],
+pub struct Args<'a> {
+    buf: &'a [u8],
+    ranges: &'a [(u32, u32)],
 }
 
-impl<'b> Args<'b, '_> {
+impl<'a> Args<'a> {
+    /// Arguments held in `buf` at `ranges` (as [`OwnedArgs`] keeps them).
+    pub fn new(buf: &'a [u8], ranges: &'a [(u32, u32)]) -> Args<'a> {
+        Args { buf, ranges }
+    }
+
+    /// An owned copy of the arguments.
+    pub fn to_owned(&self) -> OwnedArgs {
+        let mut buf = Vec::with_capacity(self.iter_from(0).map(<[u8]>::len).sum());
+        let mut ranges = Vec::with_capacity(self.len());
+        for a in self.iter_from(0) {
+            let start = buf.len() as u32;
+            buf.extend_from_slice(a);
+            ranges.push((start, buf.len() as u32));
+        }
+        OwnedArgs { buf, ranges }
+    }
+
     /// Number of arguments, the command's name included.
     pub fn len(&self) -> usize {
         self.ranges.len()
@@ -289,20 +388,49 @@ impl<'b> Args<'b, '_> {
     ///
     /// # Panics
     /// If `i >= self.len()`.
-    pub fn get(&self, i: usize) -> &'b [u8] {
+    pub fn get(&self, i: usize) -> &'a [u8] {
         let (a, b) = self.ranges[i];
         &self.buf[a as usize..b as usize]
     }
 
     /// The arguments from `from` on.
-    pub fn iter_from(&self, from: usize) -> impl ExactSizeIterator<Item = &'b [u8]> + '_ {
-        self.ranges[from.min(self.ranges.len())..]
+    pub fn iter_from(&self, from: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let (buf, ranges) = (self.buf, self.ranges);
+        ranges[from.min(ranges.len())..]
             .iter()
-            .map(|&(a, b)| &self.buf[a as usize..b as usize])
+            .map(move |&(a, b)| &buf[a as usize..b as usize])
     }
 }
 
-impl std::fmt::Debug for Args<'_, '_> {
+/// A request's arguments copied out of the connection's buffer: what a queued command
+/// (`MULTI`) or a write handed to the committer holds.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedArgs {
+    buf: Vec<u8>,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl OwnedArgs {
+    /// The arguments, borrowed.
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &self.ranges)
+    }
+
+    /// Owned arguments from a list of byte strings.
+    pub fn from_slices(parts: &[&[u8]]) -> OwnedArgs {
+        let ranges: Vec<(u32, u32)> = Vec::new();
+        let buf: Vec<u8> = Vec::new();
+        let mut owned = OwnedArgs { buf, ranges };
+        for p in parts {
+            let start = owned.buf.len() as u32;
+            owned.buf.extend_from_slice(p);
+            owned.ranges.push((start, owned.buf.len() as u32));
+        }
+        owned
+    }
+}
+
+impl std::fmt::Debug for Args<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
             .entries(self.iter_from(0).map(|a| a.escape_ascii().to_string()))
@@ -351,12 +479,33 @@ mod tests {
         );
         assert_eq!(parse(b"\r\n", 100), Ok(Some((vec![], 2))));
         assert_eq!(parse(b"*0\r\n", 100), Ok(Some((vec![], 4))));
+        assert_eq!(parse(b"*-10\r\n", 100), Ok(Some((vec![], 6))));
         assert!(parse(b"*x\r\n", 100).is_err());
         assert!(parse(b"*1\r\n+OK\r\n", 100).is_err());
         assert!(parse(b"*1\r\n$-5\r\n", 100).is_err());
         assert!(parse(b"*1\r\n$200\r\n", 100).is_err());
         assert!(parse(b"*1\r\n$1\r\nab\r\n", 100).is_err());
         assert!(parse(b"*99999999999\r\n", 100).is_err());
+    }
+
+    #[test]
+    fn inline_commands_are_unquoted_as_redis_does() {
+        let args = |line: &[u8]| parse(line, 100).map(|r| r.unwrap().0);
+        let strs = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            args(b"SET k \"a b\\n\\x41\"  'c \\'d'\r\n"),
+            Ok(strs(&["SET", "k", "a b\nA", "c 'd"]))
+        );
+        assert_eq!(args(b"GET \"\"\n"), Ok(strs(&["GET", ""])));
+        assert_eq!(args(b"   \r\n"), Ok(vec![]));
+        for bad in [&b"set \"\"\"k\"\"\" v\r\n"[..], b"get \"k\n", b"get 'k'x\n"] {
+            assert_eq!(
+                args(bad),
+                Err(ProtocolError("unbalanced quotes in request".into())),
+                "{:?}",
+                bad.escape_ascii().to_string()
+            );
+        }
     }
 
     #[test]

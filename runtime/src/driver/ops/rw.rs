@@ -55,10 +55,14 @@ unsafe impl<B: IoBuf> OpCode for WriteAt<B> {
     }
 }
 
-/// `recv(2)` into a buffer's spare capacity (from its start).
+/// `recv(2)` into a buffer's spare capacity (from its start). With `poll_first`
+/// (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19+), the kernel arms its readiness poll at once
+/// instead of first trying a receive that the caller expects to find nothing: the case of a
+/// request/response connection that has just sent its response.
 pub(crate) struct Recv<B> {
     fd: SharedFd,
     buf: B,
+    poll_first: bool,
 }
 
 impl<B> Recv<B> {
@@ -76,6 +80,11 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
             self.buf.stable_mut_ptr(),
             io_len(self.buf.bytes_total()),
         )
+        .ioprio(if self.poll_first {
+            RECVSEND_POLL_FIRST
+        } else {
+            0
+        })
         .build()
     }
 }
@@ -157,16 +166,30 @@ pub(crate) async fn write_at<B: IoBuf>(
 
 /// Receives into `buf` (from its start, up to its capacity) from a socket.
 pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    let done = recv_op(fd, buf).await;
+    let done = recv_op(fd, buf, false).await;
     filled(done.result, done.data.buf)
 }
 
-/// The op behind [`recv`], for callers that keep it in a struct.
-pub(crate) fn recv_op<B: IoBufMut>(fd: &SharedFd, buf: B) -> Op<Recv<B>> {
+/// The op behind [`recv`], for callers that keep it in a struct; `poll_first` when the
+/// caller expects no data yet (see [`Recv`]).
+pub(crate) fn recv_op<B: IoBufMut>(fd: &SharedFd, buf: B, poll_first: bool) -> Op<Recv<B>> {
     Op::submit(Recv {
         fd: fd.clone(),
         buf,
+        poll_first: poll_first && POLL_FIRST_WORKS.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// `IORING_RECVSEND_POLL_FIRST` (io_uring.h; io-uring's `sys` module is private).
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// False once a kernel refused `IORING_RECVSEND_POLL_FIRST` (before 5.19: `EINVAL`).
+static POLL_FIRST_WORKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Called when a `poll_first` receive failed with `EINVAL`: later ones go without the flag.
+/// Returns true if the flag was the likely cause (the caller then retries without it).
+pub(crate) fn poll_first_refused<B>(op: &Recv<B>) -> bool {
+    op.poll_first && POLL_FIRST_WORKS.swap(false, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Sends `buf[start..]` on a socket (without SIGPIPE); returns how many bytes were sent.

@@ -367,7 +367,7 @@ fn refuse_mlock(inner: &PoolInner, errno: i32) {
         "mlock refused ({}; RLIMIT_MEMLOCK {limit}, CAP_IPC_LOCK absent?): falling back to MADV_POPULATE_READ",
         io::Error::from_raw_os_error(errno)
     );
-    eprintln!("faultless: {msg}");
+    crate::log::warning!("{msg}");
     *inner.fallback.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
 }
 

@@ -52,7 +52,7 @@ unsafe impl OpCode for PopulateRead {
 /// Starts the populate of `run`; a task completes `req` when it is done.
 pub(super) fn issue(req: Arc<Request>, run: Run, region: Arc<Region>) {
     let op = PopulateRead::new(region, run.addr, run.len);
-    crate::spawn(async move {
+    crate::task::spawn_internal(async move {
         let done = Op::submit(op).await;
         req.complete(done.result.into_io().map(|_| ()).map_err(errno_of));
     })

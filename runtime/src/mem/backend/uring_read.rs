@@ -13,7 +13,7 @@ use crate::mem::touch_pages;
 
 /// Starts the read of `run`; a task completes `req` when it is done.
 pub(super) fn issue(req: Arc<Request>, run: Run, region: Arc<Region>, fd: SharedFd) {
-    crate::spawn(async move {
+    crate::task::spawn_internal(async move {
         let (res, _buf) = rw::read_at(&fd, Vec::with_capacity(run.len), run.offset).await;
         let result = match res {
             Ok(n) if n >= run.file_bytes => {

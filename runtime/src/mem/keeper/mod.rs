@@ -28,6 +28,7 @@ mod clock;
 mod headroom;
 mod pagein;
 mod scrub;
+pub(crate) mod setup;
 mod sys;
 
 use std::io;

@@ -83,5 +83,5 @@ pub use options::{Durability, StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use read::{RangeStream, ReadTxn, ValueRef};
 pub use stats::{FreeSpace, StoreStats};
 pub use store::Store;
-pub use txn::WriteTxn;
+pub use txn::{Committed, WriteTxn};
 pub use wal::recover::LogRecovery;

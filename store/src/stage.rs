@@ -124,9 +124,10 @@ impl Store {
             let readers = &inner.commit_readers;
             // An older version goes when no snapshot can ask for it: none lies between it
             // and the next version, and none ever will (the next one is visible already, or
-            // both are in this frame, which becomes visible all at once).
+            // both are in this frame, which becomes visible all at once). Snapshots of staged
+            // commits (`WriteTxn::read_txn`) count like any other.
             let prunable =
-                |a: u64, b: u64| (b <= visible && !readers.any_in(a, b)) || a >= frame_first;
+                |a: u64, b: u64| !readers.any_in(a, b) && (b <= visible || a >= frame_first);
             let mut delta = 0i64;
             for op in ops {
                 let bytes = op.value.as_deref().unwrap_or(&[]);

@@ -10,15 +10,18 @@
 //! that read a rolled-back commit fails at `commit`).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use futures::lock::OwnedMutexGuard;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::options::{check_key, check_value};
-use crate::read::{tree_contains, tree_value, TreeGuard};
+use crate::read::{tree_contains, tree_value, ReadTxn, SnapshotParts, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::{Mems, Store};
 use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
@@ -149,11 +152,41 @@ impl WriteTxn {
         self.len() == 0
     }
 
+    /// A snapshot of the commit this transaction started from: the last one staged, which
+    /// may not be durable (or visible to [`Store::read_txn`]) yet, without this
+    /// transaction's own writes. For a writer that reads ranges beside its transaction (the
+    /// write transaction reads single keys) and pipelines its commits with
+    /// [`WriteTxn::submit`]: a snapshot from `Store::read_txn` would miss the commits still
+    /// on their way to the log.
+    pub fn read_txn(&self) -> ReadTxn {
+        let c = self.store.inner.commits.borrow();
+        ReadTxn::new(SnapshotParts {
+            pager: self.store.inner.pager.clone(),
+            readers: self.store.inner.readers.clone(),
+            meta: self.meta,
+            commit_readers: self.store.inner.commit_readers.clone(),
+            txid: c.latest,
+            entries: c.latest_entries,
+            mems: self.mems.clone(),
+        })
+    }
+
     /// Commits the changes: one log record, written with the other commits staged meanwhile.
     /// Returns once it is committed (durable under `Durability::Always`, and visible to every
     /// read that starts afterwards). The commit is staged the moment this is first polled:
     /// if the caller stops waiting then, it still completes (or fails) as a whole.
     pub async fn commit(self) -> Result<()> {
+        self.submit()?.await
+    }
+
+    /// Stages the commit at once and releases the write lock, without waiting for the log:
+    /// the next write transaction can start (and sees this commit) while this one's record
+    /// is being written. The returned [`Committed`] resolves when the commit is committed,
+    /// as [`WriteTxn::commit`] returns; dropping it does not undo the commit. A writer that
+    /// pipelines this way answers its callers only when `Committed` resolves; if the log
+    /// write fails, every commit staged after the last durable one fails with it, and a
+    /// write transaction open across the failure fails at `submit`.
+    pub fn submit(self) -> Result<Committed> {
         let WriteTxn {
             store,
             writes,
@@ -189,14 +222,39 @@ impl WriteTxn {
             // Nothing changes; answer once what it read is visible.
             let seen = store.inner.commits.borrow().latest;
             drop(_guard);
-            return store.wait_visible(seen).await;
+            return Ok(Committed {
+                wait: Box::pin(async move { store.wait_visible(seen).await }),
+            });
         }
         let rx = store.stage(&ops);
         drop(ops);
         drop(_guard);
-        rx.await.unwrap_or_else(|_| Err(abandoned()))
+        Ok(Committed {
+            wait: Box::pin(async move { rx.await.unwrap_or_else(|_| Err(abandoned())) }),
+        })
     }
 
     /// Discards every change (the same as dropping the transaction).
     pub fn abort(self) {}
+}
+
+/// A commit staged by [`WriteTxn::submit`]: resolves once it is committed (durable under
+/// `Durability::Always`, visible to new snapshots), or with the error of the log write that
+/// failed it.
+#[must_use = "the commit is staged; await this to know it is committed"]
+pub struct Committed {
+    wait: Pin<Box<dyn Future<Output = Result<()>>>>,
+}
+
+impl Future for Committed {
+    type Output = Result<()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.wait.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Committed")
+    }
 }

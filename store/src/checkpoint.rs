@@ -104,7 +104,7 @@ impl Store {
         }
         // The log writer lets go of the store a turn or two after its last write.
         while self.inner.writer_running.get() {
-            faultless_runtime::yield_now().await;
+            faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p faultless-store --example writers -- \
-//!     [writers=64] [seconds=3] [keys=1000000] [durability=always] [interval-ms=500] \
+//!     [writers=64] [seconds=3] [keys=1000000] [durability=always] [interval-ms=1000] \
 //!     [dir=/tmp] [keyspace=keys]
 //! ```
 //!
@@ -28,7 +28,7 @@ fn main() {
     let seconds: f64 = arg(1, "3").parse().expect("seconds");
     let keys: u64 = arg(2, "1000000").parse().expect("keys");
     let durability: Durability = arg(3, "always").parse().expect("durability");
-    let interval: u64 = arg(4, "500").parse().expect("interval-ms");
+    let interval: u64 = arg(4, "1000").parse().expect("interval-ms");
     let dir = std::path::PathBuf::from(arg(5, "/tmp"));
     let keyspace: u64 = arg(6, &keys.to_string()).parse().expect("keyspace");
     let path = dir.join(format!("faultless-writers-{}.db", std::process::id()));

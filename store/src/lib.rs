@@ -25,7 +25,7 @@
 //! * Checkpoints, in the background, merge the memtable into the B+tree in key order (each
 //!   leaf copied once however many of its keys changed), commit the tree (pages, sync, meta,
 //!   sync), and free the log segments that held it. Reopening after a crash replays the
-//!   log since the last checkpoint: about a checkpoint interval (500 ms) of writes.
+//!   log since the last checkpoint: about a checkpoint interval (a second) of writes.
 //! * The data file is an array of pages: two meta pages, then branch, leaf, overflow
 //!   pages, and the pages of the freelist tree. The formats (data file and log) are written
 //!   down byte by byte in `docs/store-format.md`; every page and every log frame carries a

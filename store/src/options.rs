@@ -90,7 +90,7 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Defaults: the `auto` prefetch path, 64 GiB of address space reserved, read-write,
-    /// created if missing, [`Durability::Always`], a checkpoint at least every 500 ms while
+    /// created if missing, [`Durability::Always`], a checkpoint at least every second while
     /// there are writes, or after 64 MiB of log, or 256 MiB of recent writes in memory.
     pub fn new() -> StoreOptions {
         StoreOptions {
@@ -99,7 +99,7 @@ impl StoreOptions {
             read_only: false,
             create: true,
             durability: Durability::Always,
-            checkpoint_interval: Duration::from_millis(500),
+            checkpoint_interval: Duration::from_secs(1),
             checkpoint_log_bytes: 64 << 20,
             memtable_bytes: 256 << 20,
         }
@@ -112,10 +112,14 @@ impl StoreOptions {
         self
     }
     /// The longest a commit's changes stay only in the log (and in memory) before a
-    /// checkpoint writes them into the tree (default 500 ms). A crash replays the log
-    /// written since the last checkpoint, so this bounds the replay at reopen: about this
-    /// long, plus the checkpoint in progress, of writes. `Duration::MAX` leaves checkpoints
-    /// to the size limits and [`Store::checkpoint`](crate::Store::checkpoint).
+    /// checkpoint writes them into the tree (default 1 s). A crash replays the log written
+    /// since the last checkpoint, so this bounds the replay at reopen: about this long, plus
+    /// the checkpoint in progress, of writes (replaying them is in-memory work: ~80 ms for
+    /// 28,000 commits measured). Longer intervals make checkpoints cheaper per commit when
+    /// writes are spread over a large store (more changed keys per rewritten leaf: at 64
+    /// random writers on 1,000,000 keys, 1 s gave ~40% more puts/s than 500 ms).
+    /// `Duration::MAX` leaves checkpoints to the size limits and
+    /// [`Store::checkpoint`](crate::Store::checkpoint).
     pub fn checkpoint_interval(mut self, d: Duration) -> Self {
         self.checkpoint_interval = d;
         self

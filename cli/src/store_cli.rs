@@ -14,7 +14,8 @@ use futures::StreamExt;
 /// Store subcommands.
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
-    /// Print the store's size, commit id, and page statistics.
+    /// Print the store's size, commit id, page statistics, and its log (the commits after
+    /// the last checkpoint).
     Stat { path: PathBuf },
     /// Verify every checksum and B+tree invariant; exit non-zero on any problem.
     Check { path: PathBuf },
@@ -93,9 +94,28 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
                     println!("WARNING:     {r}");
                 }
                 let s = store.stats();
+                let log = store.log_recovery();
                 println!("path:        {}", path.display());
-                println!("txid:        {}", s.txid);
+                println!("txid:        {} (the last commit)", s.txid);
                 println!("keys:        {}", s.entries);
+                println!(
+                    "checkpoint:  commit {} (tree commit {})",
+                    s.checkpoint_txid, s.tree_txid
+                );
+                match s.log_oldest_txid {
+                    Some(oldest) => println!(
+                        "log:         {} commit(s) after the checkpoint, {} to {}, in {} \
+                         byte(s) of {} segment(s); a reopen replays them",
+                        s.log_commits, oldest, s.txid, log.replayed_bytes, log.segments
+                    ),
+                    None => println!(
+                        "log:         no commits after the checkpoint ({} segment(s))",
+                        log.segments
+                    ),
+                }
+                if log.torn_tail.is_some() || log.discarded_frames > 0 {
+                    println!("log at open: {log}");
+                }
                 println!("page size:   {}", s.page_size);
                 println!("pages:       {}", s.page_count);
                 println!("file size:   {}", s.file_size);
@@ -172,6 +192,8 @@ pub fn run(cmd: StoreCommand) -> io::Result<bool> {
                     })
                     .await?;
                 eprintln!();
+                // Into the tree, so the next open replays nothing.
+                store.close().await?;
                 println!("loaded {loaded} entries into {}", path.display());
                 Ok(true)
             }

@@ -1,12 +1,17 @@
-//! `Store::check`: verifies every checksum and the B+tree invariants of the last commit.
+//! `Store::check`: verifies every checksum and the B+tree invariants of the last checkpoint,
+//! and that the commits on top of it (the memtables, replayed from the log at open) agree
+//! with the key count.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Bound;
 
 use crate::error::Result;
 use crate::format::{self, Meta, KIND_BRANCH, KIND_LEAF};
 use crate::freelist;
 use crate::node::LeafValue;
 use crate::node::PageView;
+use crate::read::ReadTxn;
 use crate::store::Store;
 use crate::types::{PageNo, TxId};
 
@@ -54,6 +59,17 @@ pub struct CheckReport {
     /// Things a user should know that do not make the store unsound (for example, free space
     /// that dwarfs the live data).
     pub warnings: Vec<String>,
+    /// The commit checked: the tree (`txid`, its last checkpoint) plus the log's commits
+    /// after it, held in memory.
+    pub commit_txid: u64,
+    /// Keys at that commit: the tree's, with the memtables' puts and deletes applied.
+    pub commit_keys: u64,
+    /// Commits in the log after the checkpoint (what a reopen would replay now).
+    pub log_commits: u64,
+    /// Keys the memtables hold versions of.
+    pub memtable_keys: u64,
+    /// What opening found in the log (every frame's checksum was verified then).
+    pub log: crate::LogRecovery,
 }
 
 impl CheckReport {
@@ -76,6 +92,15 @@ impl fmt::Display for CheckReport {
         writeln!(f, "keys:                {}", self.keys)?;
         writeln!(f, "depth:               {}", self.depth)?;
         writeln!(f, "underfull pages:     {}", self.underfull_pages)?;
+        writeln!(f, "commit:              {}", self.commit_txid)?;
+        writeln!(f, "keys at commit:      {}", self.commit_keys)?;
+        writeln!(
+            f,
+            "log commits:         {} (after the checkpoint)",
+            self.log_commits
+        )?;
+        writeln!(f, "memtable keys:       {}", self.memtable_keys)?;
+        writeln!(f, "log at open:         {}", self.log)?;
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
@@ -257,13 +282,68 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// The commit on top of the tree: the memtables' versions at the snapshot's commit,
+    /// applied to the tree's keys, must give the key count the store reports.
+    fn memtables(&mut self, reader: &ReadTxn, tree: &[(Vec<u8>, Vec<u8>)]) {
+        let at = reader.snap.txid;
+        // Oldest memtable first, so newer versions replace older ones.
+        let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+        for m in reader.snap.mems.iter().rev() {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let lower = match &after {
+                    Some(k) => Bound::Excluded(k.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                let Some((k, v)) = m.next(lower, Bound::Unbounded, Some(at)) else {
+                    break;
+                };
+                latest.insert(k.clone(), v.is_some());
+                after = Some(k);
+            }
+        }
+        let mut keys = tree.len() as i64;
+        for (k, present) in &latest {
+            let in_tree = tree.binary_search_by(|(t, _)| t.as_slice().cmp(k)).is_ok();
+            keys += *present as i64 - in_tree as i64;
+        }
+        let r = &mut self.report;
+        r.commit_txid = at;
+        r.commit_keys = keys.max(0) as u64;
+        r.memtable_keys = latest.len() as u64;
+        r.log_commits = at.saturating_sub(self.meta.log_txid);
+        r.log = self.store.log_recovery().clone();
+        if r.log.discarded_commits > 0 {
+            let w = format!(
+                "opening discarded {} commit(s) found after a torn log record (acknowledged \
+                 under durability everysec or no, lost in a crash)",
+                r.log.discarded_commits
+            );
+            r.warnings.push(w);
+        }
+        if keys != reader.len() as i64 {
+            self.problem(format!(
+                "the store says commit {at} has {} keys; the tree and the memtables hold {keys}",
+                reader.len()
+            ));
+        }
+        if self.meta.log_txid > at {
+            self.problem(format!(
+                "the tree holds commit {} but the store is at commit {at}",
+                self.meta.log_txid
+            ));
+        }
+    }
+}
+
 impl Store {
     /// Verifies the last commit: every page checksum, key order, that every key lies within
     /// its parent's range, equal leaf depth, that every page is used exactly once (by the
     /// data tree, the freelist tree, or the freelist) and none is leaked, and the key count.
     pub async fn check(&self) -> Result<CheckReport> {
-        let _reader = self.read_txn(); // keeps the snapshot's pages from reuse meanwhile
-        let meta = self.meta();
+        let reader = self.read_txn(); // keeps the snapshot's pages from reuse meanwhile
+        let meta = reader.snap.meta;
         let mut c = Checker {
             store: self,
             meta,
@@ -292,6 +372,7 @@ impl Store {
                 meta.entries, c.report.keys
             ));
         }
+        c.memtables(&reader, &data);
         drop(data);
         let mut free_entries = Vec::new();
         if meta.free_root != PageNo::NONE {

@@ -1,11 +1,12 @@
-//! The commit: bringing the freelist up to date, serialising the dirty pages, and writing
-//! them out (pages, sync, meta, sync), with the checks that keep a commit from landing on a
-//! file that was truncated or could not grow.
+//! The tree's commit (a checkpoint's, or the bulk loader's): bringing the freelist up to
+//! date, serialising the dirty pages, and writing them out (pages, sync, meta, sync), with
+//! the checks that keep a commit from landing on a file that was truncated or could not
+//! grow.
 
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::Meta;
+use crate::format::{Meta, VERSION};
 use crate::freelist::{run_key, run_value, RunKey};
 use crate::pager::{overflow_run, Pager};
 use crate::store::Store;
@@ -67,6 +68,7 @@ impl WriteState {
         for (&pgno, value) in &self.dirty_overflow {
             pages.push((pgno, overflow_run(pgno, self.txid, value, ps)));
         }
+        pages.extend(self.dirty_raw.drain());
         pages.sort_unstable_by_key(|p| p.0);
         // Coalesce adjacent pages into single writes.
         let mut runs: Vec<PageWrite> = Vec::new();
@@ -87,6 +89,9 @@ impl WriteState {
             free_root: self.roots[Which::Free as usize],
             page_count: self.page_count,
             entries: self.entries,
+            log_txid: self.log_txid,
+            store_id: self.store_id,
+            version: VERSION,
         };
         Ok((meta, runs))
     }
@@ -179,7 +184,8 @@ impl Store {
         }
     }
 
-    /// Writes a finished transaction: pages, sync, meta, sync. Runs as its own task.
+    /// Writes a finished tree transaction: pages, sync, meta, sync. The caller publishes the
+    /// meta once this returns (it is durable then).
     pub(crate) async fn write_out(&self, meta: Meta, runs: Vec<PageWrite>) -> Result<()> {
         let pager = &self.inner.pager;
         let ps = pager.page_size as u64;
@@ -213,10 +219,10 @@ impl Store {
         for (pgno, buf) in &runs {
             pager.mark_verified(*pgno, buf.len() as u64 / ps);
         }
-        self.inner.meta.set(meta);
         let mut c = self.inner.counters.borrow_mut();
-        c.commits += 1;
-        c.syncs += 2;
+        c.tree_commits += 1;
+        c.tree_syncs += 2;
+        c.tree_bytes += runs.iter().map(|r| r.1.len() as u64).sum::<u64>() + ps;
         Ok(())
     }
 }

@@ -28,6 +28,36 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error again, for a second waiter (errors are not `Clone`: an I/O error keeps
+    /// its kind and OS code and message).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(io) => Error::Io(match io.raw_os_error() {
+                Some(code) if io.get_ref().is_none() => io::Error::from_raw_os_error(code),
+                _ => io::Error::new(io.kind(), io.to_string()),
+            }),
+            Error::Corrupt { page, reason } => Error::Corrupt {
+                page: *page,
+                reason: reason.clone(),
+            },
+            Error::Locked => Error::Locked,
+            Error::KeyTooLarge(n) => Error::KeyTooLarge(*n),
+            Error::ValueTooLarge(n) => Error::ValueTooLarge(*n),
+            Error::ReadOnly => Error::ReadOnly,
+            Error::BadInput(s) => Error::BadInput(s.clone()),
+        }
+    }
+
+    /// True for an I/O error that means "no room" (a full disk, a file size limit, a quota):
+    /// a write that failed so changed nothing that matters, and writes resume when there is
+    /// room again.
+    pub(crate) fn is_no_space(&self) -> bool {
+        matches!(self, Error::Io(e) if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT)
+        ))
+    }
+
     pub(crate) fn corrupt(page: impl Into<Option<u64>>, reason: impl Into<String>) -> Error {
         Error::Corrupt {
             page: page.into(),

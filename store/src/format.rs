@@ -23,9 +23,14 @@ pub const PAGE_SIZE: usize = 4096;
 pub const HEADER: usize = 32;
 /// The magic number at the start of a meta page's body.
 pub const MAGIC: &[u8; 8] = b"FLTSTOR1";
-/// Format version. Version 2 lists free pages as runs (see `freelist.rs`); version 1 listed
-/// them one by one per commit and is refused with an error that says how to migrate.
-pub const VERSION: u32 = 2;
+/// Format version written. Version 3 adds the write-ahead log's fields to the meta page (the
+/// last logged commit the tree holds, and the store's id that its log segments carry);
+/// version 2 (the same pages without them) is still read, and upgraded at the first
+/// read-write open. Version 1 listed free pages one by one per commit and is refused with an
+/// error that says how to migrate.
+pub const VERSION: u32 = 3;
+/// The oldest format version this build reads.
+pub const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// Page kinds.
 pub const KIND_META: u8 = 1;
@@ -136,13 +141,15 @@ pub fn verify(pgno: PageNo, bytes: &[u8], kinds: &[u8]) -> Result<Header> {
 /// | offset | size | field |
 /// |---|---|---|
 /// | 32 | 8 | magic `FLTSTOR1` |
-/// | 40 | 4 | format version (1) |
+/// | 40 | 4 | format version (3; 2 is read too) |
 /// | 44 | 4 | page size |
 /// | 48 | 8 | transaction id of this commit |
 /// | 56 | 8 | root page of the data tree (0 = empty) |
 /// | 64 | 8 | root page of the freelist tree (0 = empty) |
 /// | 72 | 8 | page count: pages `0..count` are in use or free; the file may be longer |
 /// | 80 | 8 | number of keys in the data tree |
+/// | 88 | 8 | the last logged commit whose changes the tree holds (version 3; 0 before) |
+/// | 96 | 8 | the store's id, which its log segments carry (version 3; 0 before) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
     /// Page size in bytes.
@@ -157,6 +164,14 @@ pub struct Meta {
     pub page_count: u64,
     /// Keys in the data tree.
     pub entries: u64,
+    /// The last logged commit whose changes the tree holds: recovery replays the log's
+    /// records after it.
+    pub log_txid: u64,
+    /// The store's id (random, never 0 once written by version 3): log segments carry it, so
+    /// a log is never replayed into another store.
+    pub store_id: u64,
+    /// The format version the page was written in (`VERSION` for pages this build writes).
+    pub version: u32,
 }
 
 impl Meta {
@@ -179,13 +194,15 @@ impl Meta {
         put_u64(&mut page, 64, self.free_root.0);
         put_u64(&mut page, 72, self.page_count);
         put_u64(&mut page, 80, self.entries);
+        put_u64(&mut page, 88, self.log_txid);
+        put_u64(&mut page, 96, self.store_id);
         seal(PageNo(slot), &mut page);
         page
     }
 
     /// Parses and verifies meta page `slot`.
     pub fn from_page(slot: u64, page: &[u8]) -> Result<Meta> {
-        if page.len() < 88 {
+        if page.len() < 104 {
             return Err(Error::corrupt(slot, "meta page truncated"));
         }
         if &page[32..40] != MAGIC {
@@ -207,14 +224,20 @@ impl Meta {
                  (`faultless store load`)",
             ));
         }
-        if version != VERSION {
+        if !(OLDEST_READABLE_VERSION..=VERSION).contains(&version) {
             return Err(Error::corrupt(
                 slot,
                 format!(
-                    "unsupported format version {version} (this build reads version {VERSION})"
+                    "unsupported format version {version} (this build reads versions \
+                     {OLDEST_READABLE_VERSION} to {VERSION})"
                 ),
             ));
         }
+        let (log_txid, store_id) = if version >= 3 {
+            (get_u64(page, 88), get_u64(page, 96))
+        } else {
+            (0, 0)
+        };
         let meta = Meta {
             page_size,
             txid: TxId(get_u64(page, 48)),
@@ -222,6 +245,9 @@ impl Meta {
             free_root: PageNo(get_u64(page, 64)),
             page_count: get_u64(page, 72),
             entries: get_u64(page, 80),
+            log_txid,
+            store_id,
+            version,
         };
         if meta.page_count < 2
             || meta.root.0 >= meta.page_count
@@ -247,6 +273,9 @@ mod tests {
             free_root: PageNo(9),
             page_count: 12,
             entries: 3,
+            log_txid: 40,
+            store_id: 0xfeed,
+            version: VERSION,
         };
         let page = m.to_page(1);
         assert_eq!(Meta::from_page(1, &page).unwrap(), m);

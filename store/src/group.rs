@@ -1,136 +1,164 @@
-//! Group commit: `Store::put` and `Store::delete` from many tasks share one durable commit.
+//! `Store::put` and `Store::delete`: single-key commits from many tasks, grouped into shared
+//! log writes.
 //!
-//! Each call queues its operation and waits. One committer task (spawned by the first
-//! caller to find none running, and living on while work arrives) takes the write lock,
-//! takes every queued operation, brings the pages they will touch in concurrently, applies
-//! them in one write transaction and commits; then answers every caller. A caller that stops
-//! waiting cannot interrupt a commit that others wait for.
+//! Each call finds out whether its key exists (the memtables, else the tree; a lookup that
+//! may wait for a cold page, so it runs before the write lock is taken), then takes the write
+//! lock for a moment to check that nothing changed the answer meanwhile and to stage its
+//! commit, and waits for the log writer. Every caller that stages while a log write is in
+//! flight shares the next one: group commit, with no batching delay. A caller that stops
+//! waiting does not undo its commit: once staged, it is written like the others.
 
-use std::io;
+use std::cell::Cell;
+use std::rc::Rc;
 
-use futures::channel::oneshot;
+use futures::lock::MutexGuard;
+use futures::FutureExt;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::options::{check_key, check_value};
+use crate::read::{tree_contains, TreeGuard};
+use crate::stage::{abandoned, StagedOp};
 use crate::store::Store;
+use crate::types::TxId;
+use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
 
-pub(crate) enum PendingOp {
-    Put(Vec<u8>, Vec<u8>),
-    Delete(Vec<u8>),
+/// Whether a key exists, as a lookup found it.
+pub(crate) enum Probe {
+    /// A memtable has a version of it: checked again under the lock.
+    Mem,
+    /// Only the tree at `tree` knows it.
+    Tree { tree: TxId, exists: bool },
 }
 
-pub(crate) struct Pending {
-    op: PendingOp,
-    done: oneshot::Sender<Result<bool>>,
+/// Counts a `put`/`delete` on its way to staging, while alive.
+struct Stager<'a>(&'a Cell<usize>);
+
+impl<'a> Stager<'a> {
+    fn new(count: &'a Cell<usize>) -> Stager<'a> {
+        count.set(count.get() + 1);
+        Stager(count)
+    }
 }
 
-fn share(e: &Error) -> Error {
-    match e {
-        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
-        Error::Corrupt { page, reason } => Error::Corrupt {
-            page: *page,
-            reason: reason.clone(),
-        },
-        Error::Locked => Error::Locked,
-        Error::KeyTooLarge(n) => Error::KeyTooLarge(*n),
-        Error::ValueTooLarge(n) => Error::ValueTooLarge(*n),
-        Error::ReadOnly => Error::ReadOnly,
-        Error::BadInput(s) => Error::BadInput(s.clone()),
+impl Drop for Stager<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
 impl Store {
-    /// Inserts or replaces `key`. Calls from many tasks are grouped into one durable commit;
-    /// this returns once the value is durable.
+    /// Inserts or replaces `key`. Calls from many tasks share log writes (group commit);
+    /// this returns once the value is committed: durable under `Durability::Always`, and
+    /// visible to every read that starts afterwards.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        self.submit(PendingOp::Put(key.to_vec(), value.to_vec()))
-            .await
-            .map(|_| ())
+        self.writable()?;
+        self.throttle().await?;
+        let value: Rc<[u8]> = Rc::from(value);
+        let stager = Stager::new(&self.inner.stagers);
+        let (guard, existed) = self.lock_and_probe(key).await?;
+        let kind = if existed { OP_PUT_REPLACE } else { OP_PUT_NEW };
+        let op = StagedOp {
+            kind,
+            key,
+            value: Some(value),
+        };
+        self.inner.commits.borrow_mut().grouped += 1;
+        let rx = self.stage(&[op]);
+        drop(guard);
+        drop(stager);
+        rx.await.unwrap_or_else(|_| Err(abandoned()))
     }
 
-    /// Deletes `key`, durably (grouped like `put`). Returns true if it existed.
+    /// Deletes `key` (committed like `put`). Returns true if it existed.
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
-        self.submit(PendingOp::Delete(key.to_vec())).await
-    }
-
-    async fn submit(&self, op: PendingOp) -> Result<bool> {
         self.writable()?;
-        let (done, rx) = oneshot::channel();
-        self.inner.pending.borrow_mut().push(Pending { op, done });
-        if !self.inner.committer_running.replace(true) {
-            // The committer is its own task, so a caller that stops waiting cannot
-            // interrupt a commit that others wait for.
-            let store = self.clone();
-            faultless_runtime::spawn(async move { store.run_committer().await }).detach();
+        self.throttle().await?;
+        let stager = Stager::new(&self.inner.stagers);
+        let (guard, existed) = self.lock_and_probe(key).await?;
+        let staged = if existed {
+            let op = StagedOp {
+                kind: OP_DELETE,
+                key,
+                value: None,
+            };
+            self.inner.commits.borrow_mut().grouped += 1;
+            Ok(self.stage(&[op]))
+        } else {
+            Err(self.inner.commits.borrow().latest)
+        };
+        drop(guard);
+        drop(stager);
+        match staged {
+            Ok(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())).map(|()| true),
+            // Nothing to delete, as of the last staged commit: answer once that is visible,
+            // so the answer never depends on a commit that could still fail.
+            Err(seen) => self.wait_visible(seen).await.map(|()| false),
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Error::Io(io::Error::other("the commit was abandoned"))))
     }
 
-    async fn run_committer(&self) {
+    /// Takes the write lock, and finds out whether `key` exists after the last staged
+    /// commit. When the lock is free and the answer is at hand (in a memtable, or on tree
+    /// pages in memory), nothing waits; otherwise the key is looked up without the lock (the
+    /// lookup may wait for a page) and the answer confirmed under it.
+    async fn lock_and_probe(&self, key: &[u8]) -> Result<(MutexGuard<'_, ()>, bool)> {
         loop {
-            let txn = self.write_txn().await;
-            let batch: Vec<Pending> = std::mem::take(&mut *self.inner.pending.borrow_mut());
-            if batch.is_empty() {
-                self.inner.committer_running.set(false);
-                return;
-            }
-            let mut txn = match txn {
-                Ok(t) => t,
-                Err(e) => {
-                    for p in batch {
-                        let _ = p.done.send(Err(share(&e)));
+            let probe = match self.inner.write_lock.try_lock() {
+                Some(guard) => {
+                    self.writable()?;
+                    if let Some(found) = self.inner.mem.borrow().get(key, None) {
+                        return Ok((guard, found.is_some()));
                     }
-                    continue;
+                    let meta = self.inner.meta.get();
+                    let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
+                    let lookup = tree_contains(&self.inner.pager, meta.root, key);
+                    let mut lookup = std::pin::pin!(lookup);
+                    if let Some(r) = lookup.as_mut().now_or_never() {
+                        return Ok((guard, r?));
+                    }
+                    // A page is on its way: wait for it without the lock (the read goes on;
+                    // dropping it would cancel it), then confirm under the lock.
+                    drop(guard);
+                    Probe::Tree {
+                        tree: meta.txid,
+                        exists: lookup.await?,
+                    }
                 }
+                None => self.probe(key).await?,
             };
-            self.inner.counters.borrow_mut().grouped_ops += batch.len() as u64;
-            // Bring every page the batch will touch in concurrently first (one lookup per
-            // key on the current snapshot), so applying it does not wait for cold pages one
-            // at a time. Errors surface again, properly, when the batch is applied.
-            let snapshot = self.read_txn();
-            let lookups = batch.iter().map(|p| {
-                let key = match &p.op {
-                    PendingOp::Put(k, _) | PendingOp::Delete(k) => k.as_slice(),
-                };
-                snapshot.get(key)
-            });
-            drop(futures::future::join_all(lookups).await);
-            drop(snapshot);
-            let mut results = Vec::with_capacity(batch.len());
-            let mut failed = None;
-            for p in &batch {
-                let r = match &p.op {
-                    PendingOp::Put(k, v) => txn.put(k, v).await.map(|_| true),
-                    PendingOp::Delete(k) => txn.delete(k).await,
-                };
-                if let Err(e) = &r {
-                    if matches!(e, Error::Io(_) | Error::Corrupt { .. }) {
-                        failed = Some(share(e));
-                        break;
-                    }
-                }
-                results.push(r);
+            let guard = self.inner.write_lock.lock().await;
+            self.writable()?;
+            if let Some(existed) = self.confirm(key, &probe) {
+                return Ok((guard, existed));
             }
-            let outcome = match failed {
-                Some(e) => Err(e),
-                None => txn.commit().await,
-            };
-            match outcome {
-                Ok(()) => {
-                    for (p, r) in batch.into_iter().zip(results) {
-                        let _ = p.done.send(r);
-                    }
-                }
-                Err(e) => {
-                    for p in batch {
-                        let _ = p.done.send(Err(share(&e)));
-                    }
-                }
-            }
+        }
+    }
+
+    /// Finds out whether `key` exists after the last staged commit.
+    pub(crate) async fn probe(&self, key: &[u8]) -> Result<Probe> {
+        if self.inner.mem.borrow().get(key, None).is_some() {
+            return Ok(Probe::Mem);
+        }
+        let meta = self.inner.meta.get();
+        let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
+        let exists = tree_contains(&self.inner.pager, meta.root, key).await?;
+        Ok(Probe::Tree {
+            tree: meta.txid,
+            exists,
+        })
+    }
+
+    /// Under the write lock: whether `key` exists now, if `probe` still tells (`None`: a
+    /// checkpoint replaced the tree meanwhile; probe again).
+    pub(crate) fn confirm(&self, key: &[u8], probe: &Probe) -> Option<bool> {
+        if let Some(found) = self.inner.mem.borrow().get(key, None) {
+            return Some(found.is_some());
+        }
+        match probe {
+            Probe::Tree { tree, exists } if *tree == self.inner.meta.get().txid => Some(*exists),
+            _ => None,
         }
     }
 }

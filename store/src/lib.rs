@@ -6,57 +6,82 @@
 //!
 //! ```no_run
 //! # async fn demo() -> faultless_store::Result<()> {
-//! use faultless_store::{Store, StoreOptions};
+//! use faultless_store::{Durability, Store, StoreOptions};
 //!
 //! let store = Store::open("data.db", StoreOptions::new()).await?;
 //! store.put(b"hello", b"world").await?; // durable when it returns (group commit)
 //! assert_eq!(&*store.get(b"hello").await?.unwrap(), b"world");
+//!
+//! // Redis's `appendfsync everysec`: acknowledged once written, synced within a second.
+//! store.set_durability("everysec".parse::<Durability>()?);
+//! store.close().await?; // optional: checkpoint, so the next open replays nothing
 //! # Ok(()) }
 //! ```
 //!
-//! * The file is an array of pages: two meta pages, then branch, leaf, overflow pages, and
-//!   the pages of the freelist tree. The format is written down byte by byte in
-//!   `docs/store-format.md`; every page carries a crc32c checksum and its own page number.
+//! * A commit is one record appended to a write-ahead log beside the data file, with every
+//!   other commit staged meanwhile (group commit): one write, made durable by `O_DSYNC`
+//!   under [`Durability::Always`] (or synced by a timer under `EverySec`). Its writes are
+//!   visible from an in-memory *memtable* as soon as the write returns.
+//! * Checkpoints, in the background, merge the memtable into the B+tree in key order (each
+//!   leaf copied once however many of its keys changed), commit the tree (pages, sync, meta,
+//!   sync), and free the log segments that held it. Reopening after a crash replays the
+//!   log since the last checkpoint: about a checkpoint interval (a second) of writes.
+//! * The data file is an array of pages: two meta pages, then branch, leaf, overflow
+//!   pages, and the pages of the freelist tree. The formats (data file and log) are written
+//!   down byte by byte in `docs/store-format.md`; every page and every log frame carries a
+//!   crc32c checksum.
 //! * The file is mapped read-only with a large address-space reservation, so it grows
 //!   (fallocate, in steps) without a remap. It is never written through the mapping.
-//! * Readers get snapshots (MVCC) and never block the writer; one write transaction at a
-//!   time (an async lock); commits write new pages with io_uring, sync, then write the meta
-//!   page and sync again. `put`/`delete` from many tasks share one commit (group commit).
-//! * Freed pages are reused only once no live reader can see them. Free space is kept as
-//!   coalesced runs (best-fit allocation, split and merged), so the file stays within a small
-//!   factor of the live data whatever the value sizes.
+//! * Readers get snapshots (MVCC: a commit id, the tree, and the memtable versions at or
+//!   below it) and never block writers; one write transaction at a time (an async lock).
+//! * Freed pages are reused only once no live reader can see them and the last durable meta
+//!   no longer references them. Free space is kept as coalesced runs (best-fit allocation,
+//!   split and merged), so the file stays within a small factor of the live data whatever
+//!   the value sizes.
 
-// Layout (bbolt/redb lines): `format` (page header, checksum, meta), `node` (branch and leaf
-// pages), `pager` (mapped page access, verified pages, overflow runs), `read` (snapshots,
-// cursors), `btree` (copy-on-write mutation), `write` (transaction state, allocation),
-// `alloc` (free runs in memory), `freelist` (free runs on disk), `commit` (freelist update,
-// write-out, growth), `txn` and `group` (write transactions, group commit), `open` (file
-// checks, meta choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
+// Layout (bbolt/redb lines, plus a log): `format` (page header, checksum, meta), `node`
+// (branch and leaf pages), `pager` (mapped page access, verified pages, overflow runs),
+// `read`, `cursor`, `range` (snapshots, the tree's cursor, ranges merged with the
+// memtables), `btree` (copy-on-write mutation), `merge` (the checkpoint's one-pass merge),
+// `write` (tree transaction state, allocation), `alloc` (free runs in memory), `freelist`
+// (free runs on disk), `commit` (the tree's commit: freelist update, write-out, growth),
+// `memtable` (commits not yet in the tree), `wal` (the log: format, writer, recovery),
+// `stage` (staging commits, the log writer), `txn` and `group` (write transactions,
+// put/delete), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
+// choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
 mod alloc;
 mod btree;
 mod check;
+mod checkpoint;
 mod commit;
+mod cursor;
 mod error;
 mod format;
 mod freelist;
 mod group;
 mod load;
+mod memtable;
+mod merge;
 mod node;
 mod open;
 mod options;
 mod pager;
+mod range;
 mod read;
+mod stage;
 mod stats;
 mod store;
 mod txn;
 mod types;
+mod wal;
 mod write;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use open::MetaRecovery;
-pub use options::{StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use options::{Durability, StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use read::{RangeStream, ReadTxn, ValueRef};
 pub use stats::{FreeSpace, StoreStats};
 pub use store::Store;
-pub use txn::WriteTxn;
+pub use txn::{Committed, WriteTxn};
+pub use wal::recover::LogRecovery;

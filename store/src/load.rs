@@ -5,6 +5,8 @@
 //! meta page commits the lot: no copy-on-write, no splits, one sync. Into a store that already
 //! has keys, the input is applied with ordinary write transactions of 10,000 keys each.
 
+use futures::lock::OwnedMutexGuard;
+
 use crate::btree::max_inline;
 use crate::error::{Error, Result};
 use crate::format::{Meta, HEADER};
@@ -13,6 +15,9 @@ use crate::options::{check_key, check_value};
 use crate::pager::overflow_run;
 use crate::store::Store;
 use crate::types::PageNo;
+
+/// The locks the bulk loader holds: the write lock and the tree's.
+type LoadGuard = (OwnedMutexGuard<()>, OwnedMutexGuard<()>);
 
 /// Buffers sequential page writes starting at a page number.
 struct SeqWriter {
@@ -27,12 +32,18 @@ impl Store {
     where
         I: IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     {
-        let meta = self.meta();
-        if meta.root != PageNo::NONE {
+        if !self.is_empty() {
             return self.load_by_transactions(items, progress).await;
         }
+        // The bulk path writes the tree directly: the memtables must be empty (a store whose
+        // keys were all deleted may still hold the deletions there).
+        self.checkpoint().await?;
         let (meta, guard) = self.lock_for_load().await?;
-        if meta.root != PageNo::NONE {
+        let mem_empty = {
+            let mem = self.inner.mem.borrow();
+            mem.active.is_empty() && mem.frozen.is_none()
+        };
+        if meta.root != PageNo::NONE || !mem_empty {
             drop(guard);
             return self.load_by_transactions(items, progress).await;
         }
@@ -134,9 +145,32 @@ impl Store {
             entries: count,
             ..meta
         };
-        self.publish(new, guard).await?;
+        self.publish_load(new, guard).await?;
         progress(count);
         Ok(count)
+    }
+
+    /// Takes the write lock (no commit is staged meanwhile) and the tree's lock; returns the
+    /// tree's meta with them.
+    async fn lock_for_load(&self) -> Result<(Meta, LoadGuard)> {
+        self.writable()?;
+        let write = self.inner.write_lock.clone().lock_owned().await;
+        let tree = self.inner.tree_lock.clone().lock_owned().await;
+        self.writable()?;
+        Ok((self.inner.meta.get(), (write, tree)))
+    }
+
+    /// Syncs the pages written and commits `meta` (the bulk loader's last step). The memtables
+    /// are empty, so the tree's last logged commit stays what it was.
+    async fn publish_load(&self, meta: Meta, guard: LoadGuard) -> Result<()> {
+        self.write_out(meta, Vec::new()).await?;
+        self.inner.meta.set(meta);
+        self.inner.durable_meta.set(meta);
+        let mut c = self.inner.commits.borrow_mut();
+        c.latest_entries = meta.entries;
+        c.visible_entries = meta.entries;
+        drop(guard);
+        Ok(())
     }
 
     async fn flush_seq(&self, w: &mut SeqWriter, end: PageNo) -> Result<()> {

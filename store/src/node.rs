@@ -160,6 +160,96 @@ impl Node {
     }
 }
 
+/// A leaf entry to serialise, borrowed from wherever it lives (a mapped page, a memtable).
+#[derive(Clone, Copy, Debug)]
+pub struct LeafCell<'a> {
+    pub key: &'a [u8],
+    pub value: LeafValue<'a>,
+}
+
+impl LeafCell<'_> {
+    /// Bytes the entry takes in a page: its slot and its cell.
+    pub fn size(&self) -> usize {
+        2 + LEAF_CELL_FIXED
+            + self.key.len()
+            + match self.value {
+                LeafValue::Inline(v) => v.len(),
+                LeafValue::Overflow { .. } => 8,
+            }
+    }
+}
+
+/// Bytes a branch entry with `key` takes in a page: its slot and its cell.
+pub fn branch_entry_size(key: &[u8]) -> usize {
+    2 + BRANCH_CELL_FIXED + key.len()
+}
+
+/// Serialises leaf `cells` (in key order, fitting one page) as page `pgno`.
+pub fn leaf_page(cells: &[LeafCell<'_>], pgno: PageNo, txid: TxId, page_size: usize) -> Vec<u8> {
+    let mut page = vec![0u8; page_size];
+    Header {
+        kind: KIND_LEAF,
+        count: cells.len() as u16,
+        pgno,
+        txid,
+        overflow: 0,
+    }
+    .write(&mut page);
+    let mut end = page_size;
+    for (i, c) in cells.iter().enumerate() {
+        end -= c.size() - 2;
+        debug_assert!(end >= HEADER + 2 * cells.len(), "cells overflow the page");
+        put_u16(&mut page, HEADER + 2 * i, end as u16);
+        let (flags, vlen) = match c.value {
+            LeafValue::Inline(v) => (0u8, v.len() as u32),
+            LeafValue::Overflow { len, .. } => (1u8, len),
+        };
+        page[end] = flags;
+        put_u16(&mut page, end + 1, c.key.len() as u16);
+        put_u32(&mut page, end + 3, vlen);
+        page[end + 7..end + 7 + c.key.len()].copy_from_slice(c.key);
+        let at = end + 7 + c.key.len();
+        match c.value {
+            LeafValue::Inline(v) => page[at..at + v.len()].copy_from_slice(v),
+            LeafValue::Overflow { pgno, .. } => put_u64(&mut page, at, pgno.0),
+        }
+    }
+    seal(pgno, &mut page);
+    page
+}
+
+/// Serialises branch `entries` (in key order, fitting one page) as page `pgno`.
+pub fn branch_page(
+    entries: &[(&[u8], PageNo)],
+    pgno: PageNo,
+    txid: TxId,
+    page_size: usize,
+) -> Vec<u8> {
+    let mut page = vec![0u8; page_size];
+    Header {
+        kind: KIND_BRANCH,
+        count: entries.len() as u16,
+        pgno,
+        txid,
+        overflow: 0,
+    }
+    .write(&mut page);
+    let mut end = page_size;
+    for (i, (k, child)) in entries.iter().enumerate() {
+        end -= BRANCH_CELL_FIXED + k.len();
+        debug_assert!(
+            end >= HEADER + 2 * entries.len(),
+            "entries overflow the page"
+        );
+        put_u16(&mut page, HEADER + 2 * i, end as u16);
+        put_u64(&mut page, end, child.0);
+        put_u16(&mut page, end + 8, k.len() as u16);
+        page[end + 10..end + 10 + k.len()].copy_from_slice(k);
+    }
+    seal(pgno, &mut page);
+    page
+}
+
 /// A zero-copy view of a verified branch or leaf page.
 #[derive(Clone, Copy)]
 pub struct PageView<'a> {

@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::{get_u64, Meta, PAGE_SIZE};
+use crate::format::{get_u64, Meta, PAGE_SIZE, VERSION};
 use crate::types::{PageNo, TxId};
 
 /// What opening found wrong with one of the two meta pages (the other one was used). See
@@ -40,9 +40,11 @@ pub struct MetaRecovery {
 }
 
 impl MetaRecovery {
-    /// The commit lost: the damaged page held a newer commit than the one the store opened
-    /// at. That commit was either never acknowledged (its meta write was torn by a crash) or
-    /// acknowledged and then damaged; the store cannot tell which.
+    /// The tree commit (checkpoint) lost: the damaged page held a newer one than the store
+    /// opened at. It either never completed (its meta write was torn by a crash) or completed
+    /// and was damaged since; the store cannot tell which. The log's commits after the older
+    /// checkpoint are replayed on top, so its data is lost only where the log no longer holds
+    /// it.
     pub fn lost_txid(&self) -> Option<u64> {
         self.damaged_txid.filter(|&t| t > self.opened_txid)
     }
@@ -55,19 +57,20 @@ impl fmt::Display for MetaRecovery {
         match (self.lost_txid(), self.damaged_txid) {
             (Some(lost), _) => write!(
                 f,
-                "the store opened at commit {opened}, and commit {lost}, which that page \
-                 recorded, is LOST (a torn write of a commit that was never acknowledged, or \
-                 damage to one that was)"
+                "the store opened at tree commit {opened}, and tree commit {lost}, which that \
+                 page recorded, is LOST (a torn write of a checkpoint that never completed, or \
+                 damage to one that did); the log's commits after the older checkpoint were \
+                 replayed on top, so only what the log no longer held is missing"
             ),
             (None, Some(held)) => write!(
                 f,
-                "it held commit {held}, older than commit {opened} the store opened at: \
-                 nothing is lost, and the next commit rewrites that page"
+                "it held tree commit {held}, older than tree commit {opened} the store opened \
+                 at: nothing is lost, and the next checkpoint rewrites that page"
             ),
             (None, None) => write!(
                 f,
-                "its commit id is unreadable; the store opened at commit {opened}: if commit \
-                 {} was acknowledged, it is lost",
+                "its commit id is unreadable; the store opened at tree commit {opened}: if \
+                 tree commit {} completed, what it held is lost unless the log still holds it",
                 opened + 1
             ),
         }
@@ -138,8 +141,8 @@ pub(crate) fn open_file(path: &Path, read_only: bool, create: bool) -> Result<st
     Ok(file)
 }
 
-/// The meta of a new, empty store.
-pub(crate) fn empty_meta() -> Meta {
+/// The meta of a new, empty store with id `store_id`.
+pub(crate) fn empty_meta(store_id: u64) -> Meta {
     Meta {
         page_size: PAGE_SIZE as u32,
         txid: TxId(0),
@@ -147,16 +150,28 @@ pub(crate) fn empty_meta() -> Meta {
         free_root: PageNo::NONE,
         page_count: 2,
         entries: 0,
+        log_txid: 0,
+        store_id,
+        version: VERSION,
     }
 }
 
 /// Writes the two meta pages of an empty store into an empty file.
-pub(crate) fn initialise(file: &std::fs::File) -> Result<u64> {
-    let meta = empty_meta();
+pub(crate) fn initialise(file: &std::fs::File, store_id: u64) -> Result<u64> {
+    let meta = empty_meta(store_id);
     file.write_all_at(&meta.to_page(0), 0)?;
     file.write_all_at(&meta.to_page(1), PAGE_SIZE as u64)?;
     file.sync_all()?;
     Ok(2 * PAGE_SIZE as u64)
+}
+
+/// Commits `meta` by itself (its page, then a sync), before the store is mapped: the
+/// upgrade of a store from an earlier format version.
+pub(crate) fn write_meta(file: &std::fs::File, meta: &Meta) -> Result<()> {
+    let slot = meta.txid.0 % 2;
+    file.write_all_at(&meta.to_page(slot), slot * meta.page_size as u64)?;
+    file.sync_data()?;
+    Ok(())
 }
 
 /// The commit a damaged meta page held, from its header and body copies of the txid.

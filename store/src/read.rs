@@ -1,22 +1,30 @@
-//! Read transactions: a snapshot of one committed version, read zero-copy from the mapping.
+//! Read transactions: a snapshot of one commit, read from the memtables (commits not yet
+//! checkpointed) and, below them, zero-copy from the tree's mapped pages.
+//!
+//! A snapshot is the commit id `T` it sees, the tree of the last checkpoint when it was
+//! taken, and the memtables above that tree (the active one and, while a checkpoint runs,
+//! the frozen one). A key's value is the newest memtable version at or below `T`, else the
+//! tree's. The snapshot registers twice: under the tree's txid (so the tree's pages are not
+//! reused under it) and under `T` (so the memtable keeps the versions it needs).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ops::{Bound, Deref, RangeBounds};
+use std::ops::{Deref, RangeBounds};
 use std::rc::Rc;
 
 use futures::Stream;
 
 use crate::error::{Error, Result};
-use crate::format::{Meta, KIND_LEAF};
+use crate::format::Meta;
 use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
+use crate::store::Mems;
 use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
 pub type RangeStream = std::pin::Pin<Box<dyn Stream<Item = Result<(Vec<u8>, ValueRef)>>>>;
 
-/// Live readers: snapshot txid -> number of readers on it.
+/// Live readers: txid -> number of readers on it.
 #[derive(Default)]
 pub struct Readers {
     map: RefCell<BTreeMap<TxId, usize>>,
@@ -41,28 +49,69 @@ impl Readers {
     pub fn oldest(&self) -> Option<TxId> {
         self.map.borrow().keys().next().copied()
     }
+    /// Live readers.
     pub fn count(&self) -> usize {
         self.map.borrow().values().sum()
+    }
+    /// True if a reader holds a snapshot in `lo..hi`.
+    pub fn any_in(&self, lo: u64, hi: u64) -> bool {
+        lo < hi && self.map.borrow().range(TxId(lo)..TxId(hi)).next().is_some()
+    }
+}
+
+/// A tree reader's registration: keeps the tree's pages at `txid` from reuse while alive.
+pub(crate) struct TreeGuard {
+    readers: Rc<Readers>,
+    txid: TxId,
+}
+
+impl TreeGuard {
+    pub(crate) fn new(readers: Rc<Readers>, txid: TxId) -> TreeGuard {
+        readers.register(txid);
+        TreeGuard { readers, txid }
+    }
+}
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        self.readers.unregister(self.txid);
     }
 }
 
 /// What a read transaction shares with the values it hands out.
 pub struct Snapshot {
-    pub pager: Rc<Pager>,
-    pub readers: Rc<Readers>,
-    pub meta: Meta,
+    pub(crate) pager: Rc<Pager>,
+    /// The tree (the last checkpoint when the snapshot was taken).
+    pub(crate) meta: Meta,
+    _tree: TreeGuard,
+    commit_readers: Rc<Readers>,
+    /// The commit this snapshot sees.
+    pub(crate) txid: u64,
+    /// Keys at that commit.
+    pub(crate) entries: u64,
+    /// The memtables above the tree.
+    pub(crate) mems: Mems,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.readers.unregister(self.meta.txid);
+        self.commit_readers.unregister(TxId(self.txid));
     }
 }
 
-/// A value read from the store: the mapped bytes themselves, no copy. Holding it keeps its
-/// snapshot alive (its pages are not reused), so drop it when done.
+/// What holds a value's bytes alive.
+enum Owner {
+    /// A page of the tree, kept by its snapshot.
+    Page(Rc<Snapshot>),
+    /// A memtable version's bytes.
+    Mem { _bytes: Rc<[u8]> },
+}
+
+/// A value read from the store, without a copy: the mapped bytes of the tree's page, or a
+/// recent commit's bytes in memory. Holding it keeps its snapshot alive (its pages are not
+/// reused), so drop it when done.
 pub struct ValueRef {
-    _snapshot: Rc<Snapshot>,
+    owner: Owner,
     ptr: *const u8,
     len: usize,
 }
@@ -70,21 +119,33 @@ pub struct ValueRef {
 impl Deref for ValueRef {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` lies in the store's mapping, which the snapshot's pager owns
-        // (kept alive by `_snapshot`), and the pages of a registered snapshot are never
-        // rewritten: the freelist only reuses pages no live snapshot can reach.
+        // SAFETY: `ptr..ptr+len` lies either in the store's mapping, which the snapshot's
+        // pager owns (kept alive by `owner`), and the pages of a registered snapshot are never
+        // rewritten (the freelist only reuses pages no live snapshot can reach); or in the
+        // `Rc<[u8]>` that `owner` holds, which is never mutated.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
 impl ValueRef {
+    /// A value held in memory (a recent commit's).
+    pub(crate) fn mem(bytes: Rc<[u8]>) -> ValueRef {
+        ValueRef {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+            owner: Owner::Mem { _bytes: bytes },
+        }
+    }
+
     /// A copy of the value, checked: fails if the store's file was truncated under the
     /// mapping while (or before) the bytes were copied, so the copy is the file's own bytes,
     /// never zeros put in place of pages the file no longer holds. Use it (or copy, then
     /// [`ReadTxn::check_intact`]) before sending a value anywhere.
     pub fn copy_checked(&self) -> Result<Vec<u8>> {
         let copy = self.to_vec();
-        self._snapshot.pager.check_intact()?;
+        if let Owner::Page(s) = &self.owner {
+            s.pager.check_intact()?;
+        }
         Ok(copy)
     }
 }
@@ -101,21 +162,37 @@ impl PartialEq<[u8]> for ValueRef {
     }
 }
 
-/// A consistent snapshot of the store: every read sees the version committed when the
-/// transaction began, whatever commits happen meanwhile. Readers never block the writer.
+/// A consistent snapshot of the store: every read sees the commit that was the last visible
+/// one when the transaction began, whatever commits and checkpoints happen meanwhile.
+/// Readers never block writers.
 #[derive(Clone)]
 pub struct ReadTxn {
-    snap: Rc<Snapshot>,
+    pub(crate) snap: Rc<Snapshot>,
+}
+
+/// The parts of a snapshot, taken together (in one synchronous step) from the store.
+pub(crate) struct SnapshotParts {
+    pub(crate) pager: Rc<Pager>,
+    pub(crate) readers: Rc<Readers>,
+    pub(crate) meta: Meta,
+    pub(crate) commit_readers: Rc<Readers>,
+    pub(crate) txid: u64,
+    pub(crate) entries: u64,
+    pub(crate) mems: Mems,
 }
 
 impl ReadTxn {
-    pub(crate) fn new(pager: Rc<Pager>, readers: Rc<Readers>, meta: Meta) -> ReadTxn {
-        readers.register(meta.txid);
+    pub(crate) fn new(p: SnapshotParts) -> ReadTxn {
+        p.commit_readers.register(TxId(p.txid));
         ReadTxn {
             snap: Rc::new(Snapshot {
-                pager,
-                readers,
-                meta,
+                _tree: TreeGuard::new(p.readers, p.meta.txid),
+                pager: p.pager,
+                meta: p.meta,
+                commit_readers: p.commit_readers,
+                txid: p.txid,
+                entries: p.entries,
+                mems: p.mems,
             }),
         }
     }
@@ -130,12 +207,12 @@ impl ReadTxn {
 
     /// The id of the commit this snapshot sees.
     pub fn txid(&self) -> u64 {
-        self.snap.meta.txid.0
+        self.snap.txid
     }
 
     /// Number of keys in the snapshot.
     pub fn len(&self) -> u64 {
-        self.snap.meta.entries
+        self.snap.entries
     }
 
     /// True if the snapshot has no keys.
@@ -143,9 +220,9 @@ impl ReadTxn {
         self.len() == 0
     }
 
-    fn value_ref(&self, bytes: &[u8]) -> ValueRef {
+    pub(crate) fn value_ref(&self, bytes: &[u8]) -> ValueRef {
         ValueRef {
-            _snapshot: self.snap.clone(),
+            owner: Owner::Page(self.snap.clone()),
             ptr: bytes.as_ptr(),
             len: bytes.len(),
         }
@@ -153,170 +230,80 @@ impl ReadTxn {
 
     /// The value of `key`, if present. Yields (never blocks the thread) on cold pages.
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
+        if let Some(found) = self.snap.mems.get(key, Some(self.snap.txid)) {
+            return Ok(found.map(ValueRef::mem));
+        }
+        self.tree_get(key).await
+    }
+
+    /// The value of `key` in the snapshot's tree (below its memtables).
+    pub(crate) async fn tree_get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
         let pager = &self.snap.pager;
-        let mut pgno = self.snap.meta.root;
-        if pgno == PageNo::NONE {
+        let Some((page, i)) = tree_find(pager, self.snap.meta.root, key).await? else {
             return Ok(None);
-        }
-        for _depth in 0..64 {
-            let page = pager.node(pgno).await?;
-            match page.step(pgno, key)? {
-                Step::Child(child) => pgno = child,
-                Step::Missing => return Ok(None),
-                Step::Found(i) => {
-                    let e = page.leaf(i);
-                    let bytes = match e.value {
-                        LeafValue::Inline(v) => v,
-                        LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
-                    };
-                    // The pages read on the way may have read as zeros (a file truncated
-                    // under the store): never hand out a value found through them.
-                    pager.check_intact()?;
-                    return Ok(Some(self.value_ref(bytes)));
-                }
-            }
-        }
-        Err(Error::corrupt(
-            None,
-            "tree deeper than 64 levels (a cycle?)",
-        ))
+        };
+        let bytes = match page.leaf(i).value {
+            LeafValue::Inline(v) => v,
+            LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
+        };
+        // The pages read on the way may have read as zeros (a file truncated under the
+        // store): never hand out a value found through them.
+        pager.check_intact()?;
+        Ok(Some(self.value_ref(bytes)))
     }
 
     /// The entries with keys in `bounds`, in key order, as an async stream. The stream holds
     /// the snapshot: it sees this transaction's version however long it is consumed.
     pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
-        let start = bounds.start_bound().cloned();
-        let end = bounds.end_bound().cloned();
-        let cursor = Cursor {
-            txn: self.clone(),
-            stack: Vec::new(),
-            started: false,
-            start,
-            end,
-            done: false,
-        };
-        Box::pin(futures::stream::unfold(cursor, |mut c| async move {
-            match c.next().await {
-                Ok(Some(item)) => Some((Ok(item), c)),
-                Ok(None) => None,
-                Err(e) => {
-                    c.done = true;
-                    Some((Err(e), c))
-                }
-            }
-        }))
+        crate::range::stream(
+            self.clone(),
+            bounds.start_bound().cloned(),
+            bounds.end_bound().cloned(),
+        )
     }
 }
 
-/// A position in the tree: the path of (page, index) from the root.
-struct Cursor {
-    txn: ReadTxn,
-    stack: Vec<(PageNo, usize)>,
-    started: bool,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
-    done: bool,
+/// Where `key` is in the tree at `root`: its leaf page and index, or `None`.
+async fn tree_find<'p>(
+    pager: &'p Pager,
+    root: PageNo,
+    key: &[u8],
+) -> Result<Option<(crate::node::PageView<'p>, usize)>> {
+    let mut pgno = root;
+    if pgno == PageNo::NONE {
+        return Ok(None);
+    }
+    for _depth in 0..64 {
+        let page = pager.node(pgno).await?;
+        match page.step(pgno, key)? {
+            Step::Child(child) => pgno = child,
+            Step::Missing => return Ok(None),
+            Step::Found(i) => return Ok(Some((page, i))),
+        }
+    }
+    Err(Error::corrupt(
+        None,
+        "tree deeper than 64 levels (a cycle?)",
+    ))
 }
 
-impl Cursor {
-    /// Descends from `stack`'s top (or the root) to the leftmost leaf, or to the leaf where
-    /// `key` belongs.
-    async fn descend(&mut self, mut pgno: PageNo, key: Option<&[u8]>) -> Result<()> {
-        let pager = self.txn.snap.pager.clone();
-        for _ in 0..64 {
-            let page = pager.node(pgno).await?;
-            if page.kind == KIND_LEAF {
-                let i = match key {
-                    Some(k) => page.search(k).0,
-                    None => 0,
-                };
-                self.stack.push((pgno, i));
-                return Ok(());
-            }
-            if page.count == 0 {
-                return Err(Error::corrupt(pgno, "empty branch page"));
-            }
-            let i = match key {
-                Some(k) => page.child_index(k),
-                None => 0,
-            };
-            self.stack.push((pgno, i));
-            pgno = page.child(i);
-        }
-        Err(Error::corrupt(
-            None,
-            "tree deeper than 64 levels (a cycle?)",
-        ))
-    }
+/// True if the tree at `root` holds `key` (its value is not read).
+pub(crate) async fn tree_contains(pager: &Pager, root: PageNo, key: &[u8]) -> Result<bool> {
+    let found = tree_find(pager, root, key).await?.is_some();
+    pager.check_intact()?;
+    Ok(found)
+}
 
-    async fn next(&mut self) -> Result<Option<(Vec<u8>, ValueRef)>> {
-        if self.done {
-            return Ok(None);
-        }
-        let pager = self.txn.snap.pager.clone();
-        if !self.started {
-            self.started = true;
-            let root = self.txn.snap.meta.root;
-            if root == PageNo::NONE {
-                self.done = true;
-                return Ok(None);
-            }
-            let start = match &self.start {
-                Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
-                Bound::Unbounded => None,
-            };
-            self.descend(root, start.as_deref()).await?;
-        }
-        loop {
-            let Some(&(pgno, i)) = self.stack.last() else {
-                self.done = true;
-                return Ok(None);
-            };
-            let page = pager.node(pgno).await?;
-            if page.kind != KIND_LEAF {
-                return Err(Error::corrupt(pgno, "cursor expected a leaf"));
-            }
-            if i >= page.count {
-                // Leaf exhausted: climb to the next child of an ancestor.
-                self.stack.pop();
-                loop {
-                    let Some((bp, bi)) = self.stack.pop() else {
-                        self.done = true;
-                        return Ok(None);
-                    };
-                    let branch = pager.node(bp).await?;
-                    if bi + 1 < branch.count {
-                        self.stack.push((bp, bi + 1));
-                        let child = branch.child(bi + 1);
-                        self.descend(child, None).await?;
-                        break;
-                    }
-                }
-                continue;
-            }
-            self.stack.last_mut().expect("non-empty").1 += 1;
-            let e = page.leaf(i);
-            if let Bound::Excluded(s) = &self.start {
-                if e.key == s.as_slice() {
-                    continue;
-                }
-            }
-            let past_end = match &self.end {
-                Bound::Included(k) => e.key > k.as_slice(),
-                Bound::Excluded(k) => e.key >= k.as_slice(),
-                Bound::Unbounded => false,
-            };
-            if past_end {
-                self.done = true;
-                return Ok(None);
-            }
-            let bytes = match e.value {
-                LeafValue::Inline(v) => v,
-                LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
-            };
-            let key = e.key.to_vec();
-            pager.check_intact()?; // after copying the key
-            return Ok(Some((key, self.txn.value_ref(bytes))));
-        }
-    }
+/// A copy of `key`'s value in the tree at `root`, checked against truncation.
+pub(crate) async fn tree_value(pager: &Pager, root: PageNo, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let copy = match tree_find(pager, root, key).await? {
+        None => None,
+        Some((page, i)) => Some(match page.leaf(i).value {
+            LeafValue::Inline(v) => v.to_vec(),
+            LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?.to_vec(),
+        }),
+    };
+    // Copied from the mapping: the file's own bytes only if it was not truncated meanwhile.
+    pager.check_intact()?;
+    Ok(copy)
 }

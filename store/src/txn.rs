@@ -1,13 +1,30 @@
 //! [`WriteTxn`]: the one write transaction, and how a store hands it out.
+//!
+//! A write transaction holds the write lock, so no other commit is staged while it is open:
+//! its reads see the last staged commit (the memtables, then the tree) plus its own writes,
+//! which it keeps to itself until `commit`. Committing stages its writes as one commit (one
+//! log record, in the next log write with whatever else is staged: group commit), releases
+//! the lock, and waits for the log. The next transaction may thus read this commit before
+//! it is durable; its own commit comes later in the log, so it can never survive a crash
+//! that this one did not, and if the log write fails, both are rolled back (a transaction
+//! that read a rolled-back commit fails at `commit`).
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use futures::lock::OwnedMutexGuard;
 
 use crate::error::{Error, Result};
+use crate::format::Meta;
 use crate::options::{check_key, check_value};
-use crate::store::Store;
-use crate::write::{Which, WriteState};
+use crate::read::{tree_contains, tree_value, ReadTxn, SnapshotParts, TreeGuard};
+use crate::stage::{abandoned, StagedOp};
+use crate::store::{Mems, Store};
+use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
 
 impl Store {
     pub(crate) fn writable(&self) -> Result<()> {
@@ -29,59 +46,105 @@ impl Store {
     /// open).
     pub async fn write_txn(&self) -> Result<WriteTxn> {
         self.writable()?;
+        self.throttle().await?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
         self.writable()?;
         // A file cut under the store would make this transaction read holes: refuse now.
         self.check_not_truncated()?;
         let meta = self.inner.meta.get();
+        let c = self.inner.commits.borrow();
         Ok(WriteTxn {
             store: self.clone(),
-            state: WriteState::new(meta, self.reuse_horizon(), self.inner.free.clone()),
-            guard,
+            _tree: TreeGuard::new(self.inner.readers.clone(), meta.txid),
+            meta,
+            mems: self.inner.mem.borrow().clone(),
+            writes: BTreeMap::new(),
+            entries: c.latest_entries,
+            epoch: c.epoch,
+            _guard: guard,
         })
     }
 }
 
+/// A key this transaction wrote.
+struct Write {
+    /// Whether the key existed before the transaction.
+    existed: bool,
+    /// Its value now; `None`: deleted.
+    value: Option<Rc<[u8]>>,
+}
+
 /// The one write transaction. Changes are visible to its own `get` and, after `commit`, to
-/// new readers. Dropping it without committing discards every change.
+/// everyone. Dropping it without committing discards every change.
 pub struct WriteTxn {
     store: Store,
-    state: WriteState,
-    guard: OwnedMutexGuard<()>,
+    _tree: TreeGuard,
+    /// The tree and the memtables as the transaction began (nothing is staged while it is
+    /// open; a checkpoint may move their contents, never change them).
+    meta: Meta,
+    mems: Mems,
+    writes: BTreeMap<Vec<u8>, Write>,
+    entries: u64,
+    epoch: u64,
+    _guard: OwnedMutexGuard<()>,
 }
 
 impl WriteTxn {
+    /// Whether `key` exists as this transaction sees it.
+    async fn exists(&self, key: &[u8]) -> Result<bool> {
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.value.is_some());
+        }
+        if let Some(found) = self.mems.get(key, None) {
+            return Ok(found.is_some());
+        }
+        tree_contains(&self.store.inner.pager, self.meta.root, key).await
+    }
+
     /// The value of `key` as this transaction sees it.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.state.get(self.store.pager(), Which::Data, key).await
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.value.as_ref().map(|v| v.to_vec()));
+        }
+        if let Some(found) = self.mems.get(key, None) {
+            return Ok(found.map(|v| v.to_vec()));
+        }
+        tree_value(&self.store.inner.pager, self.meta.root, key).await
+    }
+
+    /// Records `value` (or a deletion) for `key`, which exists now or not (`now`).
+    fn record(&mut self, key: &[u8], now: bool, value: Option<Rc<[u8]>>) {
+        let existed = self.writes.get(key).map_or(now, |w| w.existed);
+        match (now, value.is_some()) {
+            (false, true) => self.entries += 1,
+            (true, false) => self.entries -= 1,
+            _ => {}
+        }
+        self.writes.insert(key.to_vec(), Write { existed, value });
     }
 
     /// Inserts or replaces `key`.
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        let pager = self.store.inner.pager.clone();
-        let existed = self.state.put(&pager, Which::Data, key, value).await?;
-        if !existed {
-            self.state.entries += 1;
-        }
+        let now = self.exists(key).await?;
+        self.record(key, now, Some(Rc::from(value)));
         Ok(())
     }
 
     /// Deletes `key`; true if it existed.
     pub async fn delete(&mut self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
-        let pager = self.store.inner.pager.clone();
-        let existed = self.state.delete(&pager, Which::Data, key).await?;
-        if existed {
-            self.state.entries -= 1;
+        let now = self.exists(key).await?;
+        if now {
+            self.record(key, true, None);
         }
-        Ok(existed)
+        Ok(now)
     }
 
     /// Number of keys as this transaction sees them.
     pub fn len(&self) -> u64 {
-        self.state.entries
+        self.entries
     }
 
     /// True if this transaction sees no keys.
@@ -89,34 +152,109 @@ impl WriteTxn {
         self.len() == 0
     }
 
-    /// Makes the changes durable and visible. The write-out runs as its own task: if the
-    /// caller stops waiting, the commit still completes (or fails) as a whole.
-    pub async fn commit(mut self) -> Result<()> {
-        if self.state.is_clean() {
-            return Ok(());
-        }
-        let pager = self.store.inner.pager.clone();
-        let (meta, runs) = self.state.finish(&pager).await?;
+    /// A snapshot of the commit this transaction started from: the last one staged, which
+    /// may not be durable (or visible to [`Store::read_txn`]) yet, without this
+    /// transaction's own writes. For a writer that reads ranges beside its transaction (the
+    /// write transaction reads single keys) and pipelines its commits with
+    /// [`WriteTxn::submit`]: a snapshot from `Store::read_txn` would miss the commits still
+    /// on their way to the log.
+    pub fn read_txn(&self) -> ReadTxn {
+        let c = self.store.inner.commits.borrow();
+        ReadTxn::new(SnapshotParts {
+            pager: self.store.inner.pager.clone(),
+            readers: self.store.inner.readers.clone(),
+            meta: self.meta,
+            commit_readers: self.store.inner.commit_readers.clone(),
+            txid: c.latest,
+            entries: c.latest_entries,
+            mems: self.mems.clone(),
+        })
+    }
+
+    /// Commits the changes: one log record, written with the other commits staged meanwhile.
+    /// Returns once it is committed (durable under `Durability::Always`, and visible to every
+    /// read that starts afterwards). The commit is staged the moment this is first polled:
+    /// if the caller stops waiting then, it still completes (or fails) as a whole.
+    pub async fn commit(self) -> Result<()> {
+        self.submit()?.await
+    }
+
+    /// Stages the commit at once and releases the write lock, without waiting for the log:
+    /// the next write transaction can start (and sees this commit) while this one's record
+    /// is being written. The returned [`Committed`] resolves when the commit is committed,
+    /// as [`WriteTxn::commit`] returns; dropping it does not undo the commit. A writer that
+    /// pipelines this way answers its callers only when `Committed` resolves; if the log
+    /// write fails, every commit staged after the last durable one fails with it, and a
+    /// write transaction open across the failure fails at `submit`.
+    pub fn submit(self) -> Result<Committed> {
         let WriteTxn {
             store,
-            mut state,
-            guard,
+            writes,
+            epoch,
+            _guard,
+            ..
         } = self;
-        let task = faultless_runtime::spawn(async move {
-            let r = store.write_out(meta, runs).await;
-            if r.is_ok() {
-                state.settle();
-            }
-            // Dropping an unsettled state undoes its allocations, before the next
-            // transaction can take the lock.
-            drop(state);
-            drop(guard);
-            r
-        });
-        task.await
-            .unwrap_or_else(|e| Err(Error::Io(io::Error::other(e.to_string()))))
+        if store.inner.commits.borrow().epoch != epoch {
+            return Err(Error::Io(io::Error::other(
+                "a log write failed while this transaction was open, and the commits it may \
+                 have read were rolled back; it was not committed",
+            )));
+        }
+        store.writable()?;
+        let ops: Vec<StagedOp<'_>> = writes
+            .iter()
+            .filter_map(|(k, w)| {
+                let kind = match (w.existed, &w.value) {
+                    (false, Some(_)) => OP_PUT_NEW,
+                    (true, Some(_)) => OP_PUT_REPLACE,
+                    (true, None) => OP_DELETE,
+                    // Created and deleted again: nothing to log.
+                    (false, None) => return None,
+                };
+                Some(StagedOp {
+                    kind,
+                    key: k,
+                    value: w.value.clone(),
+                })
+            })
+            .collect();
+        if ops.is_empty() {
+            // Nothing changes; answer once what it read is visible.
+            let seen = store.inner.commits.borrow().latest;
+            drop(_guard);
+            return Ok(Committed {
+                wait: Box::pin(async move { store.wait_visible(seen).await }),
+            });
+        }
+        let rx = store.stage(&ops);
+        drop(ops);
+        drop(_guard);
+        Ok(Committed {
+            wait: Box::pin(async move { rx.await.unwrap_or_else(|_| Err(abandoned())) }),
+        })
     }
 
     /// Discards every change (the same as dropping the transaction).
     pub fn abort(self) {}
+}
+
+/// A commit staged by [`WriteTxn::submit`]: resolves once it is committed (durable under
+/// `Durability::Always`, visible to new snapshots), or with the error of the log write that
+/// failed it.
+#[must_use = "the commit is staged; await this to know it is committed"]
+pub struct Committed {
+    wait: Pin<Box<dyn Future<Output = Result<()>>>>,
+}
+
+impl Future for Committed {
+    type Output = Result<()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.wait.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Committed")
+    }
 }

@@ -51,12 +51,18 @@ pub struct WriteState {
     pub(crate) roots: [PageNo; 2],
     /// Keys in the data tree.
     pub(crate) entries: u64,
+    /// The last logged commit the tree will hold (the checkpoint sets it).
+    pub(crate) log_txid: u64,
+    /// The store's id, carried into the meta.
+    pub(crate) store_id: u64,
     /// Pages in use or free: the high-water mark.
     pub(crate) page_count: u64,
     /// Copies of tree pages this transaction changed, under their new page numbers.
     pub(crate) dirty: HashMap<PageNo, Node>,
     /// Overflow values this transaction wrote, under their runs' first pages.
     pub(crate) dirty_overflow: HashMap<PageNo, Vec<u8>>,
+    /// Pages the checkpoint's merge wrote, serialised already (`merge.rs`).
+    pub(crate) dirty_raw: HashMap<PageNo, Vec<u8>>,
     /// Runs this transaction freed that older snapshots may still read: listed under its txid.
     pub(crate) freed: Extents,
     /// The free runs (txid 0), taken from `home` once the transaction first allocates; every
@@ -83,9 +89,12 @@ impl WriteState {
             txid: base.txid.next(),
             roots: [base.root, base.free_root],
             entries: base.entries,
+            log_txid: base.log_txid,
+            store_id: base.store_id,
             page_count: base.page_count,
             dirty: HashMap::new(),
             dirty_overflow: HashMap::new(),
+            dirty_raw: HashMap::new(),
             freed: Extents::new(),
             free: None,
             home,
@@ -191,11 +200,6 @@ impl WriteState {
             self.release(*pgno, pages, fresh)?;
         }
         Ok(())
-    }
-
-    /// True if the transaction changed nothing.
-    pub fn is_clean(&self) -> bool {
-        self.dirty.is_empty() && self.dirty_overflow.is_empty() && self.freed.pages() == 0
     }
 }
 

@@ -1,5 +1,8 @@
-//! Corruption: flipped bytes in meta, branch, leaf, overflow and freelist pages give a clear
-//! error (or, for one damaged meta page, the older meta), never a panic. Truncated files too.
+//! Corruption of the data file: flipped bytes in meta, branch, leaf, overflow and freelist
+//! pages give a clear error (or, for one damaged meta page, the older meta), never a panic.
+//! Truncated files too. The stores are built, checkpointed, and their logs removed, so the
+//! tree alone holds the data (`wal.rs` damages the log; one test here shows the log making
+//! up for a damaged meta page).
 
 mod common;
 
@@ -12,10 +15,16 @@ use futures::StreamExt;
 
 const PS: u64 = 4096;
 
-/// Builds a store with a multi-level data tree, overflow values and a non-empty freelist.
+/// Builds a store with a multi-level data tree, overflow values and a non-empty freelist,
+/// checkpointed after each of its two commits; returns the tree's last commit (the newest
+/// meta's txid). Unless `keep_log`, the log is removed.
 fn build(path: &std::path::Path) -> u64 {
+    build_with_log(path, false)
+}
+
+fn build_with_log(path: &std::path::Path, keep_log: bool) -> u64 {
     let rt = Runtime::new().unwrap();
-    rt.block_on(async {
+    let txid = rt.block_on(async {
         let store = Store::open(path, StoreOptions::new()).await.unwrap();
         let mut txn = store.write_txn().await.unwrap();
         for i in 0..3000u64 {
@@ -23,17 +32,29 @@ fn build(path: &std::path::Path) -> u64 {
             txn.put(&key(i), &value(i, len)).await.unwrap();
         }
         txn.commit().await.unwrap();
+        store.checkpoint().await.unwrap();
         // A second commit frees pages, so the freelist tree has an entry.
         let mut txn = store.write_txn().await.unwrap();
         for i in (0..3000u64).step_by(7) {
             txn.put(&key(i), b"updated").await.unwrap();
         }
         txn.commit().await.unwrap();
+        store.checkpoint().await.unwrap();
         let report = store.check().await.unwrap();
         assert!(report.ok(), "{report}");
         assert!(report.free_pages + report.pending_pages > 0 && report.depth >= 2);
-        store.stats().txid
-    })
+        let txid = store.stats().tree_txid;
+        store.close().await.unwrap();
+        txid
+    });
+    if !keep_log {
+        for slot in 0..3 {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!("-wal.{slot}"));
+            let _ = std::fs::remove_file(name);
+        }
+    }
+    txid
 }
 
 /// Page numbers of each kind, from the headers (kind byte at offset 4).
@@ -107,7 +128,7 @@ fn one_damaged_meta_falls_back_to_the_older_commit_and_says_which_was_lost() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
-        assert_eq!(store.stats().txid, txid - 1, "the older meta is used");
+        assert_eq!(store.stats().tree_txid, txid - 1, "the older meta is used");
         // The loss is reported at open, by check, and names the lost commit.
         let r = store.recovery_report().expect("a damaged meta is reported");
         assert_eq!((r.slot, r.opened_txid), (txid % 2, txid - 1));
@@ -125,13 +146,48 @@ fn one_damaged_meta_falls_back_to_the_older_commit_and_says_which_was_lost() {
             &*store.get(&key(7)).await.unwrap().unwrap(),
             &value(7, 40)[..]
         );
-        // The next commit rewrites the damaged slot: reopened, the store is whole again.
+        // The next checkpoint rewrites the damaged slot: reopened, the store is whole again.
         store.put(b"after", b"recovery").await.unwrap();
+        store.checkpoint().await.unwrap();
     });
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
         assert!(store.recovery_report().is_none());
         assert!(store.check().await.unwrap().ok());
+    });
+}
+
+/// With the log still there, a damaged newest meta loses nothing: the older meta names an
+/// earlier commit, and the log's records after it are replayed.
+#[test]
+fn the_log_replays_what_a_damaged_newest_meta_held() {
+    let path = TempPath::new("meta-log");
+    let txid = build_with_log(&path.0, true);
+    flip(&path.0, (txid % 2) * PS + 60);
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert_eq!(store.stats().tree_txid, txid - 1, "the older meta is used");
+        assert!(store.recovery_report().is_some());
+        assert!(
+            store.log_recovery().replayed_commits > 0,
+            "{}",
+            store.log_recovery()
+        );
+        // The update (the second commit) is back, from the log.
+        assert_eq!(&*store.get(&key(7)).await.unwrap().unwrap(), b"updated");
+        assert_eq!(store.len(), 3000);
+        store.checkpoint().await.unwrap();
+        assert!(
+            store.check().await.unwrap().problems.len() == 1,
+            "only the meta page"
+        );
+    });
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        assert!(store.recovery_report().is_none());
+        assert!(store.check().await.unwrap().ok());
+        assert_eq!(&*store.get(&key(7)).await.unwrap().unwrap(), b"updated");
     });
 }
 
@@ -143,7 +199,7 @@ fn a_damaged_older_meta_loses_nothing_and_says_so() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
-        assert_eq!(store.stats().txid, txid, "the newest meta is used");
+        assert_eq!(store.stats().tree_txid, txid, "the newest meta is used");
         let r = store.recovery_report().expect("reported");
         assert_eq!(r.lost_txid(), None, "{r}");
         assert_eq!(r.damaged_txid, Some(txid - 1), "{r}");
@@ -223,14 +279,19 @@ fn damaged_freelist_is_detected_by_check() {
 fn truncated_and_foreign_files_are_clear_errors() {
     let path = TempPath::new("trunc");
     build(&path.0);
-    let len = std::fs::metadata(&path.0).unwrap().len();
+    // The pages in use, from the meta pages (the file grows ahead of them).
+    let data = std::fs::read(&path.0).unwrap();
+    let pages = (0..2)
+        .map(|s| u64::from_le_bytes(data[s * 4096 + 72..s * 4096 + 80].try_into().unwrap()))
+        .max()
+        .unwrap();
     let rt = Runtime::new().unwrap();
     // Cut into the data pages: the meta promises more pages than the file has.
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path.0)
         .unwrap()
-        .set_len(len / 2)
+        .set_len(pages * PS / 2)
         .unwrap();
     let err = rt
         .block_on(Store::open(&path.0, StoreOptions::new()))

@@ -1,8 +1,10 @@
-//! Property tests: random puts, deletes, ranges, commits, aborts and reopens against a
-//! `BTreeMap` model. After every step the store must agree with the model, and `check` must
-//! pass after every commit. A second property overwrites and deletes values of every size
-//! class (inline, one overflow page, many pages) on few keys and bounds the pages in use by
-//! the largest live data seen.
+//! Property tests: random puts, deletes, ranges, commits, aborts, checkpoints, clean reopens,
+//! crashes (the store dropped with its commits only in the log) and lost log tails (the
+//! newest log segment cut at a random frame) against a `BTreeMap` model. After every step
+//! the store must agree with the model (after a cut log, with the model as of the commit the
+//! store recovered to), and `check` must pass after every commit. A second property
+//! overwrites and deletes values of every size class (inline, one overflow page, many pages)
+//! on few keys and bounds the pages in use by the largest live data seen.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::collections::BTreeMap;
 
 use common::TempPath;
 use faultless_runtime::Runtime;
-use faultless_store::{Store, StoreOptions};
+use faultless_store::{Durability, Store, StoreOptions};
 use futures::StreamExt;
 use proptest::prelude::*;
 
@@ -21,7 +23,10 @@ enum Step {
     Range(u16, u16),
     Commit,
     Abort,
+    Checkpoint,
     Reopen,
+    Crash,
+    CutLog(u16),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -30,10 +35,49 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(k, l)| Step::Put(k, l)),
         4 => (0u16..600).prop_map(Step::Delete),
         1 => (0u16..600, 0u16..600).prop_map(|(a, b)| Step::Range(a.min(b), a.max(b))),
-        2 => Just(Step::Commit),
+        3 => Just(Step::Commit),
         1 => Just(Step::Abort),
+        1 => Just(Step::Checkpoint),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Crash),
+        1 => any::<u16>().prop_map(Step::CutLog),
     ]
+}
+
+/// Checkpoints only at `Step::Checkpoint`, so every run is the same.
+fn options() -> StoreOptions {
+    StoreOptions::new().checkpoint_interval(std::time::Duration::MAX)
+}
+
+/// Cuts the newest log segment of the store at `path` at one of its frame boundaries
+/// (chosen by `pick`), as if the frames after it never reached the disk.
+fn cut_log(path: &TempPath, pick: u16) {
+    let newest = (0..3)
+        .filter_map(|slot| {
+            let data = std::fs::read(path.wal(slot)).ok()?;
+            (data.len() >= 64 && &data[0..8] == b"FLTWAL01").then(|| {
+                let generation = u64::from_le_bytes(data[24..32].try_into().unwrap());
+                (generation, slot, data)
+            })
+        })
+        .max_by_key(|(g, _, _)| *g);
+    let Some((_, slot, data)) = newest else {
+        return;
+    };
+    let mut cuts = vec![4096u64];
+    let mut at = 4096usize;
+    while at + 48 <= data.len() && &data[at..at + 4] == b"FLWF" {
+        let body = u64::from_le_bytes(data[at + 24..at + 32].try_into().unwrap());
+        at += (48 + body as usize).next_multiple_of(8);
+        cuts.push(at as u64);
+    }
+    let cut = cuts[pick as usize % cuts.len()];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.wal(slot))
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
 }
 
 /// Value lengths across the size classes: inline, one overflow page, several pages.
@@ -84,9 +128,11 @@ proptest! {
         let path = TempPath::new("model");
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let mut store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let mut store = Store::open(&path.0, options()).await.unwrap();
             let mut committed: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
             let mut pending = committed.clone();
+            // The model as of each commit, for the state a cut log recovers to.
+            let mut history = BTreeMap::from([(0u64, committed.clone())]);
             let mut txn = Some(store.write_txn().await.unwrap());
             for (gen, s) in steps.into_iter().enumerate() {
                 match s {
@@ -116,9 +162,49 @@ proptest! {
                     Step::Commit => {
                         txn.take().unwrap().commit().await.unwrap();
                         committed = pending.clone();
+                        history.insert(store.read_txn().txid(), committed.clone());
                         let report = store.check().await.unwrap();
                         assert!(report.ok(), "{report}");
                         verify(&store, &committed).await;
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                    Step::Checkpoint => {
+                        drop(txn.take());
+                        pending = committed.clone();
+                        store.checkpoint().await.unwrap();
+                        let report = store.check().await.unwrap();
+                        assert!(report.ok(), "{report}");
+                        assert_eq!(report.log_commits, 0, "{report}");
+                        verify(&store, &committed).await;
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                    Step::Crash => {
+                        // Dropped with its commits only in the log (and memory): the next
+                        // open replays them, and loses none.
+                        drop(txn.take());
+                        pending = committed.clone();
+                        drop(store);
+                        store = Store::open(&path.0, options()).await.unwrap();
+                        verify(&store, &committed).await;
+                        let report = store.check().await.unwrap();
+                        assert!(report.ok(), "{report}");
+                        txn = Some(store.write_txn().await.unwrap());
+                    }
+                    Step::CutLog(pick) => {
+                        drop(txn.take());
+                        drop(store);
+                        cut_log(&path, pick);
+                        store = Store::open(&path.0, options()).await.unwrap();
+                        let at = store.read_txn().txid();
+                        let expect = history.get(&at).unwrap_or_else(|| {
+                            panic!("recovered to commit {at}, which was never made")
+                        });
+                        committed = expect.clone();
+                        pending = committed.clone();
+                        history.retain(|&t, _| t <= at);
+                        verify(&store, &committed).await;
+                        let report = store.check().await.unwrap();
+                        assert!(report.ok(), "{report}");
                         txn = Some(store.write_txn().await.unwrap());
                     }
                     Step::Abort => {
@@ -129,8 +215,9 @@ proptest! {
                     Step::Reopen => {
                         drop(txn.take());
                         pending = committed.clone();
-                        drop(store);
-                        store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+                        store.close().await.unwrap();
+                        store = Store::open(&path.0, options()).await.unwrap();
+                        assert_eq!(store.log_recovery().replayed_commits, 0);
                         verify(&store, &committed).await;
                         txn = Some(store.write_txn().await.unwrap());
                     }
@@ -161,13 +248,14 @@ fn churn_step() -> impl Strategy<Value = ChurnStep> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(16),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10),
         .. ProptestConfig::default()
     })]
 
-    /// Overwrites and deletes of values of every size on 24 keys: after every commit the
-    /// store agrees with the model, `check` passes, and the pages in use (the high-water
-    /// mark) stay within 3x the largest live data seen, plus a little for the freelist.
+    /// Overwrites and deletes of values of every size on 24 keys: after every commit (and a
+    /// checkpoint) the store agrees with the model, `check` passes, and the pages in use (the
+    /// high-water mark) stay within 3x the largest live data seen, plus a little for the
+    /// freelist.
     #[test]
     fn pages_in_use_stay_within_a_factor_of_the_live_data(
         steps in proptest::collection::vec(churn_step(), 1..400)
@@ -175,7 +263,10 @@ proptest! {
         let path = TempPath::new("churn-model");
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            // The log's syncs are not what this property is about.
+            let store = Store::open(&path.0, options().durability(Durability::No))
+                .await
+                .unwrap();
             let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
             let mut txn = store.write_txn().await.unwrap();
             let mut peak_live = 0u64;
@@ -192,6 +283,8 @@ proptest! {
                     }
                     ChurnStep::Commit => {
                         txn.commit().await.unwrap();
+                        // Into the tree: its pages are what this property bounds.
+                        store.checkpoint().await.unwrap();
                         let report = store.check().await.unwrap();
                         assert!(report.ok(), "{report}");
                         let live = report.data_pages + report.freelist_tree_pages + 2;
@@ -205,6 +298,88 @@ proptest! {
                         txn = store.write_txn().await.unwrap();
                     }
                 }
+            }
+        });
+    }
+}
+
+#[derive(Clone, Debug)]
+enum BatchOp {
+    Put(u16, usize),
+    Delete(u16),
+    /// Deletes every key in `from..from + n` (a sweep that empties whole leaves).
+    DeleteRange(u16, u16),
+}
+
+fn batch_op() -> impl Strategy<Value = BatchOp> {
+    prop_oneof![
+        12 => (0u16..20_000, prop_oneof![8 => 0usize..120, 1 => 120usize..1025, 1 => 1025usize..9000])
+            .prop_map(|(k, l)| BatchOp::Put(k, l)),
+        4 => (0u16..20_000).prop_map(BatchOp::Delete),
+        1 => (0u16..20_000, 1u16..3000).prop_map(|(k, n)| BatchOp::DeleteRange(k, n)),
+    ]
+}
+
+/// Keys of varied lengths, so pages hold varied numbers of entries.
+fn wide_key(i: u16) -> Vec<u8> {
+    let mut k = format!("w{i:05}").into_bytes();
+    k.resize(6 + (i as usize * 7919) % 90, b'.');
+    k
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(3),
+        .. ProptestConfig::default()
+    })]
+
+    /// The checkpoint's merge (`merge.rs`) on a deep tree: batches of up to thousands of
+    /// puts and deletes over 20,000 keys (sweeps that empty whole leaves among them), each
+    /// checkpointed, leave the tree equal to the model, `check` clean (order, ranges, equal
+    /// leaf depth, every page accounted for), and the pages in use within a factor of the
+    /// live data.
+    #[test]
+    fn checkpoint_merges_keep_a_deep_tree_sound(
+        batches in proptest::collection::vec(proptest::collection::vec(batch_op(), 1..1500), 1..8)
+    ) {
+        let path = TempPath::new("merge-model");
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = Store::open(&path.0, options()).await.unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (b, batch) in batches.into_iter().enumerate() {
+                let mut txn = store.write_txn().await.unwrap();
+                for op in batch {
+                    match op {
+                        BatchOp::Put(i, len) => {
+                            let val = v(i, len, b);
+                            txn.put(&wide_key(i), &val).await.unwrap();
+                            model.insert(wide_key(i), val);
+                        }
+                        BatchOp::Delete(i) => {
+                            let existed = txn.delete(&wide_key(i)).await.unwrap();
+                            assert_eq!(existed, model.remove(&wide_key(i)).is_some());
+                        }
+                        BatchOp::DeleteRange(from, n) => {
+                            for i in from..from.saturating_add(n).min(20_000) {
+                                let existed = txn.delete(&wide_key(i)).await.unwrap();
+                                assert_eq!(existed, model.remove(&wide_key(i)).is_some());
+                            }
+                        }
+                    }
+                }
+                txn.commit().await.unwrap();
+                store.checkpoint().await.unwrap();
+                let report = store.check().await.unwrap();
+                assert!(report.ok(), "batch {b}: {report}");
+                assert_eq!(report.log_commits, 0);
+                verify(&store, &model).await;
+                let live = report.data_pages + report.freelist_tree_pages + 2;
+                assert!(
+                    report.underfull_pages * 4 <= report.data_pages + 8,
+                    "batch {b}: too many underfull pages\n{report}"
+                );
+                assert!(store.stats().page_count <= 4 * live + 64, "batch {b}: {report}");
             }
         });
     }

@@ -1,24 +1,41 @@
 //! Page reuse: update churn with short readers keeps the file bounded; a long-lived reader
 //! holds pages back, and stats say so. Cold lookups yield without faulting the executor.
+//!
+//! Commits reach the tree at checkpoints; these tests checkpoint after every commit (and
+//! turn the timed ones off), so each commit is a tree commit, as a checkpoint after a busy
+//! interval would be.
 
 mod common;
 
 use common::{key, value, TempPath};
 use faultless_runtime::mem::{thread_faults, Backend};
 use faultless_runtime::Runtime;
-use faultless_store::{Store, StoreOptions};
+use faultless_store::{Store, StoreOptions, WriteTxn};
+
+fn options() -> StoreOptions {
+    // The log's syncs are not what these tests are about.
+    StoreOptions::new()
+        .checkpoint_interval(std::time::Duration::MAX)
+        .durability(faultless_store::Durability::No)
+}
+
+/// Commits `txn`, then writes it into the tree.
+async fn commit(store: &Store, txn: WriteTxn) {
+    txn.commit().await.unwrap();
+    store.checkpoint().await.unwrap();
+}
 
 #[test]
 fn update_churn_with_short_readers_keeps_the_file_bounded() {
     let path = TempPath::new("churn");
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let store = Store::open(&path.0, options()).await.unwrap();
         let mut txn = store.write_txn().await.unwrap();
         for i in 0..2000u64 {
             txn.put(&key(i), &value(i, 100)).await.unwrap();
         }
-        txn.commit().await.unwrap();
+        commit(&store, txn).await;
         let base_pages = store.stats().page_count;
         let mut rng = 7u64;
         for round in 0..300u64 {
@@ -35,6 +52,9 @@ fn update_churn_with_short_readers_keeps_the_file_bounded() {
                 txn.put(&key(i), &value(i + round, 100)).await.unwrap();
             }
             txn.commit().await.unwrap();
+            if round % 5 == 4 {
+                store.checkpoint().await.unwrap();
+            }
         }
         let s = store.stats();
         assert!(
@@ -52,10 +72,11 @@ fn a_long_lived_reader_holds_pages_back_and_is_reported() {
     let path = TempPath::new("longreader");
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let store = Store::open(&path.0, options()).await.unwrap();
         for i in 0..500u64 {
             store.put(&key(i), &value(i, 100)).await.unwrap();
         }
+        store.checkpoint().await.unwrap();
         let long = store.read_txn();
         let before = store.stats().page_count;
         for round in 0..100u64 {
@@ -63,7 +84,7 @@ fn a_long_lived_reader_holds_pages_back_and_is_reported() {
             for i in 0..50u64 {
                 txn.put(&key(i), &value(i + round, 100)).await.unwrap();
             }
-            txn.commit().await.unwrap();
+            commit(&store, txn).await;
         }
         let s = store.stats();
         assert_eq!(s.readers, 1);
@@ -85,7 +106,7 @@ fn a_long_lived_reader_holds_pages_back_and_is_reported() {
             for i in 0..50u64 {
                 txn.put(&key(i), &value(i + round + 7, 100)).await.unwrap();
             }
-            txn.commit().await.unwrap();
+            commit(&store, txn).await;
         }
         let after = store.stats().page_count;
         assert!(
@@ -101,12 +122,14 @@ fn cold_lookups_do_not_fault_the_executor() {
     let path = TempPath::new("cold");
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let store = Store::open(&path.0, options()).await.unwrap();
         let mut txn = store.write_txn().await.unwrap();
         for i in 0..20_000u64 {
             txn.put(&key(i), &value(i, 200)).await.unwrap();
         }
         txn.commit().await.unwrap();
+        // Into the tree: the lookups below read its pages, not the memtable.
+        store.close().await.unwrap();
     });
     for backend in [Backend::UringRead, Backend::Helper, Backend::Blocking] {
         let rt = Runtime::new().unwrap();
@@ -166,7 +189,7 @@ fn overwrites_of_every_value_size_keep_the_file_within_a_constant_factor_of_live
         let path = TempPath::new("overwrite-churn");
         let rt = Runtime::new().unwrap();
         rt.block_on(async {
-            let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+            let store = Store::open(&path.0, options()).await.unwrap();
             let keys = 300u64;
             for round in 0..12u64 {
                 for chunk in (0..keys).collect::<Vec<_>>().chunks(25) {
@@ -177,6 +200,7 @@ fn overwrites_of_every_value_size_keep_the_file_within_a_constant_factor_of_live
                     }
                     txn.commit().await.unwrap();
                 }
+                store.checkpoint().await.unwrap();
             }
             let report = store.check().await.unwrap();
             assert!(report.ok(), "{sizes:?}: {report}");
@@ -197,23 +221,24 @@ fn check_warns_when_free_space_dwarfs_live_data() {
     let path = TempPath::new("dwarf");
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        let store = Store::open(&path.0, options()).await.unwrap();
         let mut txn = store.write_txn().await.unwrap();
         for i in 0..1000u64 {
             txn.put(&key(i), &value(i, 9000)).await.unwrap();
         }
-        txn.commit().await.unwrap();
+        commit(&store, txn).await;
         let report = store.check().await.unwrap();
         assert!(report.ok() && report.warnings.is_empty(), "{report}");
         let mut txn = store.write_txn().await.unwrap();
         for i in 10..1000u64 {
             txn.delete(&key(i)).await.unwrap();
         }
-        txn.commit().await.unwrap();
-        // The deleted runs are pending until a later commit moves them under txid 0.
+        commit(&store, txn).await;
+        // The deleted runs are pending until a later tree commit moves them under txid 0.
         let free = store.free_space().await.unwrap();
         assert!(free.pending_pages >= 990 * 3, "{free:?}");
         store.put(&key(0), b"small").await.unwrap();
+        store.checkpoint().await.unwrap();
         let free = store.free_space().await.unwrap();
         assert!(free.free_pages >= 990 * 3, "{free:?}");
         assert!(
@@ -233,6 +258,7 @@ fn check_warns_when_free_space_dwarfs_live_data() {
         // A large value now fits in the freed space without growing the file.
         let before = store.stats().page_count;
         store.put(&key(5000), &value(5000, 1 << 20)).await.unwrap();
+        store.checkpoint().await.unwrap();
         assert_eq!(
             store.stats().page_count,
             before,

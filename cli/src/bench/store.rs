@@ -5,7 +5,13 @@
 //! random gets (pages dropped from memory first; faultless with 128 tasks on one executor
 //! thread, the others from one thread, where every miss is a blocking page fault or pread),
 //! and durable commits per second with 1 and 64 concurrent writers (faultless: `Store::put`,
-//! grouped into shared commits; LMDB and redb: one transaction per put, each synced).
+//! logged with group commit and checkpointed into the tree in the background; LMDB and
+//! redb: one transaction per put, each synced).
+//!
+//! faultless alone, after that: puts/s from 800 concurrent tasks (the server's pipelined
+//! SET pattern, 50 clients x 16) under `always` and `everysec`, and the time to reopen the
+//! store after a child process writing at full speed (64 writers) is killed with SIGKILL,
+//! checking that no acknowledged write was lost.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use faultless::store::{Store, StoreOptions};
+use faultless::store::{Durability, Store, StoreOptions};
 use heed::types::Bytes;
 use redb::{ReadableDatabase, TableDefinition};
 use serde::Serialize;
@@ -38,7 +44,14 @@ pub struct StoreBenchArgs {
     /// Write the results as JSON to this path.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Seconds the writer child runs before it is killed, for the reopen measurement.
+    #[arg(long, default_value_t = 3.0)]
+    kill_after: f64,
 }
+
+/// Set (to a store's path) in the environment of the reopen measurement's writer child: the
+/// child is `faultless bench store` run with it.
+const REOPEN_CHILD_ENV: &str = "FAULTLESS_BENCH_REOPEN_CHILD";
 
 #[derive(Serialize, Default, Debug)]
 struct Engine {
@@ -49,6 +62,24 @@ struct Engine {
     commits_64_writers_per_s: f64,
 }
 
+/// faultless alone: the server's write pattern, and reopening after a crash.
+#[derive(Serialize, Default, Debug)]
+struct WalReport {
+    puts_800_tasks_always_per_s: f64,
+    puts_800_tasks_everysec_per_s: f64,
+    /// Commits per log write in the 800-task `always` run (group commit).
+    commits_per_log_write_800: f64,
+    checkpoints_800: u64,
+    /// Reopen after SIGKILL of a child writing with 64 tasks.
+    reopen_ms: f64,
+    reopen_replayed_commits: u64,
+    reopen_replayed_bytes: u64,
+    /// Writes the child had acknowledged before it was killed, and how many of them the
+    /// reopened store lacked (must be 0).
+    reopen_acked_writes: u64,
+    reopen_lost_writes: u64,
+}
+
 #[derive(Serialize, Debug)]
 struct StoreReport {
     keys: u64,
@@ -56,6 +87,7 @@ struct StoreReport {
     faultless: Engine,
     lmdb: Engine,
     redb: Engine,
+    wal: WalReport,
 }
 
 fn key(i: u64) -> Vec<u8> {
@@ -126,6 +158,9 @@ fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
 
 /// Runs the store benchmark and prints the table.
 pub fn run(args: StoreBenchArgs) -> io::Result<()> {
+    if let Some(path) = std::env::var_os(REOPEN_CHILD_ENV) {
+        return reopen_child(Path::new(&path), args.keys, args.value_size);
+    }
     if args.keys == 0 || args.seconds <= 0.0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -339,12 +374,55 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         }
     }
 
+    // The server's write pattern: many tasks, each waiting for its own put.
+    eprintln!("800 concurrent writers ...");
+    let mut wal = WalReport::default();
+    for durability in [Durability::Always, Durability::EverySec] {
+        let (rate, per_write, checkpoints) = rt.block_on(async {
+            let store = Store::open(&fl_path, StoreOptions::new().durability(durability)).await?;
+            let before = store.stats();
+            let deadline = Instant::now() + dur;
+            let rate = tasks_rate(800, |t| {
+                let store = store.clone();
+                let value = value.clone();
+                async move {
+                    let mut rng = Rng(t * 7919 + 3);
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        store.put(&key(rng.next() % n), &value).await?;
+                        done += 1;
+                    }
+                    Ok(done)
+                }
+            })
+            .await?;
+            let s = store.stats();
+            let writes = (s.log_writes - before.log_writes).max(1);
+            let per_write = (s.commits - before.commits) as f64 / writes as f64;
+            store.close().await?;
+            Ok::<_, io::Error>((rate, per_write, s.checkpoints - before.checkpoints))
+        })?;
+        match durability {
+            Durability::Always => {
+                wal.puts_800_tasks_always_per_s = rate;
+                wal.commits_per_log_write_800 = per_write;
+                wal.checkpoints_800 = checkpoints;
+            }
+            _ => wal.puts_800_tasks_everysec_per_s = rate,
+        }
+    }
+
+    // Reopen after SIGKILL under full write load.
+    eprintln!("reopen after SIGKILL under write load ...");
+    reopen_after_kill(&args, &fl_path, &rt, &mut wal)?;
+
     let report = StoreReport {
         keys: n,
         value_size: args.value_size,
         faultless: fl,
         lmdb: lm,
         redb: rd,
+        wal,
     };
     print_table(&report);
     if let Some(p) = &args.json {
@@ -450,4 +528,125 @@ fn print_table(r: &StoreReport) {
         "{:<28} {:>12.2} {:>12.2} {:>12.2}",
         "build seconds", r.faultless.build_s, r.lmdb.build_s, r.redb.build_s
     );
+    let w = &r.wal;
+    println!("\nfaultless alone:");
+    println!(
+        "durable puts/s, 800 tasks, always:   {:>10.0} ({:.0} commits per log write, {} checkpoints)",
+        w.puts_800_tasks_always_per_s, w.commits_per_log_write_800, w.checkpoints_800
+    );
+    println!(
+        "puts/s, 800 tasks, everysec:         {:>10.0}",
+        w.puts_800_tasks_everysec_per_s
+    );
+    println!(
+        "reopen after SIGKILL under load:     {:>10.1} ms ({} commits, {} bytes of log replayed; \
+         {} acknowledged writes checked, {} lost)",
+        w.reopen_ms,
+        w.reopen_replayed_commits,
+        w.reopen_replayed_bytes,
+        w.reopen_acked_writes,
+        w.reopen_lost_writes
+    );
+}
+
+/// The writer child: 64 tasks put random keys (the load) into the store at `path` as fast
+/// as they can; every 8th put of a task also records its progress under its own key and
+/// prints `acked TASK N` once that put returned. Runs until killed.
+fn reopen_child(path: &Path, keys: u64, value_size: usize) -> io::Result<()> {
+    let rt = faultless::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::open(path, StoreOptions::new()).await?;
+        let value = vec![b'v'; value_size];
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                let store = store.clone();
+                let value = value.clone();
+                faultless::spawn(async move {
+                    let mut rng = Rng(t * 7919 + 5);
+                    for i in 1u64.. {
+                        store.put(&key(rng.next() % keys), &value).await?;
+                        if i % 8 == 0 {
+                            let progress = format!("reopen-progress-{t}");
+                            store.put(progress.as_bytes(), &i.to_le_bytes()).await?;
+                            println!("acked {t} {i}");
+                        }
+                    }
+                    Ok::<_, io::Error>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.map_err(other)??;
+        }
+        Ok(())
+    })
+}
+
+/// Starts the writer child on the store at `path`, kills it with SIGKILL after
+/// `--kill-after` seconds, then times the reopen and checks every acknowledged write.
+fn reopen_after_kill(
+    args: &StoreBenchArgs,
+    path: &Path,
+    rt: &faultless::Runtime,
+    wal: &mut WalReport,
+) -> io::Result<()> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(&exe)
+        .args(["bench", "store"])
+        .env(REOPEN_CHILD_ENV, path)
+        .args(["--keys", &args.keys.to_string()])
+        .args(["--value-size", &args.value_size.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("starting the writer child {}: {e}", exe.display()),
+            )
+        })?;
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut acked = std::collections::HashMap::<u64, u64>::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut it = line.split_whitespace();
+            if it.next() != Some("acked") {
+                continue;
+            }
+            let (Some(t), Some(i)) = (it.next(), it.next()) else {
+                continue;
+            };
+            if let (Ok(t), Ok(i)) = (t.parse(), i.parse()) {
+                let e = acked.entry(t).or_insert(0);
+                *e = (*e).max(i);
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_secs_f64(args.kill_after));
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    let acked = reader.join().map_err(|_| other("reader thread"))?;
+    let start = Instant::now();
+    rt.block_on(async {
+        let store = Store::open(path, StoreOptions::new()).await?;
+        wal.reopen_ms = start.elapsed().as_secs_f64() * 1e3;
+        let rec = store.log_recovery();
+        wal.reopen_replayed_commits = rec.replayed_commits;
+        wal.reopen_replayed_bytes = rec.replayed_bytes;
+        for (t, &i) in &acked {
+            wal.reopen_acked_writes += i / 8;
+            let progress = format!("reopen-progress-{t}");
+            let got = store
+                .get(progress.as_bytes())
+                .await?
+                .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])));
+            if got.is_none_or(|g| g < i) {
+                wal.reopen_lost_writes += (i - got.unwrap_or(0)) / 8;
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
 }

@@ -6,6 +6,19 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 use crate::harness::{read_reply, resp, temp, try_read_reply, Reply, Server};
 
+/// Waits until the store's file holds at least `pages` pages (its checkpoints wrote what was
+/// set), up to 30 s.
+fn wait_for_pages(s: &Server, pages: u64) {
+    let start = std::time::Instant::now();
+    while s.info("pages") < pages {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no checkpoint wrote the values into the store's file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn no_reply_carries_bytes_the_file_did_not_hold() {
     let data = temp("truncated");
@@ -24,6 +37,9 @@ fn no_reply_carries_bytes_the_file_did_not_hold() {
     for _ in 0..n {
         assert_eq!(read_reply(&mut r), Reply::Status("OK".into()));
     }
+    // The values reach the store's file at its next checkpoint (until then the store serves
+    // them from memory, and the log holds them): wait for it.
+    wait_for_pages(&s, (n * 30_000 / 4096) as u64);
     let gets: Vec<u8> = (0..n).flat_map(|i| resp(&[b"GET", &key(i)])).collect();
     // Read them all once: their pages are mapped and verified.
     c.write_all(&gets).unwrap();
@@ -90,6 +106,7 @@ fn a_large_value_cut_under_the_server_is_never_completed_with_zeros() {
     let value: Vec<u8> = (0..4 << 20).map(|i| b'a' + (i % 26) as u8).collect();
     c.write_all(&resp(&[b"SET", b"large", &value])).unwrap();
     assert_eq!(read_reply(&mut r), Reply::Status("OK".into()));
+    wait_for_pages(&s, (4 << 20) / 4096);
     c.write_all(&resp(&[b"GET", b"large"])).unwrap();
     assert_eq!(read_reply(&mut r), Reply::Bulk(Some(value.clone())));
     drop((c, r));

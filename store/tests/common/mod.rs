@@ -12,14 +12,30 @@ impl TempPath {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("store-{}-{name}-{n}", std::process::id()));
-        let _ = std::fs::remove_file(&p);
-        TempPath(p)
+        let t = TempPath(p);
+        let _ = std::fs::remove_file(&t.0);
+        for slot in 0..3 {
+            let _ = std::fs::remove_file(t.wal(slot));
+        }
+        t
+    }
+}
+
+impl TempPath {
+    /// The path of log segment `slot` of the store at this path.
+    pub fn wal(&self, slot: usize) -> PathBuf {
+        let mut name = self.0.as_os_str().to_owned();
+        name.push(format!("-wal.{slot}"));
+        PathBuf::from(name)
     }
 }
 
 impl Drop for TempPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        for slot in 0..3 {
+            let _ = std::fs::remove_file(self.wal(slot));
+        }
     }
 }
 

@@ -205,6 +205,22 @@ fn section(shared: &Shared, name: &str, o: &mut String) {
                 p.executor_faults.major,
                 p.executor_faults.minor,
             )
+            .and_then(|()| {
+            let r = &p.residency;
+            write!(
+                o,
+                "residency:{}\r\nresidency_fallback:{}\r\nlocked_bytes:{}\r\nresident_budget:{}\r\npages_unpinned:{}\r\nbudget_shrinks:{}\r\nscrub_passes:{}\r\npages_found_reclaimed:{}\r\nmapped_from_cache:{}\r\n",
+                r.mode.map_or("?", |m| m.name()),
+                r.fallback.as_deref().unwrap_or("none").replace(['\r', '\n'], " "),
+                p.locked_bytes,
+                r.budget_bytes.unwrap_or(0),
+                r.pages_unpinned,
+                r.budget_shrinks,
+                r.scrub_passes,
+                r.pages_found_reclaimed,
+                p.mapped_from_cache,
+            )
+            })
         }
         "runtime" => {
             let rt = faultless_runtime::stats().unwrap_or_default();

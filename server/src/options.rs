@@ -2,6 +2,13 @@
 
 use std::path::PathBuf;
 
+use faultless_runtime::mem::{Backend, ResidencyMode};
+use faultless_store::{Durability, StoreOptions};
+
+fn invalid_input(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, why)
+}
+
 /// How to run the server. `Default` gives the same values as the command line's defaults.
 ///
 /// With the crate's `clap` feature this is a `clap::Args`, so a binary can flatten it into its
@@ -21,6 +28,19 @@ pub struct Options {
     /// The prefetch path for page reads: blocking, helper, uring-madvise, uring-read, auto.
     #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
     pub backend: String,
+    /// How the store's mapping keeps its residency record true under memory pressure: auto,
+    /// pinned, scrubbed, trusted (see docs/faults.md).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
+    pub residency: String,
+    /// Pinned residency: most bytes of the store kept pinned in memory (default: half of
+    /// what the process could take at start).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub resident_budget: Option<u64>,
+    /// When a write's log record reaches the disk before its reply: always (default; every
+    /// acknowledged write is durable), everysec (synced about once a second), no (the OS
+    /// decides). Redis's appendfsync.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "always"))]
+    pub appendfsync: String,
     /// Largest request accepted, in bytes (Redis's client-query-buffer-limit, per
     /// connection); larger ones get an error and the connection is closed.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 64 << 20))]
@@ -52,6 +72,9 @@ impl Default for Options {
             port: 6380,
             data: "faultless-kv.db".into(),
             backend: "auto".into(),
+            residency: "auto".into(),
+            resident_budget: None,
+            appendfsync: "always".into(),
             max_request: 64 << 20,
             max_request_memory: 1 << 30,
             max_clients: 10_000,
@@ -63,17 +86,40 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The durability policy, as `CONFIG GET appendfsync` reports it. Every acknowledged
-    /// write is durable before its reply (group commit), which is Redis's `always`. When the
-    /// store's write-ahead log brings its durability option (`StoreOptions`), this is the one
-    /// place to report it from.
+    /// The durability policy, as `CONFIG GET appendfsync` and INFO report it: `always`,
+    /// `everysec` or `no` (validated by [`Options::validate`]; `always` if unparsable).
     pub fn appendfsync(&self) -> &'static str {
-        "always"
+        self.durability().unwrap_or_default().as_str()
+    }
+
+    /// The store's durability level named by `--appendfsync`.
+    pub fn durability(&self) -> std::io::Result<Durability> {
+        self.appendfsync
+            .parse()
+            .map_err(|e: faultless_store::Error| invalid_input(format!("--appendfsync: {e}")))
+    }
+
+    /// The store's options these options describe.
+    pub fn store_options(&self) -> std::io::Result<StoreOptions> {
+        let backend: Backend = self.backend.parse()?;
+        let residency: ResidencyMode = self
+            .residency
+            .parse()
+            .map_err(|e| invalid_input(format!("--residency: {e}")))?;
+        let mut options = StoreOptions::new()
+            .backend(backend)
+            .residency(residency)
+            .durability(self.durability()?);
+        if let Some(budget) = self.resident_budget {
+            options = options.resident_budget(budget);
+        }
+        Ok(options)
     }
 
     /// Checks the options make sense together.
     pub fn validate(&self) -> std::io::Result<()> {
-        let invalid = |why: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        let invalid = |why: String| Err(invalid_input(why));
+        self.store_options()?;
         if self.protected_mode != "yes" && self.protected_mode != "no" {
             return invalid(format!(
                 "--protected-mode {} must be yes or no",

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use faultless_runtime::mem::Backend;
 use faultless_runtime::net::TcpListener;
-use faultless_store::{Store, StoreOptions};
+use faultless_store::Store;
 use futures::channel::oneshot;
 
 use crate::accept::Acceptor;
@@ -84,8 +83,7 @@ impl Server {
     /// Opens the store and binds the listener. Must be called inside a faultless runtime.
     pub async fn bind(options: Options) -> io::Result<Server> {
         options.validate()?;
-        let backend: Backend = options.backend.parse()?;
-        let store = Store::open(&options.data, StoreOptions::new().backend(backend)).await?;
+        let store = Store::open(&options.data, options.store_options()?).await?;
         let keyspace = Keyspace::open(&store).await?;
         let listener = bind_listener(&options.bind, options.port).await?;
         let addr = listener.local_addr()?;

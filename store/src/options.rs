@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use faultless_runtime::mem::Backend;
+use faultless_runtime::mem::{Backend, ResidencyMode};
 
 use crate::error::{Error, Result};
 
@@ -80,6 +80,8 @@ pub struct StoreOptions {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_log_bytes: u64,
     pub(crate) memtable_bytes: u64,
+    pub(crate) residency: ResidencyMode,
+    pub(crate) resident_budget: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -102,6 +104,8 @@ impl StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_log_bytes: 64 << 20,
             memtable_bytes: 256 << 20,
+            residency: ResidencyMode::Auto,
+            resident_budget: None,
         }
     }
     /// When a commit's log record must be on stable storage before the commit returns; see
@@ -140,6 +144,19 @@ impl StoreOptions {
     /// The prefetch path page reads use.
     pub fn backend(mut self, b: Backend) -> Self {
         self.backend = b;
+        self
+    }
+    /// How the mapping keeps its residency record true when the kernel reclaims pages
+    /// (default [`ResidencyMode::Auto`]: pinned where the process may lock memory, else
+    /// scrubbed). See `docs/faults.md`.
+    pub fn residency(mut self, mode: ResidencyMode) -> Self {
+        self.residency = mode;
+        self
+    }
+    /// Pinned residency: the most bytes of the file kept pinned (default: half of what the
+    /// process could take at open).
+    pub fn resident_budget(mut self, bytes: u64) -> Self {
+        self.resident_budget = Some(bytes);
         self
     }
     /// Address space reserved for the mapping: the file grows up to this size without a

@@ -173,9 +173,13 @@ impl Store {
             };
             write_meta(&file, &meta)?;
         }
-        let map_options = MapOptions::new()
+        let mut map_options = MapOptions::new()
             .backend(options.backend)
+            .residency(options.residency)
             .reserve(options.reserve.max(len));
+        if let Some(budget) = options.resident_budget {
+            map_options = map_options.resident_budget(budget);
+        }
         // SAFETY: the store holds an flock on the file (exclusive when it writes), writes only
         // pages no live snapshot can reach (copy-on-write; freed pages are reused only past
         // the reuse horizon: the oldest reader's tree and the last durable meta), reads the

@@ -197,3 +197,47 @@ fn a_store_of_raw_keys_is_refused_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no server record"), "{stderr}");
 }
+
+#[test]
+fn appendfsync_everysec_is_reported_and_survives_a_process_crash() {
+    let data = temp("everysec");
+    {
+        let s = Server::start(&data, &["--appendfsync", "everysec"]);
+        assert_eq!(
+            s.cli(&["config", "get", "appendfsync"]),
+            "appendfsync\neverysec\n"
+        );
+        assert!(s
+            .cli(&["info", "persistence"])
+            .contains("appendfsync:everysec"));
+        let mut c = s.connect();
+        let mut req = Vec::new();
+        for i in 0..300 {
+            req.extend(resp(&[b"SET", format!("e{i}").as_bytes(), b"soon"]));
+        }
+        assert_eq!(exchange(&mut c, &req, 300 * 5).len(), 300 * 5);
+        // Killed at once: everysec loses nothing to a process crash (the log is written
+        // before the reply; only the sync is deferred).
+    }
+    let s = Server::start(&data, &[]);
+    assert_eq!(s.cli(&["dbsize"]), "300\n");
+    assert_eq!(
+        s.cli(&["config", "get", "appendfsync"]),
+        "appendfsync\nalways\n"
+    );
+    let out = crate::harness::faultless()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--appendfsync",
+            "sometimes",
+            "--data",
+        ])
+        .arg(temp("bad-appendfsync"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--appendfsync"), "{stderr}");
+}

@@ -92,7 +92,10 @@ async fn run(shared: Rc<Shared>) {
         stats
             .grouped_jobs
             .set(stats.grouped_jobs.get() + batch.len() as u64);
-        let mut txn = Txn::new(w, shared.store.read_txn(), shared);
+        let mut txn = {
+            let base = w.read_txn();
+            Txn::new(w, base, shared)
+        };
         let mut replies = Vec::with_capacity(batch.len());
         let mut failed = None;
         for p in &batch {

@@ -4,8 +4,9 @@
 //!
 //! The store's `WriteTxn` reads single keys as the transaction sees them but has no range.
 //! So the transaction keeps the set of store keys it wrote (an overlay: key -> present or
-//! deleted) and merges it with a snapshot of the version it started from (the last commit:
-//! there is one writer, so that snapshot is exactly the transaction's base). A key it did
+//! deleted) and merges it with a snapshot of the version it started from
+//! (`WriteTxn::read_txn`: exactly the transaction's base, even while earlier commits are
+//! still on their way to the log). A key it did
 //! not write is read from the snapshot without a copy; FLUSHDB marks the base as cleared
 //! instead of remembering every key it deleted.
 
@@ -320,14 +321,20 @@ mod tests {
             let mut work = Work::new(&shared.stats.work_yields);
             // The base version: a, c, e.
             let w = shared.store.write_txn().await.unwrap();
-            let mut t = Txn::new(w, shared.store.read_txn(), shared);
+            let mut t = {
+                let base = w.read_txn();
+                Txn::new(w, base, shared)
+            };
             for (key, v) in [("a", "1"), ("c", "3"), ("e", "5")] {
                 t.raw_put(&k(key), v.as_bytes()).await.unwrap();
             }
             t.commit().await.unwrap().apply(shared);
             // A transaction deletes c, adds b and f, overwrites e: its ranges see exactly that.
             let w = shared.store.write_txn().await.unwrap();
-            let mut t = Txn::new(w, shared.store.read_txn(), shared);
+            let mut t = {
+                let base = w.read_txn();
+                Txn::new(w, base, shared)
+            };
             assert!(t.raw_delete(&k("c")).await.unwrap());
             t.raw_put(&k("b"), b"2").await.unwrap();
             t.raw_put(&k("f"), b"6").await.unwrap();

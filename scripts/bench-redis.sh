@@ -5,14 +5,27 @@
 #
 #   bash scripts/bench-redis.sh            # needs redis-server and redis-tools (apt-get)
 #
-# Environment: REQUESTS (default 500000), COLD_KEYS (default 2000000), COLD_VALUE (1000);
-# BASELINE_BIN: another `faultless` build (an older commit's) to run side by side in the hot
-# section, for before/after numbers.
+# Sections (SECTIONS, default "hot durable cold pressure"):
+#   hot       GET/SET against redis-server without persistence
+#   durable   SET with every write durable before its reply: faultless --appendfsync always
+#             against redis-server appendfsync always, and both with everysec
+#   cold      GETs over a store dropped from the page cache: auto against blocking
+#   pressure  the same store with only PRESSURE_CACHE of memory left for the page cache
+#             (`faultless pressure`), ROUNDS rounds of 300,000 random GETs: reclaim takes
+#             pages back between rounds; executor major faults per round, auto vs blocking
+#
+# Environment: REQUESTS (default 500000), COLD_KEYS (default 2000000), COLD_VALUE (1000),
+# PRESSURE_CACHE (default 1536M), ROUNDS (default 5); BASELINE_BIN: another `faultless`
+# build (an older commit's) to run side by side in the hot section, for before/after numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-500000}
 COLD_KEYS=${COLD_KEYS:-2000000}
 COLD_VALUE=${COLD_VALUE:-1000}
+PRESSURE_CACHE=${PRESSURE_CACHE:-1536M}
+ROUNDS=${ROUNDS:-5}
+SECTIONS=${SECTIONS:-hot durable cold pressure}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
@@ -28,6 +41,10 @@ bench() { # port test -> "rps p50 p99" from redis-benchmark's CSV output
         awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }'
 }
 
+row() { printf "%-40s %12s %9s %9s\n" "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+if want hot; then
 echo "== hot: redis-benchmark -t get,set -n $REQUESTS -c 50 -P 16 -r 1000000"
 redis-server --port 6400 --save "" --appendonly no --dir "$WORK" --daemonize yes --logfile "$WORK/redis.log"
 $BIN serve --port 6401 --data "$WORK/hot.db" > "$WORK/serve.log" &
@@ -50,16 +67,32 @@ for t in set get; do
     fi
 done
 [ -n "${BASELINE_BIN:-}" ] && { redis-cli -p 6402 shutdown >/dev/null 2>&1 || true; }
-redis-cli -p 6400 config set appendonly yes >/dev/null
-redis-cli -p 6400 config set appendfsync always >/dev/null
-sleep 1
-read -r r3 p503 p993 < <(bench 6400 set)
-printf "%-34s %12s %9s %9s\n" "redis-server (appendfsync always) set" "$r3" "$p503" "$p993"
 redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
 redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true
 wait
+fi
 
-echo "== cold: $COLD_KEYS keys x $COLD_VALUE bytes, random GETs over all of them, pages dropped first"
+if want durable; then
+echo "== durable: redis-benchmark -t set -n $REQUESTS -c 50 -P 16 -r 1000000, acknowledged = on disk (always) or within a second (everysec)"
+for policy in always everysec; do
+    rm -rf "$WORK/aof" "$WORK/dur.db"*
+    mkdir -p "$WORK/aof"
+    redis-server --port 6400 --save "" --appendonly yes --appendfsync $policy --dir "$WORK/aof" --daemonize yes --logfile "$WORK/redis.log"
+    $BIN serve --port 6401 --data "$WORK/dur.db" --appendfsync $policy > "$WORK/serve.log" &
+    wait_port 6400; wait_port 6401
+    read -r r1 p501 p991 < <(bench 6400 set)
+    read -r r2 p502 p992 < <(bench 6401 set)
+    row "redis-server appendfsync $policy set" "$r1" "$p501" "$p991"
+    row "faultless serve --appendfsync $policy set" "$r2" "$p502" "$p992"
+    echo "ratio faultless/redis set ($policy): $(ratio "$r2" "$r1")"
+    redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
+    redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true
+    wait
+done
+fi
+
+load_cold() { # loads $COLD_KEYS keys into $WORK/cold.db once
+[ -f "$WORK/cold.db" ] && return
 # Loaded through the server (its records carry a type header and are ordered by key hash,
 # so the store's raw bulk loader cannot write them): MSETs of 100 keys through redis-cli --pipe.
 $BIN serve --port 6401 --data "$WORK/cold.db" > "$WORK/serve.log" &
@@ -79,9 +112,18 @@ PY
 redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
 wait
 ls -l "$WORK/cold.db"
+}
+drop_cache() {
+    python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$1"
+    if [ "$(id -u)" = 0 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
+}
+info_field() { redis-cli -p 6401 info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+
+if want cold; then
+echo "== cold: $COLD_KEYS keys x $COLD_VALUE bytes, random GETs over all of them, pages dropped first"
+load_cold
 for backend in uring-read blocking; do
-    python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$WORK/cold.db"
-    [ "$(id -u)" = 0 ] && sync && echo 1 > /proc/sys/vm/drop_caches
+    drop_cache "$WORK/cold.db"
     $BIN serve --port 6401 --data "$WORK/cold.db" --backend $backend > "$WORK/serve.log" &
     wait_port 6401
     read -r r p50 p99 < <(redis-benchmark -p 6401 -t get -n 100000 -c 50 -P 16 -r "$COLD_KEYS" --csv 2>/dev/null |
@@ -91,3 +133,27 @@ for backend in uring-read blocking; do
     redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
     wait
 done
+fi
+
+if want pressure; then
+echo "== pressure: $COLD_KEYS keys x $COLD_VALUE bytes, $PRESSURE_CACHE left for the page cache, $ROUNDS rounds of 300000 random GETs"
+load_cold
+for backend in auto blocking; do
+    drop_cache "$WORK/cold.db"
+    $BIN pressure --page-cache "$PRESSURE_CACHE" -- $BIN serve --port 6401 --data "$WORK/cold.db" --backend $backend > "$WORK/serve.log" 2> "$WORK/pressure.log" &
+    wait_port 6401
+    before=$(info_field pages executor_major_faults)
+    for round in $(seq "$ROUNDS"); do
+        read -r r p50 p99 < <(redis-benchmark -p 6401 -t get -n 300000 -c 50 -P 16 -r "$COLD_KEYS" --csv 2>/dev/null |
+            awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }')
+        after=$(info_field pages executor_major_faults)
+        printf "pressure GET %-9s round %s %10s requests/s  p50 %s ms  p99 %s ms  executor major faults %s (%.3f per 1,000 GETs)\n" \
+            "$backend" "$round" "$r" "$p50" "$p99" "$((after - before))" "$(awk -v f="$((after - before))" 'BEGIN { print f * 1000 / 300000 }')"
+        before=$after
+    done
+    echo "  residency: $(info_field pages residency) fallback: $(info_field pages residency_fallback) locked_bytes: $(info_field pages locked_bytes) unpinned: $(info_field pages pages_unpinned) scrub passes: $(info_field pages scrub_passes) reclaimed found: $(info_field pages pages_found_reclaimed)"
+    redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
+    wait
+    sed -n 1,3p "$WORK/pressure.log"
+done
+fi

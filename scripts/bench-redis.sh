@@ -122,7 +122,7 @@ info_field() { redis-cli -p 6401 info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 
 if want cold; then
 echo "== cold: $COLD_KEYS keys x $COLD_VALUE bytes, random GETs over all of them, pages dropped first"
 load_cold
-for backend in uring-read blocking; do
+for backend in auto blocking; do
     drop_cache "$WORK/cold.db"
     $BIN serve --port 6401 --data "$WORK/cold.db" --backend $backend > "$WORK/serve.log" &
     wait_port 6401

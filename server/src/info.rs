@@ -221,6 +221,13 @@ fn section(shared: &Shared, name: &str, o: &mut String) {
                 p.mapped_from_cache,
             )
             })
+            .and_then(|()| {
+                write!(
+                    o,
+                    "read_ahead_lookups:{}\r\n",
+                    st.read_ahead_lookups.get()
+                )
+            })
         }
         "runtime" => {
             let rt = faultless_runtime::stats().unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -207,8 +207,15 @@ pub fn serve(options: Options) -> io::Result<()> {
             data.display(),
             server.shared.keyspace.keys.get()
         );
+        let store = server.shared.store.clone();
         server.run().await?;
-        println!("faultless serve: shutting down");
+        // stdout may be closed by now (a supervisor that read the first line): not an error.
+        let _ = writeln!(std::io::stdout(), "faultless serve: shutting down");
+        // What is only in the log goes into the tree now, so the next start replays nothing
+        // (as Redis saves at SHUTDOWN). A failure loses nothing: the log still holds it.
+        if let Err(e) = store.checkpoint().await {
+            eprintln!("faultless serve: the checkpoint at shutdown failed ({e}); the next start replays the log");
+        }
         Ok(())
     })
 }

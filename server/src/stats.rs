@@ -16,6 +16,9 @@ pub(crate) struct Stats {
     pub(crate) idle_timeouts: Cell<u64>,
     /// Times a connection yielded to the loop in the middle of its work (see `work`).
     pub(crate) work_yields: Cell<u64>,
+    /// Lookups started ahead of their GET because an earlier GET of the pipeline waited
+    /// for cold pages (see `connection::lookahead`).
+    pub(crate) read_ahead_lookups: Cell<u64>,
     /// Keys deleted because their time came.
     pub(crate) expired_keys: Cell<u64>,
     /// Commits by the committer, and the jobs they carried.

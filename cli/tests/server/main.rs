@@ -4,6 +4,7 @@
 //! transactions, types, SCAN, the protocol's edge cases, and redis-py (skipped without it).
 
 mod basics;
+mod cold;
 mod damage;
 mod expiry;
 mod harness;

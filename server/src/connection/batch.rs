@@ -7,18 +7,21 @@
 //!   after writes waits for them first, so a client always reads its own writes.
 //! * Reads run on a snapshot shared by consecutive reads; `GET` and `MGET` copy values
 //!   straight from the mapped pages into the reply buffer. The snapshot never outlives the
-//!   batch, so an idle connection pins no old version of the store.
+//!   batch, so an idle connection pins no old version of the store. When a GET waits for
+//!   cold pages, the GETs behind it in the batch start their lookups too
+//!   ([`lookahead`](super::lookahead)).
 //! * Inside MULTI, commands are checked (name, arity, key length) and queued; EXEC hands the
 //!   queue to the committer as one job.
 
 use std::rc::Rc;
 use std::time::Instant;
 
-use faultless_store::ReadTxn;
+use faultless_store::{ReadTxn, Result as StoreResult, ValueRef};
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 
 use super::client::Client;
+use super::lookahead::Lookahead;
 use super::output::{Output, Stop};
 use crate::cmd::conn::allowed_in_multi;
 use crate::cmd::table::index;
@@ -38,6 +41,7 @@ pub(crate) struct Batch<'a> {
     shared: &'a Rc<Shared>,
     pending: FuturesOrdered<LocalBoxFuture<'a, Reply>>,
     snapshot: Option<ReadTxn>,
+    lookahead: Lookahead,
 }
 
 impl<'a> Batch<'a> {
@@ -47,6 +51,7 @@ impl<'a> Batch<'a> {
             shared,
             pending: FuturesOrdered::new(),
             snapshot: None,
+            lookahead: Lookahead::new(),
         }
     }
 
@@ -80,10 +85,12 @@ impl<'a> Batch<'a> {
         Ok(Flow::Continue)
     }
 
-    /// Executes one request, writing its reply (or, for a write, queueing it).
+    /// Executes one request, writing its reply (or, for a write, queueing it). `ahead`
+    /// holds the batch's bytes after this request (for reading ahead).
     pub(crate) async fn run<'s>(
         &mut self,
         args: Args<'_>,
+        ahead: &[u8],
         out: &mut Output<'s>,
         work: &mut Work<'s>,
         client: &mut Client,
@@ -178,13 +185,19 @@ impl<'a> Batch<'a> {
                 .get_or_insert_with(|| shared.store.read_txn())
                 .clone();
             match spec.cmd {
-                Cmd::Get => stream_get(shared, &txn, out, args.get(1), &mut error, false).await,
+                Cmd::Get => {
+                    let key = args.get(1);
+                    let value = self.lookup(&txn, key, [].into_iter(), ahead).await;
+                    stream_value(shared, out, key, value, &mut error, false).await
+                }
                 Cmd::Mget => {
                     array_header(out.raw(), args.len() - 1);
                     let mut r = Ok(());
-                    for key in args.iter_from(1) {
+                    for (i, key) in args.iter_from(1).enumerate() {
+                        let siblings = args.iter_from(i + 2);
+                        let value = self.lookup(&txn, key, siblings, ahead).await;
                         let mut ignored = None;
-                        r = stream_get(shared, &txn, out, key, &mut ignored, true).await;
+                        r = stream_value(shared, out, key, value, &mut ignored, true).await;
                         if r.is_err() {
                             break;
                         }
@@ -215,6 +228,38 @@ impl<'a> Batch<'a> {
         Ok(flow)
     }
 
+    /// `key`'s record in `txn`; if it must wait for cold pages, the keys of `siblings` (the
+    /// rest of an MGET) and of the GETs in `ahead` start their lookups meanwhile.
+    async fn lookup<'k>(
+        &mut self,
+        txn: &ReadTxn,
+        key: &[u8],
+        siblings: impl Iterator<Item = &'k [u8]>,
+        ahead: &[u8],
+    ) -> StoreResult<Option<ValueRef>> {
+        let max_request = self.shared.options.max_request;
+        let started = self.lookahead.started();
+        let mut skey = [0u8; 128];
+        let value = if key.len() + 9 <= skey.len() {
+            keys::top_into(&mut skey, key);
+            let skey = &skey[..key.len() + 9];
+            self.lookahead
+                .get(txn, skey, siblings, ahead, max_request)
+                .await
+        } else {
+            let skey = keys::top(key);
+            self.lookahead
+                .get(txn, &skey, siblings, ahead, max_request)
+                .await
+        };
+        let more = self.lookahead.started() - started;
+        if more > 0 {
+            let stat = &self.shared.stats.read_ahead_lookups;
+            stat.set(stat.get() + more);
+        }
+        value
+    }
+
     /// Waits for the writes queued so far and writes their replies.
     pub(crate) async fn drain(&mut self, out: &mut Output<'_>) -> Result<(), Stop> {
         while let Some(reply) = self.pending.next().await {
@@ -230,23 +275,16 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Streams `key`'s string value (or null, or WRONGTYPE; null for MGET) from the snapshot
-/// into the reply buffer, copying it from the mapping in pieces.
-async fn stream_get(
+/// Streams `key`'s string value (or null, or WRONGTYPE; null for MGET), as looked up in the
+/// snapshot, into the reply buffer, copying it from the mapping in pieces.
+async fn stream_value(
     shared: &Shared,
-    txn: &ReadTxn,
     out: &mut Output<'_>,
     key: &[u8],
+    value: StoreResult<Option<ValueRef>>,
     error: &mut Option<String>,
     mget: bool,
 ) -> Result<(), Stop> {
-    let mut skey = [0u8; 128];
-    let value = if key.len() + 9 <= skey.len() {
-        keys::top_into(&mut skey, key);
-        txn.get(&skey[..key.len() + 9]).await
-    } else {
-        txn.get(&keys::top(key)).await
-    };
     let value = match value {
         Ok(v) => v,
         Err(e) => {

@@ -10,6 +10,7 @@
 mod batch;
 mod client;
 mod input;
+mod lookahead;
 mod output;
 
 use std::os::fd::AsRawFd;
@@ -98,7 +99,7 @@ async fn serve_client(shared_rc: &Rc<Shared>, stream: &TcpStream, client: &mut C
                         if client.info.killed.get() {
                             return;
                         }
-                        match batch.run(args, &mut out, &mut work, client).await {
+                        match batch.run(args, &buf[used..], &mut out, &mut work, client).await {
                             Ok(Flow::Continue) => {}
                             Ok(Flow::Close) => break End::Close,
                             Err(_) => return,

@@ -16,6 +16,7 @@ mod pressure;
 mod progress;
 mod report;
 mod store;
+mod store_pressure;
 mod workload;
 
 use std::io;

@@ -44,6 +44,15 @@ pub struct StoreBenchArgs {
     /// Write the results as JSON to this path.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also measure random gets with only this much memory left for the page cache
+    /// (512M, 2G, ...), so that the kernel reclaims pages the readers will want again:
+    /// a store several times this size shows whether reads keep off the executor's
+    /// faults. Uses a memory cgroup where one can be made, else holds anonymous memory.
+    #[arg(long, value_parser = super::data::parse_size)]
+    page_cache: Option<u64>,
+    /// Seconds per engine under pressure.
+    #[arg(long, default_value_t = 20.0)]
+    pressure_seconds: f64,
     /// Seconds the writer child runs before it is killed, for the reopen measurement.
     #[arg(long, default_value_t = 3.0)]
     kill_after: f64,
@@ -88,15 +97,16 @@ struct StoreReport {
     lmdb: Engine,
     redb: Engine,
     wal: WalReport,
+    pressure: Option<super::store_pressure::StorePressure>,
 }
 
-fn key(i: u64) -> Vec<u8> {
+pub(super) fn key(i: u64) -> Vec<u8> {
     format!("key{i:012}").into_bytes()
 }
 
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -135,16 +145,16 @@ fn sync_gets(
     Ok(done as f64 / start.elapsed().as_secs_f64())
 }
 
-fn other<E: std::fmt::Display>(e: E) -> io::Error {
+pub(super) fn other<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(e.to_string())
 }
 
 /// Drops a file's pages from the page cache (no process may have it mapped).
-fn make_cold(path: &Path) -> io::Result<()> {
+pub(super) fn make_cold(path: &Path) -> io::Result<()> {
     super::data::drop_file_cache(path)
 }
 
-fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
+pub(super) fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
     // SAFETY: the environment is opened once per phase by this process only, and its files
     // are not modified by anything else meanwhile.
     unsafe {
@@ -315,6 +325,18 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         })?;
     }
 
+    let pressure = match args.page_cache {
+        Some(size) => Some(super::store_pressure::run(
+            &rt,
+            &fl_path,
+            &lmdb_dir,
+            n,
+            size,
+            Duration::from_secs_f64(args.pressure_seconds),
+        )?),
+        None => None,
+    };
+
     // Durable commits.
     eprintln!("durable commits ...");
     for writers in [1u64, 64] {
@@ -423,8 +445,12 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         lmdb: lm,
         redb: rd,
         wal,
+        pressure,
     };
     print_table(&report);
+    if let Some(p) = &report.pressure {
+        super::store_pressure::print(p);
+    }
     if let Some(p) = &args.json {
         std::fs::write(
             p,
@@ -438,7 +464,7 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
 
 /// Runs `tasks` tasks on the current runtime, each `body(task index)` returning how many
 /// operations it did; returns operations per second over all of them.
-async fn tasks_rate<F, Fut>(tasks: u64, body: F) -> io::Result<f64>
+pub(super) async fn tasks_rate<F, Fut>(tasks: u64, body: F) -> io::Result<f64>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = io::Result<u64>> + 'static,

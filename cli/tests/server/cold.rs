@@ -40,7 +40,10 @@ fn pipelined_cold_gets_read_ahead_and_answer_in_order() {
         let mut s = s;
         let deadline = Instant::now() + Duration::from_secs(20);
         while s.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "SHUTDOWN did not stop the server");
+            assert!(
+                Instant::now() < deadline,
+                "SHUTDOWN did not stop the server"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -79,7 +82,10 @@ fn pipelined_cold_gets_read_ahead_and_answer_in_order() {
             }
         }
         let got = exchange(&mut c, &req, expect.len());
-        assert!(got == expect, "round {round}: replies out of order or wrong");
+        assert!(
+            got == expect,
+            "round {round}: replies out of order or wrong"
+        );
         checked += 17;
     }
     assert_eq!(checked, 340);

@@ -99,7 +99,10 @@ async fn serve_client(shared_rc: &Rc<Shared>, stream: &TcpStream, client: &mut C
                         if client.info.killed.get() {
                             return;
                         }
-                        match batch.run(args, &buf[used..], &mut out, &mut work, client).await {
+                        match batch
+                            .run(args, &buf[used..], &mut out, &mut work, client)
+                            .await
+                        {
                             Ok(Flow::Continue) => {}
                             Ok(Flow::Close) => break End::Close,
                             Err(_) => return,

@@ -15,7 +15,9 @@
 #             pages back between rounds; executor major faults per round, auto vs blocking
 #
 # Environment: REQUESTS (default 500000), COLD_KEYS (default 2000000), COLD_VALUE (1000),
-# PRESSURE_CACHE (default 1536M), ROUNDS (default 5); BASELINE_BIN: another `faultless`
+# PRESSURE_CACHE (default 1536M), ROUNDS (default 5), RESIDENCIES (the --residency modes
+# measured under pressure, default "auto"), COLD_DB (an existing server store to use for
+# the cold and pressure sections instead of loading one; it is not deleted); BASELINE_BIN: another `faultless`
 # build (an older commit's) to run side by side in the hot section, for before/after numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ COLD_VALUE=${COLD_VALUE:-1000}
 PRESSURE_CACHE=${PRESSURE_CACHE:-1536M}
 ROUNDS=${ROUNDS:-5}
 SECTIONS=${SECTIONS:-hot durable cold pressure}
+RESIDENCIES=${RESIDENCIES:-auto}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -33,6 +36,7 @@ fi
 cargo build --release -q
 BIN=target/release/faultless
 WORK=$(mktemp -d "$PWD/faultless-redis-bench.XXXX")
+COLD=${COLD_DB:-$WORK/cold.db}
 trap 'redis-cli -p 6400 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 6401 shutdown >/dev/null 2>&1 || true; redis-cli -p 6402 shutdown >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
@@ -91,11 +95,11 @@ for policy in always everysec; do
 done
 fi
 
-load_cold() { # loads $COLD_KEYS keys into $WORK/cold.db once
-[ -f "$WORK/cold.db" ] && return
+load_cold() { # loads $COLD_KEYS keys into $COLD once
+[ -f "$COLD" ] && return
 # Loaded through the server (its records carry a type header and are ordered by key hash,
 # so the store's raw bulk loader cannot write them): MSETs of 100 keys through redis-cli --pipe.
-$BIN serve --port 6401 --data "$WORK/cold.db" > "$WORK/serve.log" &
+$BIN serve --port 6401 --data "$COLD" > "$WORK/serve.log" &
 wait_port 6401
 python3 - "$COLD_KEYS" "$COLD_VALUE" <<'PY' | redis-cli -p 6401 --pipe | tail -1
 import sys
@@ -111,7 +115,7 @@ for start in range(0, n, 100):
 PY
 redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
 wait
-ls -l "$WORK/cold.db"
+ls -l "$COLD"
 }
 drop_cache() {
     python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$1"
@@ -123,8 +127,8 @@ if want cold; then
 echo "== cold: $COLD_KEYS keys x $COLD_VALUE bytes, random GETs over all of them, pages dropped first"
 load_cold
 for backend in auto blocking; do
-    drop_cache "$WORK/cold.db"
-    $BIN serve --port 6401 --data "$WORK/cold.db" --backend $backend > "$WORK/serve.log" &
+    drop_cache "$COLD"
+    $BIN serve --port 6401 --data "$COLD" --backend $backend > "$WORK/serve.log" &
     wait_port 6401
     read -r r p50 p99 < <(redis-benchmark -p 6401 -t get -n 100000 -c 50 -P 16 -r "$COLD_KEYS" --csv 2>/dev/null |
         awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }')
@@ -138,20 +142,21 @@ fi
 if want pressure; then
 echo "== pressure: $COLD_KEYS keys x $COLD_VALUE bytes, $PRESSURE_CACHE left for the page cache, $ROUNDS rounds of 300000 random GETs"
 load_cold
-for backend in auto blocking; do
-    drop_cache "$WORK/cold.db"
-    $BIN pressure --page-cache "$PRESSURE_CACHE" -- $BIN serve --port 6401 --data "$WORK/cold.db" --backend $backend > "$WORK/serve.log" 2> "$WORK/pressure.log" &
+for run in $RESIDENCIES blocking; do
+    if [ "$run" = blocking ]; then backend=blocking; opts=(--backend blocking); else backend="auto/$run"; opts=(--residency "$run"); fi
+    drop_cache "$COLD"
+    $BIN pressure --page-cache "$PRESSURE_CACHE" -- $BIN serve --port 6401 --data "$COLD" "${opts[@]}" > "$WORK/serve.log" 2> "$WORK/pressure.log" &
     wait_port 6401
     before=$(info_field pages executor_major_faults)
     for round in $(seq "$ROUNDS"); do
         read -r r p50 p99 < <(redis-benchmark -p 6401 -t get -n 300000 -c 50 -P 16 -r "$COLD_KEYS" --csv 2>/dev/null |
             awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }')
         after=$(info_field pages executor_major_faults)
-        printf "pressure GET %-9s round %s %10s requests/s  p50 %s ms  p99 %s ms  executor major faults %s (%.3f per 1,000 GETs)\n" \
+        printf "pressure GET %-14s round %s %10s requests/s  p50 %s ms  p99 %s ms  executor major faults %s (%.3f per 1,000 GETs)\n" \
             "$backend" "$round" "$r" "$p50" "$p99" "$((after - before))" "$(awk -v f="$((after - before))" 'BEGIN { print f * 1000 / 300000 }')"
         before=$after
     done
-    echo "  residency: $(info_field pages residency) fallback: $(info_field pages residency_fallback) locked_bytes: $(info_field pages locked_bytes) unpinned: $(info_field pages pages_unpinned) scrub passes: $(info_field pages scrub_passes) reclaimed found: $(info_field pages pages_found_reclaimed)"
+    echo "  residency: $(info_field pages residency) fallback: $(info_field pages residency_fallback) locked_bytes: $(info_field pages locked_bytes) unpinned: $(info_field pages pages_unpinned) scrub passes: $(info_field pages scrub_passes) reclaimed found: $(info_field pages pages_found_reclaimed) read-ahead lookups: $(info_field pages read_ahead_lookups)"
     redis-cli -p 6401 shutdown >/dev/null 2>&1 || true
     wait
     sed -n 1,3p "$WORK/pressure.log"

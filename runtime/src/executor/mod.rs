@@ -11,10 +11,13 @@
 //! background scope (page-access completions: see `context.rs`), which puts it on the
 //! background queue. One turn of the loop:
 //! 1. poll up to `budget` tasks from the foreground queue (the budget is what keeps an
-//!    always-ready task from starving I/O completions and timers), then up to
-//!    `background_budget` from the background queue: a burst of hundreds of page completions
-//!    is spread over several turns, and a task a socket or timer woke meanwhile runs at the
-//!    start of the next one instead of behind the whole burst;
+//!    always-ready task from starving I/O completions and timers), then from the background
+//!    queue up to `background_budget` or as many as the foreground just ran, whichever is
+//!    more: a burst of hundreds of page completions is spread over several turns, and a task
+//!    a socket or timer woke meanwhile runs at the start of the next one instead of behind
+//!    the whole burst; yet when the foreground is busy too (a server whose every request
+//!    reads cold pages), completions get an equal share of the thread and do not pile up
+//!    behind new work;
 //! 2. move wakes that arrived from other threads onto the run queues;
 //! 3. submit queued io_uring entries and reap completions; if nothing is ready to run, this is
 //!    where the thread parks, in one `io_uring_enter` that waits for a completion, the eventfd,
@@ -205,17 +208,26 @@ impl Executor {
         self.run_queue.borrow_mut().push_back(MAIN_KEY);
         let _finish_main = FinishOnDrop(&main);
         loop {
-            // 1. run ready tasks: the foreground up to its budget, then the background
-            for (queue, budget) in [
-                (&self.run_queue, self.budget),
-                (&self.background, self.background_budget),
-            ] {
+            // 1. run ready tasks: the foreground up to its budget, then the background: at
+            //    least its budget, and at least as many as the foreground just ran
+            let mut foreground_polls = 0;
+            for background in [false, true] {
+                let (queue, budget) = if background {
+                    (
+                        &self.background,
+                        self.background_budget.max(foreground_polls),
+                    )
+                } else {
+                    (&self.run_queue, self.budget)
+                };
                 for _ in 0..budget {
                     let Some(key) = queue.borrow_mut().pop_front() else {
                         break;
                     };
-                    if std::ptr::eq(queue, &self.background) {
+                    if background {
                         bump(&self.counters.background_polls);
+                    } else {
+                        foreground_polls += 1;
                     }
                     if key == MAIN_KEY {
                         main.scheduled.store(false, Ordering::Release);

@@ -105,6 +105,12 @@ pub(crate) struct CacheStat {
 
 /// `cachestat` over the whole file; `None` where the kernel lacks it.
 pub(crate) fn cachestat(fd: i32) -> Option<CacheStat> {
+    cachestat_range(fd, 0, 0)
+}
+
+/// `cachestat` over `len` bytes of the file from `off` (`len` 0: to the end); `None` where
+/// the kernel lacks it (or refuses the file). Does no I/O.
+pub(crate) fn cachestat_range(fd: i32, off: u64, len: u64) -> Option<CacheStat> {
     #[repr(C)]
     struct Range {
         off: u64,
@@ -119,7 +125,7 @@ pub(crate) fn cachestat(fd: i32) -> Option<CacheStat> {
         nr_evicted: u64,
         nr_recently_evicted: u64,
     }
-    let range = Range { off: 0, len: 0 }; // len 0: to the end of the file
+    let range = Range { off, len };
     let mut stat = Stat::default();
     // SAFETY: cachestat reads `range` and writes `stat`, both live locals of the declared
     // layouts; the fd is only inspected.

@@ -150,9 +150,8 @@ impl Reconciler {
         }
         // SAFETY: as in `enforce`: ranges of the keeper's live region, dropped from our page
         // tables only; the record does not hold them, so no reader was promised them.
-        if let Err((_, e)) =
-            unsafe { sys::advise_ranges(pidfd, &self.ranges, sys::MADV_DONTNEED_LOCKED) }
-        {
+        let result = unsafe { sys::advise_ranges(pidfd, &self.ranges, sys::MADV_DONTNEED_LOCKED) };
+        if let Err((_, e)) = result {
             shared.note_error(format!("unpinning unrecorded pages failed: {e}"));
         }
         self.ranges.len() as u64

@@ -224,18 +224,15 @@ impl Mapping {
 
     /// The mapped bytes `range`, if every page of it is known resident: no syscall, a few
     /// nanoseconds. `None` means the caller should use [`read`](Self::read).
-    #[inline]
+    #[inline(always)]
     pub fn try_read(&self, range: Range<u64>) -> Option<PageGuard<'_>> {
         let inner = &*self.inner;
         if range.end > inner.file_len.get() || range.start >= range.end {
             return None;
         }
-        if inner.damaged.load(Ordering::Relaxed) {
-            return None;
-        }
         let first = range.start >> inner.page_shift;
         let last = (range.end - 1) >> inner.page_shift;
-        if !inner.record.access(first, last) {
+        if !inner.record.access(first, last) || inner.damaged.load(Ordering::Relaxed) {
             return None;
         }
         Some(self.guard(range))

@@ -51,35 +51,51 @@ pub(crate) struct RecordView {
 }
 
 impl RecordView {
-    #[inline]
-    fn word(&self, page: u64) -> &AtomicU64 {
+    /// The word holding `page`'s bits, or `None` past the record's end.
+    #[inline(always)]
+    fn word(&self, page: u64) -> Option<&AtomicU64> {
         let i = word_of(page);
-        assert!(i < self.len, "page {page} outside the residency record");
+        if i >= self.len {
+            return None;
+        }
         // SAFETY: `i` is in bounds (checked above) of the words the view was made from, which
         // the view's holder keeps alive (see the type's docs); atomics are shared freely.
-        unsafe { &*self.words.as_ptr().add(i) }
+        Some(unsafe { &*self.words.as_ptr().add(i) })
     }
 
     /// As [`Residency::access`]: true if every page of `first..=last` is resident, marking
-    /// them referenced.
-    #[inline]
+    /// them referenced. A page past the record's end is not resident. The one-page case (the
+    /// resident path of almost every read) is a load and a bit test, inlined into the
+    /// caller; ranges over several pages go out of line.
+    #[inline(always)]
     pub(crate) fn access(&self, first: u64, last: u64) -> bool {
-        if first == last {
-            let word = self.word(first);
-            let w = word.load(Relaxed);
-            if w & resident_bit(first) == 0 {
-                return false;
-            }
-            if w & referenced_bit(first) == 0 {
-                word.fetch_or(referenced_bit(first), Relaxed);
-            }
-            return true;
+        if first != last {
+            return self.access_many(first, last);
         }
-        if !(first..=last).all(|p| self.word(p).load(Relaxed) & resident_bit(p) != 0) {
+        let Some(word) = self.word(first) else {
+            return false;
+        };
+        let w = word.load(Relaxed);
+        if w & resident_bit(first) == 0 {
+            return false;
+        }
+        if w & referenced_bit(first) == 0 {
+            word.fetch_or(referenced_bit(first), Relaxed);
+        }
+        true
+    }
+
+    #[inline(never)]
+    fn access_many(&self, first: u64, last: u64) -> bool {
+        let resident = |p: u64| {
+            self.word(p)
+                .is_some_and(|w| w.load(Relaxed) & resident_bit(p) != 0)
+        };
+        if !(first..=last).all(resident) {
             return false;
         }
         for p in first..=last {
-            let word = self.word(p);
+            let word = self.word(p).expect("checked above");
             if word.load(Relaxed) & referenced_bit(p) == 0 {
                 word.fetch_or(referenced_bit(p), Relaxed);
             }

@@ -8,7 +8,10 @@
 //! evicts it, when the residency keeper (`keeper.rs`) learns that the kernel reclaimed it, or
 //! when the file shrinks. The referenced bit is set by every read that finds the page
 //! resident (an atomic OR only when it was clear, so a hot page costs one load) and cleared
-//! by the keeper's CLOCK hand, which evicts pages it finds unreferenced.
+//! by the keeper's CLOCK hand, which evicts pages it finds unreferenced. A page the hand
+//! evicted keeps its referenced bit (resident clear, referenced set): the mark of a page
+//! dropped from the mapping but probably still in the page cache, which the slow path may
+//! map back in without a device read (`was_unpinned`).
 //!
 //! The words are atomics because the keeper clears bits from its own thread while the
 //! executor reads and sets them. Every change is an atomic read-modify-write, so neither side
@@ -148,6 +151,16 @@ impl Residency {
         self.words[word_of(page)].load(Relaxed) & resident_bit(page) != 0
     }
 
+    /// True if `page` is not resident but carries the mark the CLOCK hand leaves on a page it
+    /// unpinned: dropped from the mapping by the keeper, so probably still in the page cache
+    /// (the slow path then asks the cache before sending the page to the keeper). A page
+    /// never read, or forgotten because the kernel reclaimed it, has no mark.
+    #[inline]
+    pub(crate) fn was_unpinned(&self, page: u64) -> bool {
+        let w = self.words[word_of(page)].load(Relaxed);
+        w & resident_bit(page) == 0 && w & referenced_bit(page) != 0
+    }
+
     /// True if every page of `first..=last` is resident (without marking them referenced).
     pub(crate) fn all_set(&self, first: u64, last: u64) -> bool {
         (first..=last).all(|p| self.is_set(p))
@@ -230,8 +243,10 @@ impl Residency {
                 candidates &= !lowest;
                 taken += 1;
             }
-            // Clear referenced bits of referenced pages, resident bits of the victims.
-            let new = current & !(referenced << 1) & !victims;
+            // Clear referenced bits of resident referenced pages and resident bits of the
+            // victims; a victim keeps its referenced bit as the "unpinned, probably still
+            // cached" mark (see `was_unpinned`).
+            let new = (current & !((referenced & resident) << 1) & !victims) | (victims << 1);
             match word.compare_exchange_weak(current, new, Relaxed, Relaxed) {
                 Ok(_) => {
                     let n = victims.count_ones() as u64;
@@ -302,6 +317,15 @@ mod tests {
         assert_eq!(r.sweep_word(0, 32), 0b1011);
         assert_eq!(r.count(), 1);
         assert!(r.is_set(2));
+        // The evicted pages carry the unpinned mark; the survivor and untouched pages do not.
+        assert!(r.was_unpinned(0) && r.was_unpinned(1) && r.was_unpinned(3));
+        assert!(!r.was_unpinned(2) && !r.was_unpinned(4));
+        // Reading a page in again clears the mark (it is resident); forgetting it does too.
+        r.set_range(0, 1);
+        assert!(!r.was_unpinned(0) && r.is_set(0));
+        r.clear_range(1, 1);
+        assert!(!r.was_unpinned(1));
+        r.clear_range(0, 1);
         // The limit bounds evictions per word. Page 2 lost its referenced bit in the last
         // sweep, so this one evicts it and takes the referenced bits of pages 8..12.
         r.set_range(8, 4);

@@ -132,6 +132,23 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Inserts or replaces `key`, which the caller knows to exist (`exists`) or not as this
+    /// transaction sees it: for a writer that has just read the key (through [`get`](
+    /// Self::get), or, for a key this transaction has not written, through its
+    /// [`read_txn`](Self::read_txn)). It spares the lookup [`put`](Self::put) makes to keep
+    /// [`len`](Self::len) exact: a second walk down the tree for a read-modify-write. A wrong
+    /// `exists` makes `len` (and the store's key count) wrong, never the data.
+    pub fn put_known(&mut self, key: &[u8], value: &[u8], exists: bool) -> Result<()> {
+        check_key(key)?;
+        check_value(value)?;
+        let now = match self.writes.get(key) {
+            Some(w) => w.value.is_some(),
+            None => exists,
+        };
+        self.record(key, now, Some(Rc::from(value)));
+        Ok(())
+    }
+
     /// Deletes `key`; true if it existed.
     pub async fn delete(&mut self, key: &[u8]) -> Result<bool> {
         check_key(key)?;

@@ -87,6 +87,14 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    /// Writes store key `skey`, which this transaction just read (`exists`): no second
+    /// lookup in the store (see `WriteTxn::put_known`).
+    fn raw_put_known(&mut self, skey: &[u8], value: &[u8], exists: bool) -> StoreResult<()> {
+        self.w.put_known(skey, value, exists)?;
+        self.overlay.insert(skey.to_vec(), true);
+        Ok(())
+    }
+
     /// Deletes store key `skey`; true if it existed.
     pub(crate) async fn raw_delete(&mut self, skey: &[u8]) -> StoreResult<bool> {
         let existed = self.w.delete(skey).await?;
@@ -162,8 +170,8 @@ impl<'s> Txn<'s> {
             }
             self.meta_dirty = true;
         }
-        self.raw_put(&keys::top(key), &new.with_payload(payload))
-            .await?;
+        // `old` is the record as this transaction read it: it says whether the key exists.
+        self.raw_put_known(&keys::top(key), &new.with_payload(payload), old.is_some())?;
         self.touch(key);
         Ok(())
     }

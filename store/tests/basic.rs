@@ -307,3 +307,30 @@ fn submitted_commits_pipeline_and_their_snapshots_hold() {
         assert!(store.check().await.unwrap().ok());
     });
 }
+
+#[test]
+fn put_known_keeps_the_count_exact_and_the_transactions_own_writes_win() {
+    let path = TempPath::new("put-known");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
+        store.put(b"old", b"1").await.unwrap();
+        store.checkpoint().await.unwrap(); // "old" in the tree, not only in memory
+        let mut txn = store.write_txn().await.unwrap();
+        let base = txn.read_txn();
+        let exists = base.get(b"old").await.unwrap().is_some();
+        txn.put_known(b"old", b"2", exists).unwrap();
+        txn.put_known(b"new", b"1", false).unwrap();
+        assert_eq!(txn.len(), 2);
+        // Written in this transaction: its own state wins over the caller's stale answer.
+        txn.delete(b"new").await.unwrap();
+        txn.put_known(b"new", b"again", true).unwrap();
+        assert_eq!(txn.len(), 2);
+        assert!(txn.put_known(b"", b"x", false).is_err());
+        txn.commit().await.unwrap();
+        assert_eq!(&*store.get(b"old").await.unwrap().unwrap(), b"2");
+        assert_eq!(&*store.get(b"new").await.unwrap().unwrap(), b"again");
+        assert_eq!(store.read_txn().len(), 2);
+        assert!(store.check().await.unwrap().ok());
+    });
+}

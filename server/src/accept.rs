@@ -160,12 +160,12 @@ impl RateLimitedLog {
             return;
         }
         if self.suppressed > 0 {
-            eprintln!(
+            crate::log::warning!(
                 "accept: {e} ({} more since the last message)",
                 self.suppressed
             );
         } else {
-            eprintln!("accept: {e}");
+            crate::log::warning!("accept: {e}");
         }
         self.last = Some(now);
         self.suppressed = 0;

@@ -82,6 +82,7 @@ pub mod db;
 pub mod glob;
 mod info;
 pub mod limits;
+mod log;
 mod memory;
 mod options;
 pub mod protocol;

@@ -90,9 +90,9 @@ impl Server {
         let fd_limit = limits::fd_limit()?;
         let max_clients = limits::clients_that_fit(options.max_clients, fd_limit);
         if max_clients < options.max_clients {
-            eprintln!(
-                "faultless serve: --max-clients {} needs at least {} file descriptors; the \
-                 open-file limit is {fd_limit}, so at most {max_clients} clients are served",
+            crate::log::warning!(
+                "--max-clients {} needs at least {} file descriptors; the open-file limit is \
+                 {fd_limit}, so at most {max_clients} clients are served",
                 options.max_clients,
                 options.max_clients as u64 + limits::RESERVED_FDS
             );
@@ -195,7 +195,7 @@ async fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
 /// ADDR (data PATH, N keys)` on stdout, and serves.
 pub fn serve(options: Options) -> io::Result<()> {
     if let Err(e) = limits::raise_fd_limit() {
-        eprintln!("faultless serve: could not raise the open-file limit: {e}");
+        crate::log::warning!("could not raise the open-file limit: {e}");
     }
     let rt = faultless_runtime::Runtime::new()?;
     rt.block_on(async {
@@ -211,10 +211,13 @@ pub fn serve(options: Options) -> io::Result<()> {
         server.run().await?;
         // stdout may be closed by now (a supervisor that read the first line): not an error.
         let _ = writeln!(std::io::stdout(), "faultless serve: shutting down");
+        crate::log::event!(info, "shutting down: checkpointing what is only in the log");
         // What is only in the log goes into the tree now, so the next start replays nothing
         // (as Redis saves at SHUTDOWN). A failure loses nothing: the log still holds it.
         if let Err(e) = store.checkpoint().await {
-            eprintln!("faultless serve: the checkpoint at shutdown failed ({e}); the next start replays the log");
+            crate::log::warning!(
+                "the checkpoint at shutdown failed ({e}); the next start replays the log"
+            );
         }
         Ok(())
     })

@@ -141,8 +141,17 @@ impl Store {
                 Ok(()) => {
                     cp.completed.set(cp.completed.get() + 1);
                     *cp.failure.borrow_mut() = None;
+                    crate::log::event!(
+                        debug,
+                        elapsed_ms = start.elapsed().as_millis() as u64,
+                        txid = store.inner.meta.get().txid.0,
+                        "checkpoint done"
+                    );
                 }
-                Err(e) => *cp.failure.borrow_mut() = Some((e.to_string(), Instant::now())),
+                Err(e) => {
+                    crate::log::event!(warn, "checkpoint failed (the log keeps its commits): {e}");
+                    *cp.failure.borrow_mut() = Some((e.to_string(), Instant::now()));
+                }
             }
             cp.running.set(false);
             for w in cp.waiters.take() {

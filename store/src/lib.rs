@@ -60,6 +60,7 @@ mod format;
 mod freelist;
 mod group;
 mod load;
+mod log;
 mod memtable;
 mod merge;
 mod node;

@@ -263,6 +263,19 @@ impl Store {
         if !options.read_only && !store.inner.mem.borrow().active.is_empty() {
             store.start_keeper();
         }
+        crate::log::event!(
+            info,
+            path = %store.inner.path.display(),
+            txid = store.inner.meta.get().txid.0,
+            replayed_commits = store.inner.log_recovery.replayed_commits,
+            replayed_bytes = store.inner.log_recovery.replayed_bytes,
+            torn_tail = store.inner.log_recovery.torn_tail.is_some(),
+            "store opened"
+        );
+        #[cfg(feature = "tracing")]
+        if let Some(m) = &store.inner.recovery {
+            crate::log::event!(warn, "store opened at its older meta page: {m}");
+        }
         Ok(store)
     }
 

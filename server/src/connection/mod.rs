@@ -66,7 +66,9 @@ pub(crate) async fn serve(shared: Rc<Shared>, stream: TcpStream) {
     shared.clients.borrow_mut().insert(id, info.clone());
     let authed = shared.config.borrow().requirepass.is_none();
     let mut client = Client::new(info, authed);
+    crate::log::event!(debug, client = id, peer = ?stream.peer_addr().ok(), "client connected");
     serve_client(&shared, &stream, &mut client).await;
+    crate::log::event!(debug, client = id, "client gone");
     shared.watches.unwatch(&client.watch);
     shared.clients.borrow_mut().remove(&id);
 }

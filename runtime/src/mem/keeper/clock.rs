@@ -103,6 +103,11 @@ impl Reconciler {
         }
     }
 
+    /// Steps that cover the whole file once.
+    pub(super) fn steps_per_pass(&self, shared: &KeeperShared) -> u64 {
+        file_pages(shared).div_ceil(RECONCILE_CHUNK).max(1)
+    }
+
     /// Looks at the next chunk of the file's pages (wrapping around at the end) and unpins
     /// those mapped but not recorded. Returns the number of ranges advised.
     pub(super) fn step(&mut self, shared: &KeeperShared, pidfd: Option<&OwnedFd>) -> u64 {
@@ -111,10 +116,7 @@ impl Reconciler {
             return 0;
         };
         let residency = &shared.residency;
-        let file_pages = shared
-            .file_len()
-            .div_ceil(1 << shared.page_shift)
-            .min(residency.pages());
+        let file_pages = file_pages(shared);
         if file_pages == 0 {
             return 0;
         }
@@ -156,4 +158,12 @@ impl Reconciler {
         }
         self.ranges.len() as u64
     }
+}
+
+/// Pages of the file the record covers.
+fn file_pages(shared: &KeeperShared) -> u64 {
+    shared
+        .file_len()
+        .div_ceil(1 << shared.page_shift)
+        .min(shared.residency.pages())
 }

@@ -287,10 +287,8 @@ impl ReadTxn {
     /// })?;
     /// assert_eq!(keys, [b"b".to_vec(), b"a".to_vec()]);
     /// # store.close()?;
-    /// # for p in std::fs::read_dir(std::env::temp_dir())? {
-    /// #     let p = p?.path();
-    /// #     if p.to_string_lossy().starts_with(&*dir.to_string_lossy()) { let _ = std::fs::remove_file(p); }
-    /// # }
+    /// # for slot in 0..3 { let _ = std::fs::remove_file(format!("{}-wal.{slot}", dir.display())); }
+    /// # let _ = std::fs::remove_file(&dir);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn range_rev<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {

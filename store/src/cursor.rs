@@ -128,7 +128,7 @@ impl Cursor {
                     };
                     if bi > 0 {
                         let branch = pager.node(bp).await?;
-                        if bi - 1 >= branch.count {
+                        if bi > branch.count {
                             return Err(Error::corrupt(bp, "branch changed under a cursor"));
                         }
                         self.stack.push((bp, bi - 1));

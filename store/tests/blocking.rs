@@ -210,9 +210,7 @@ fn a_panic_in_a_job_reaches_the_caller_and_the_store_lives_on() {
     let path = TempPath::new("blocking-panic");
     let store = open(&path);
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        store
-            .call(|_| async { panic!("boom in a job") })
-            .map(|()| ())
+        store.call::<(), _, _>(|_| async { panic!("boom in a job") })
     }));
     let payload = caught.unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in a job"));

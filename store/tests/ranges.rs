@@ -95,7 +95,7 @@ fn key(i: u64) -> Vec<u8> {
 
 fn value(i: u64, round: u64) -> Vec<u8> {
     // Every 97th value is bigger than a page: an overflow run.
-    let len = if i % 97 == 0 { 5000 } else { 40 };
+    let len = if i.is_multiple_of(97) { 5000 } else { 40 };
     let mut v = format!("v{i}-{round}-").into_bytes();
     v.resize(len, (i % 251) as u8);
     v

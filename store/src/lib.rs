@@ -47,9 +47,11 @@
 // (free runs on disk), `commit` (the tree's commit: freelist update, write-out, growth),
 // `memtable` (commits not yet in the tree), `wal` (the log: format, writer, recovery),
 // `stage` (staging commits, the log writer), `txn` and `group` (write transactions,
-// put/delete), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
+// put/delete), `overlay` (a write transaction's ranges: its writes over its snapshot),
+// `blocking` (the store on a thread of its own, for code outside the runtime), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
 // choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
 mod alloc;
+pub mod blocking;
 mod btree;
 mod check;
 mod checkpoint;
@@ -66,6 +68,7 @@ mod merge;
 mod node;
 mod open;
 mod options;
+mod overlay;
 mod pager;
 mod range;
 mod read;

@@ -239,15 +239,35 @@ impl MemTable {
         end: Bound<&[u8]>,
         at: Option<u64>,
     ) -> Option<Entry> {
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(e) | Bound::Excluded(e)) =
-            (after, end)
-        {
-            if a > e {
-                return None;
-            }
+        if crate::range::is_empty(after, end) {
+            return None;
         }
         let map = self.map.borrow();
         for (k, vs) in map.range::<[u8], _>((after, end)) {
+            let v = match at {
+                Some(at) => vs.at(at),
+                None => Some(vs.newest()),
+            };
+            if let Some(v) = v {
+                return Some((k.to_vec(), v.value.clone()));
+            }
+        }
+        None
+    }
+
+    /// The last key before `before` and within `start` that has a version at or below
+    /// `at` (`None`: the newest), with that version's value: [`MemTable::next`] in reverse.
+    pub(crate) fn prev(
+        &self,
+        start: Bound<&[u8]>,
+        before: Bound<&[u8]>,
+        at: Option<u64>,
+    ) -> Option<Entry> {
+        if crate::range::is_empty(start, before) {
+            return None;
+        }
+        let map = self.map.borrow();
+        for (k, vs) in map.range::<[u8], _>((start, before)).rev() {
             let v = match at {
                 Some(at) => vs.at(at),
                 None => Some(vs.newest()),

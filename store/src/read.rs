@@ -253,13 +253,65 @@ impl ReadTxn {
     }
 
     /// The entries with keys in `bounds`, in key order, as an async stream. The stream holds
-    /// the snapshot: it sees this transaction's version however long it is consumed.
+    /// the snapshot: it sees this transaction's version however long it is consumed. An
+    /// empty or inverted range (start above end) yields nothing.
     pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
         crate::range::stream(
             self.clone(),
             bounds.start_bound().cloned(),
             bounds.end_bound().cloned(),
+            false,
         )
+    }
+
+    /// The entries with keys in `bounds`, in descending key order: [`ReadTxn::range`]
+    /// backwards, with the same snapshot. It starts at the end bound without visiting
+    /// what lies before it, so "the last `n` keys below `k`" costs `n` entries.
+    ///
+    /// ```
+    /// # use faultless_store::{blocking, StoreOptions};
+    /// # let dir = std::env::temp_dir().join(format!("range-rev-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_file(&dir);
+    /// # let store = blocking::Store::open(&dir, StoreOptions::new())?;
+    /// use futures::StreamExt;
+    /// store.put(b"a", b"1")?;
+    /// store.put(b"b", b"2")?;
+    /// store.put(b"c", b"3")?;
+    /// let keys = store.call(|s| async move {
+    ///     let mut keys = Vec::new();
+    ///     let mut newest_first = s.read_txn().range_rev(..b"c".to_vec());
+    ///     while let Some(entry) = newest_first.next().await {
+    ///         keys.push(entry?.0);
+    ///     }
+    ///     Ok(keys)
+    /// })?;
+    /// assert_eq!(keys, [b"b".to_vec(), b"a".to_vec()]);
+    /// # store.close()?;
+    /// # for slot in 0..3 { let _ = std::fs::remove_file(format!("{}-wal.{slot}", dir.display())); }
+    /// # let _ = std::fs::remove_file(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn range_rev<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
+        crate::range::stream(
+            self.clone(),
+            bounds.start_bound().cloned(),
+            bounds.end_bound().cloned(),
+            true,
+        )
+    }
+
+    /// The entries whose keys begin with `prefix`, in key order: the range from `prefix` up
+    /// to the next prefix (a prefix of only `0xFF` bytes runs to the end of the keys; the
+    /// empty prefix is every key).
+    pub fn prefix(&self, prefix: &[u8]) -> RangeStream {
+        let (start, end) = crate::range::prefix_bounds(prefix);
+        crate::range::stream(self.clone(), start, end, false)
+    }
+
+    /// The entries whose keys begin with `prefix`, in descending key order.
+    pub fn prefix_rev(&self, prefix: &[u8]) -> RangeStream {
+        let (start, end) = crate::range::prefix_bounds(prefix);
+        crate::range::stream(self.clone(), start, end, true)
     }
 }
 

@@ -353,6 +353,18 @@ impl Store {
         self.read_txn().range(bounds)
     }
 
+    /// Entries with keys in `bounds`, in descending key order, from the last visible
+    /// commit; see [`ReadTxn::range_rev`].
+    pub fn range_rev<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
+        self.read_txn().range_rev(bounds)
+    }
+
+    /// Entries whose keys begin with `prefix`, in key order, from the last visible commit;
+    /// see [`ReadTxn::prefix`].
+    pub fn prefix(&self, prefix: &[u8]) -> RangeStream {
+        self.read_txn().prefix(prefix)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> u64 {
         self.inner.commits.borrow().visible_entries

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::ops::{Bound, RangeBounds};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -21,7 +22,9 @@ use futures::lock::OwnedMutexGuard;
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::options::{check_key, check_value};
-use crate::read::{tree_contains, tree_value, ReadTxn, SnapshotParts, TreeGuard};
+use crate::overlay::{overlay, OwnWrite};
+use crate::range::{as_ref, is_empty, prefix_bounds};
+use crate::read::{tree_contains, tree_value, RangeStream, ReadTxn, SnapshotParts, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::{Mems, Store};
 use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
@@ -171,8 +174,8 @@ impl WriteTxn {
 
     /// A snapshot of the commit this transaction started from: the last one staged, which
     /// may not be durable (or visible to [`Store::read_txn`]) yet, without this
-    /// transaction's own writes. For a writer that reads ranges beside its transaction (the
-    /// write transaction reads single keys) and pipelines its commits with
+    /// transaction's own writes ([`WriteTxn::range`] has them). For a writer that reads
+    /// beside its transaction and pipelines its commits with
     /// [`WriteTxn::submit`]: a snapshot from `Store::read_txn` would miss the commits still
     /// on their way to the log.
     pub fn read_txn(&self) -> ReadTxn {
@@ -186,6 +189,84 @@ impl WriteTxn {
             entries: c.latest_entries,
             mems: self.mems.clone(),
         })
+    }
+
+    /// The entries with keys in `bounds`, in key order, as this transaction sees them: its
+    /// own puts and deletes merged over the commit it started from ([`WriteTxn::read_txn`]).
+    ///
+    /// The stream owns what it reads (it does not borrow the transaction): it takes a copy of
+    /// the transaction's writes in `bounds` when called (keys copied, values shared) and a
+    /// snapshot for the rest, so it shows the transaction *as of this call*; writes made
+    /// while it is consumed are not in it. Like any snapshot, holding it keeps the base
+    /// commit's pages and memtable versions alive, even after the transaction ends.
+    ///
+    /// ```
+    /// # use faultless_store::{blocking, StoreOptions};
+    /// # let path = std::env::temp_dir().join(format!("txn-range-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// # let store = blocking::Store::open(&path, StoreOptions::new())?;
+    /// use futures::TryStreamExt;
+    /// store.put(b"user:1", b"ann")?;
+    /// store.put(b"user:2", b"bob")?;
+    /// let seen = store.call(|s| async move {
+    ///     let mut txn = s.write_txn().await?;
+    ///     txn.delete(b"user:1").await?;
+    ///     txn.put(b"user:3", b"cy").await?;
+    ///     // The transaction's own view: user:1 gone, user:3 there, before any commit.
+    ///     let keys: Vec<Vec<u8>> = txn.prefix(b"user:").map_ok(|(k, _)| k).try_collect().await?;
+    ///     txn.commit().await?;
+    ///     Ok(keys)
+    /// })?;
+    /// assert_eq!(seen, [b"user:2".to_vec(), b"user:3".to_vec()]);
+    /// # store.close()?;
+    /// # for slot in 0..3 { let _ = std::fs::remove_file(format!("{}-wal.{slot}", path.display())); }
+    /// # let _ = std::fs::remove_file(&path);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
+        self.overlay_range(
+            bounds.start_bound().cloned(),
+            bounds.end_bound().cloned(),
+            false,
+        )
+    }
+
+    /// [`WriteTxn::range`] in descending key order.
+    pub fn range_rev<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
+        self.overlay_range(
+            bounds.start_bound().cloned(),
+            bounds.end_bound().cloned(),
+            true,
+        )
+    }
+
+    /// The entries whose keys begin with `prefix`, in key order, as this transaction sees
+    /// them; see [`WriteTxn::range`] and [`ReadTxn::prefix`].
+    pub fn prefix(&self, prefix: &[u8]) -> RangeStream {
+        let (start, end) = prefix_bounds(prefix);
+        self.overlay_range(start, end, false)
+    }
+
+    fn overlay_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeStream {
+        if is_empty(as_ref(&start), as_ref(&end)) {
+            return Box::pin(futures::stream::empty());
+        }
+        let base = crate::range::stream(self.read_txn(), start.clone(), end.clone(), reverse);
+        let in_range = self
+            .writes
+            .range::<Vec<u8>, _>((start, end))
+            .map(|(k, w)| (k.clone(), w.value.clone()));
+        let writes: Vec<OwnWrite> = if reverse {
+            in_range.rev().collect()
+        } else {
+            in_range.collect()
+        };
+        overlay(base, writes, reverse)
     }
 
     /// Commits the changes: one log record, written with the other commits staged meanwhile.

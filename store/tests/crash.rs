@@ -112,7 +112,14 @@ fn killed_writer_loses_no_acknowledged_commit() {
                 }
             }
         });
-        // Kill after a random delay: sometimes before the first commit, mostly mid-loop.
+        // Kill after a random delay: on even cycles counted from the start (sometimes before
+        // the first commit), on odd ones from the child's first acknowledged commit, so that
+        // most kills land mid-loop however slowly a loaded machine starts the child.
+        if cycle % 2 == 1 {
+            if let Ok(n) = rx.recv_timeout(Duration::from_secs(20)) {
+                max_acked = max_acked.max(n);
+            }
+        }
         let delay = Duration::from_micros(next() % 40_000);
         let start = Instant::now();
         while start.elapsed() < delay {
@@ -249,6 +256,7 @@ fn grouped_cycles(durability: Durability, cycles: usize, min_us: u64) {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
         let reader = std::thread::spawn(move || {
             let mut seen = Vec::new();
             for line in BufReader::new(stdout).lines() {
@@ -258,6 +266,7 @@ fn grouped_cycles(durability: Durability, cycles: usize, min_us: u64) {
                     let t: usize = it.next().unwrap().parse().unwrap();
                     let n: u64 = it.next().unwrap().parse().unwrap();
                     seen.push((t, n));
+                    let _ = first_tx.send(());
                 }
             }
             seen
@@ -265,6 +274,11 @@ fn grouped_cycles(durability: Durability, cycles: usize, min_us: u64) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
+        // On odd cycles the delay counts from the child's first acknowledged put (see
+        // `killed_writer_loses_no_acknowledged_commit`).
+        if cycle % 2 == 1 {
+            let _ = first_rx.recv_timeout(Duration::from_secs(20));
+        }
         std::thread::sleep(Duration::from_micros(min_us + rng % 40_000));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -394,6 +408,8 @@ fn a_killed_checkpoint_leaves_the_durable_tree_intact() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        // Events for the parent: true when a checkpoint begins, false at each acknowledgement.
+        let (cp_tx, cp_rx) = std::sync::mpsc::channel::<bool>();
         let reader = std::thread::spawn(move || {
             let mut seen = Vec::new();
             let mut in_checkpoint = false;
@@ -401,6 +417,7 @@ fn a_killed_checkpoint_leaves_the_durable_tree_intact() {
                 let Ok(line) = line else { break };
                 if line.contains("cp begin") {
                     in_checkpoint = true;
+                    let _ = cp_tx.send(true);
                 } else if line.contains("cp end") {
                     in_checkpoint = false;
                 } else if let Some(at) = line.find("acked ") {
@@ -408,6 +425,7 @@ fn a_killed_checkpoint_leaves_the_durable_tree_intact() {
                     let k: usize = it.next().unwrap().parse().unwrap();
                     let n: u64 = it.next().unwrap().parse().unwrap();
                     seen.push((k, n));
+                    let _ = cp_tx.send(false);
                 }
             }
             (seen, in_checkpoint)
@@ -415,7 +433,30 @@ fn a_killed_checkpoint_leaves_the_durable_tree_intact() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_micros(5_000 + rng % 60_000));
+        // Every third kill aims at a checkpoint, right after one begins; every third counts
+        // its random delay from the child's first acknowledgement; the rest from the start
+        // (a loaded machine makes delays from the start miss both).
+        let wait_for = |checkpoint: bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while let Ok(event) =
+                cp_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                if event == checkpoint || !checkpoint {
+                    break;
+                }
+            }
+        };
+        match cycle % 3 {
+            0 => {
+                wait_for(true);
+                std::thread::sleep(Duration::from_micros(rng % 2_000));
+            }
+            1 => {
+                wait_for(false);
+                std::thread::sleep(Duration::from_micros(5_000 + rng % 60_000));
+            }
+            _ => std::thread::sleep(Duration::from_micros(5_000 + rng % 60_000)),
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         let (seen, in_checkpoint) = reader.join().unwrap();

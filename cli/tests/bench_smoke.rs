@@ -81,7 +81,11 @@ fn bench_runs_every_path_and_writes_json() {
             assert!(r[key].as_u64().is_some(), "{key} in {r}");
         }
         if r["backend"] != "blocking" {
-            assert_eq!(r["executor_major_faults"], 0, "{r}");
+            // Data pages never fault the executor on these paths; a fault or two can be the
+            // binary's own code read back after other tests' memory pressure evicted it
+            // (seen once on a loaded machine), never one per cold read.
+            let faults = r["executor_major_faults"].as_u64().unwrap();
+            assert!(faults <= 2, "{r}");
         }
     }
     // The pressure runs: re-read workloads with only a third of the file's size left for the

@@ -17,6 +17,7 @@ mod progress;
 mod report;
 mod store;
 mod store_pressure;
+mod store_reopen;
 mod workload;
 
 use std::io;

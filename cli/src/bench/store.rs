@@ -34,10 +34,10 @@ pub struct StoreBenchArgs {
     dir: PathBuf,
     /// Number of keys.
     #[arg(long, default_value_t = 1_000_000)]
-    keys: u64,
+    pub(super) keys: u64,
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
-    value_size: usize,
+    pub(super) value_size: usize,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -55,12 +55,8 @@ pub struct StoreBenchArgs {
     pressure_seconds: f64,
     /// Seconds the writer child runs before it is killed, for the reopen measurement.
     #[arg(long, default_value_t = 3.0)]
-    kill_after: f64,
+    pub(super) kill_after: f64,
 }
-
-/// Set (to a store's path) in the environment of the reopen measurement's writer child: the
-/// child is `faultless bench store` run with it.
-const REOPEN_CHILD_ENV: &str = "FAULTLESS_BENCH_REOPEN_CHILD";
 
 #[derive(Serialize, Default, Debug)]
 struct Engine {
@@ -73,20 +69,20 @@ struct Engine {
 
 /// faultless alone: the server's write pattern, and reopening after a crash.
 #[derive(Serialize, Default, Debug)]
-struct WalReport {
-    puts_800_tasks_always_per_s: f64,
-    puts_800_tasks_everysec_per_s: f64,
+pub(super) struct WalReport {
+    pub(super) puts_800_tasks_always_per_s: f64,
+    pub(super) puts_800_tasks_everysec_per_s: f64,
     /// Commits per log write in the 800-task `always` run (group commit).
-    commits_per_log_write_800: f64,
-    checkpoints_800: u64,
+    pub(super) commits_per_log_write_800: f64,
+    pub(super) checkpoints_800: u64,
     /// Reopen after SIGKILL of a child writing with 64 tasks.
-    reopen_ms: f64,
-    reopen_replayed_commits: u64,
-    reopen_replayed_bytes: u64,
+    pub(super) reopen_ms: f64,
+    pub(super) reopen_replayed_commits: u64,
+    pub(super) reopen_replayed_bytes: u64,
     /// Writes the child had acknowledged before it was killed, and how many of them the
     /// reopened store lacked (must be 0).
-    reopen_acked_writes: u64,
-    reopen_lost_writes: u64,
+    pub(super) reopen_acked_writes: u64,
+    pub(super) reopen_lost_writes: u64,
 }
 
 #[derive(Serialize, Debug)]
@@ -168,8 +164,8 @@ pub(super) fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
 
 /// Runs the store benchmark and prints the table.
 pub fn run(args: StoreBenchArgs) -> io::Result<()> {
-    if let Some(path) = std::env::var_os(REOPEN_CHILD_ENV) {
-        return reopen_child(Path::new(&path), args.keys, args.value_size);
+    if let Some(path) = std::env::var_os(super::store_reopen::CHILD_ENV) {
+        return super::store_reopen::child(Path::new(&path), args.keys, args.value_size);
     }
     if args.keys == 0 || args.seconds <= 0.0 {
         return Err(io::Error::new(
@@ -436,7 +432,7 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
 
     // Reopen after SIGKILL under full write load.
     eprintln!("reopen after SIGKILL under write load ...");
-    reopen_after_kill(&args, &fl_path, &rt, &mut wal)?;
+    super::store_reopen::measure(&args, &fl_path, &rt, &mut wal)?;
 
     let report = StoreReport {
         keys: n,
@@ -573,106 +569,4 @@ fn print_table(r: &StoreReport) {
         w.reopen_acked_writes,
         w.reopen_lost_writes
     );
-}
-
-/// The writer child: 64 tasks put random keys (the load) into the store at `path` as fast
-/// as they can; every 8th put of a task also records its progress under its own key and
-/// prints `acked TASK N` once that put returned. Runs until killed.
-fn reopen_child(path: &Path, keys: u64, value_size: usize) -> io::Result<()> {
-    let rt = faultless::Runtime::new()?;
-    rt.block_on(async {
-        let store = Store::open(path, StoreOptions::new()).await?;
-        let value = vec![b'v'; value_size];
-        let tasks: Vec<_> = (0..64u64)
-            .map(|t| {
-                let store = store.clone();
-                let value = value.clone();
-                faultless::spawn(async move {
-                    let mut rng = Rng(t * 7919 + 5);
-                    for i in 1u64.. {
-                        store.put(&key(rng.next() % keys), &value).await?;
-                        if i % 8 == 0 {
-                            let progress = format!("reopen-progress-{t}");
-                            store.put(progress.as_bytes(), &i.to_le_bytes()).await?;
-                            println!("acked {t} {i}");
-                        }
-                    }
-                    Ok::<_, io::Error>(())
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.map_err(other)??;
-        }
-        Ok(())
-    })
-}
-
-/// Starts the writer child on the store at `path`, kills it with SIGKILL after
-/// `--kill-after` seconds, then times the reopen and checks every acknowledged write.
-fn reopen_after_kill(
-    args: &StoreBenchArgs,
-    path: &Path,
-    rt: &faultless::Runtime,
-    wal: &mut WalReport,
-) -> io::Result<()> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let mut child = std::process::Command::new(&exe)
-        .args(["bench", "store"])
-        .env(REOPEN_CHILD_ENV, path)
-        .args(["--keys", &args.keys.to_string()])
-        .args(["--value-size", &args.value_size.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("starting the writer child {}: {e}", exe.display()),
-            )
-        })?;
-    let stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut acked = std::collections::HashMap::<u64, u64>::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let mut it = line.split_whitespace();
-            if it.next() != Some("acked") {
-                continue;
-            }
-            let (Some(t), Some(i)) = (it.next(), it.next()) else {
-                continue;
-            };
-            if let (Ok(t), Ok(i)) = (t.parse(), i.parse()) {
-                let e = acked.entry(t).or_insert(0);
-                *e = (*e).max(i);
-            }
-        }
-        acked
-    });
-    std::thread::sleep(Duration::from_secs_f64(args.kill_after));
-    child.kill()?; // SIGKILL
-    child.wait()?;
-    let acked = reader.join().map_err(|_| other("reader thread"))?;
-    let start = Instant::now();
-    rt.block_on(async {
-        let store = Store::open(path, StoreOptions::new()).await?;
-        wal.reopen_ms = start.elapsed().as_secs_f64() * 1e3;
-        let rec = store.log_recovery();
-        wal.reopen_replayed_commits = rec.replayed_commits;
-        wal.reopen_replayed_bytes = rec.replayed_bytes;
-        for (t, &i) in &acked {
-            wal.reopen_acked_writes += i / 8;
-            let progress = format!("reopen-progress-{t}");
-            let got = store
-                .get(progress.as_bytes())
-                .await?
-                .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])));
-            if got.is_none_or(|g| g < i) {
-                wal.reopen_lost_writes += (i - got.unwrap_or(0)) / 8;
-            }
-        }
-        Ok::<_, io::Error>(())
-    })
 }

@@ -276,7 +276,12 @@ impl ReadTxn {
     }
 
     /// The default keyspace's entries in `start..end`: the store's, around the tables'.
-    fn default_stream(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> RangeStream {
+    fn default_stream(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeStream {
         let mut pieces = default_pieces(start, end);
         if reverse {
             pieces.reverse();

@@ -34,12 +34,17 @@ use layout::{
 
 /// A table's id from its catalog entry.
 fn parse_id(name: &str, value: &[u8]) -> Result<u32> {
-    let id = <[u8; 4]>::try_from(value).map(u32::from_be_bytes).map_err(|_| {
-        Error::corrupt(
-            None,
-            format!("the catalog entry of table {name:?} is {} bytes, not 4", value.len()),
-        )
-    })?;
+    let id = <[u8; 4]>::try_from(value)
+        .map(u32::from_be_bytes)
+        .map_err(|_| {
+            Error::corrupt(
+                None,
+                format!(
+                    "the catalog entry of table {name:?} is {} bytes, not 4",
+                    value.len()
+                ),
+            )
+        })?;
     if id > MAX_TABLE_ID {
         return Err(Error::corrupt(
             None,
@@ -214,7 +219,8 @@ impl WriteTxn {
                     ));
                 }
                 self.put_raw(&counter, &(next + 1).to_be_bytes()).await?;
-                self.put_raw(&catalog_key(name), &next.to_be_bytes()).await?;
+                self.put_raw(&catalog_key(name), &next.to_be_bytes())
+                    .await?;
                 next
             }
         };

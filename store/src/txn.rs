@@ -135,7 +135,9 @@ impl WriteTxn {
         self.writes.insert(key.to_vec(), Write { existed, value });
     }
 
-    /// Inserts or replaces `key`.
+    /// Inserts or replaces `key`. Keys beginning with
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX) (the named tables' region) are refused
+    /// with [`Error::BadInput`].
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         self.put_raw(key, value).await

@@ -100,12 +100,11 @@ pub(crate) fn check_unreserved(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A range of store keys: its start and end bounds.
+pub(crate) type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The store's bounds of the user-key bounds `start..end` inside table `id`.
-pub(crate) fn table_bounds(
-    id: u32,
-    start: Bound<&[u8]>,
-    end: Bound<&[u8]>,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub(crate) fn table_bounds(id: u32, start: Bound<&[u8]>, end: Bound<&[u8]>) -> KeyBounds {
     let (whole_start, whole_end) = prefix_bounds(&table_prefix(id));
     let start = match start {
         Bound::Included(k) => Bound::Included(table_key(id, k)),
@@ -121,17 +120,14 @@ pub(crate) fn table_bounds(
 }
 
 /// The store's bounds of the keys beginning with `prefix` inside table `id`.
-pub(crate) fn table_prefix_bounds(id: u32, prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub(crate) fn table_prefix_bounds(id: u32, prefix: &[u8]) -> KeyBounds {
     prefix_bounds(&table_key(id, prefix))
 }
 
 /// A range of the default keyspace cut around the reserved region: at most two ranges of
 /// the store, in ascending order, that together hold the keys of `start..end` that are not
 /// in the reserved region (none of them empty).
-pub(crate) fn default_pieces(
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
-) -> Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+pub(crate) fn default_pieces(start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Vec<KeyBounds> {
     let (_, reserved_end) = prefix_bounds(RESERVED_PREFIX);
     let Bound::Excluded(reserved_end) = reserved_end else {
         unreachable!("the reserved prefix does not end in 0xFF");
@@ -156,7 +152,7 @@ pub(crate) fn default_pieces(
 mod tests {
     use super::*;
 
-    fn covers(pieces: &[(Bound<Vec<u8>>, Bound<Vec<u8>>)], key: &[u8]) -> bool {
+    fn covers(pieces: &[KeyBounds], key: &[u8]) -> bool {
         use std::ops::RangeBounds;
         pieces
             .iter()

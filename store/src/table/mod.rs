@@ -184,7 +184,7 @@ impl ReadTable {
         self.stream(table_prefix_bounds(self.id, prefix), true)
     }
 
-    fn stream(&self, (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>), reverse: bool) -> RangeStream {
+    fn stream(&self, (start, end): layout::KeyBounds, reverse: bool) -> RangeStream {
         strip(crate::range::stream(self.txn.clone(), start, end, reverse))
     }
 }

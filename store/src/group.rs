@@ -49,7 +49,8 @@ impl Drop for Stager<'_> {
 impl Store {
     /// Inserts or replaces `key`. Calls from many tasks share log writes (group commit);
     /// this returns once the value is committed: durable under `Durability::Always`, and
-    /// visible to every read that starts afterwards.
+    /// visible to every read that starts afterwards. Keys beginning with
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX) (the named tables' region) are refused.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;

@@ -38,6 +38,9 @@
 //!   no longer references them. Free space is kept as coalesced runs (best-fit allocation,
 //!   split and merged), so the file stays within a small factor of the live data whatever
 //!   the value sizes.
+//! * Named tables ([`WriteTxn::table`], [`ReadTxn::table`]) are several keyspaces in the one
+//!   tree: a table's entries live under a reserved key prefix and the table's id, so they
+//!   share the store's snapshots, transactions and log.
 
 // Layout (bbolt/redb lines, plus a log): `format` (page header, checksum, meta), `node`
 // (branch and leaf pages), `pager` (mapped page access, verified pages, overflow runs),
@@ -48,7 +51,8 @@
 // `memtable` (commits not yet in the tree), `wal` (the log: format, writer, recovery),
 // `stage` (staging commits, the log writer), `txn` and `group` (write transactions,
 // put/delete), `overlay` (a write transaction's ranges: its writes over its snapshot),
-// `blocking` (the store on a thread of its own, for code outside the runtime), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
+// `blocking` (the store on a thread of its own, for code outside the runtime), `table`
+// (named tables: key layout, catalog, handles), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
 // choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
 mod alloc;
 pub mod blocking;
@@ -75,6 +79,7 @@ mod read;
 mod stage;
 mod stats;
 mod store;
+mod table;
 mod txn;
 mod types;
 mod wal;
@@ -87,5 +92,7 @@ pub use options::{Durability, StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use read::{RangeStream, ReadTxn, ValueRef};
 pub use stats::{FreeSpace, StoreStats};
 pub use store::Store;
+pub use table::layout::{MAX_TABLE_KEY_LEN, MAX_TABLE_NAME_LEN, RESERVED_PREFIX};
+pub use table::{ReadTable, WriteTable};
 pub use txn::{Committed, WriteTxn};
 pub use wal::recover::LogRecovery;

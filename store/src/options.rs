@@ -177,7 +177,15 @@ impl StoreOptions {
     }
 }
 
+/// Fails unless `key` may be a key of the default keyspace: 1 to [`MAX_KEY_LEN`] bytes,
+/// outside the named tables' reserved region.
 pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    check_raw_key(key)?;
+    crate::table::layout::check_unreserved(key)
+}
+
+/// Fails unless `key` may be a key of the store (1 to [`MAX_KEY_LEN`] bytes).
+pub(crate) fn check_raw_key(key: &[u8]) -> Result<()> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(Error::KeyTooLarge(key.len()));
     }

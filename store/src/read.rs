@@ -9,16 +9,17 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ops::{Deref, RangeBounds};
+use std::ops::{Bound, Deref, RangeBounds};
 use std::rc::Rc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
 use crate::store::Mems;
+use crate::table::layout::{check_unreserved, default_pieces};
 use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
@@ -210,7 +211,8 @@ impl ReadTxn {
         self.snap.txid
     }
 
-    /// Number of keys in the snapshot.
+    /// Number of keys in the snapshot, the named tables' entries (and their catalog)
+    /// included: the count is the store's, not the default keyspace's.
     pub fn len(&self) -> u64 {
         self.snap.entries
     }
@@ -229,7 +231,16 @@ impl ReadTxn {
     }
 
     /// The value of `key`, if present. Yields (never blocks the thread) on cold pages.
+    /// Keys in the named tables' reserved region
+    /// ([`RESERVED_PREFIX`](crate::RESERVED_PREFIX)) are refused: read them through
+    /// [`ReadTxn::table`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
+        check_unreserved(key)?;
+        self.get_raw(key).await
+    }
+
+    /// The value of any key of the store, the tables' included.
+    pub(crate) async fn get_raw(&self, key: &[u8]) -> Result<Option<ValueRef>> {
         if let Some(found) = self.snap.mems.get(key, Some(self.snap.txid)) {
             return Ok(found.map(ValueRef::mem));
         }
@@ -254,14 +265,35 @@ impl ReadTxn {
 
     /// The entries with keys in `bounds`, in key order, as an async stream. The stream holds
     /// the snapshot: it sees this transaction's version however long it is consumed. An
-    /// empty or inverted range (start above end) yields nothing.
+    /// empty or inverted range (start above end) yields nothing. The named tables' entries
+    /// (keys beginning with [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)) are never in it.
     pub fn range<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
-        crate::range::stream(
-            self.clone(),
+        self.default_stream(
             bounds.start_bound().cloned(),
             bounds.end_bound().cloned(),
             false,
         )
+    }
+
+    /// The default keyspace's entries in `start..end`: the store's, around the tables'.
+    fn default_stream(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeStream {
+        let mut pieces = default_pieces(start, end);
+        if reverse {
+            pieces.reverse();
+        }
+        let mut streams = pieces
+            .into_iter()
+            .map(|(s, e)| crate::range::stream(self.clone(), s, e, reverse));
+        match (streams.next(), streams.next()) {
+            (Some(first), Some(second)) => Box::pin(first.chain(second)),
+            (Some(only), None) => only,
+            _ => Box::pin(futures::stream::empty()),
+        }
     }
 
     /// The entries with keys in `bounds`, in descending key order: [`ReadTxn::range`]
@@ -292,8 +324,7 @@ impl ReadTxn {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn range_rev<R: RangeBounds<Vec<u8>>>(&self, bounds: R) -> RangeStream {
-        crate::range::stream(
-            self.clone(),
+        self.default_stream(
             bounds.start_bound().cloned(),
             bounds.end_bound().cloned(),
             true,
@@ -305,13 +336,13 @@ impl ReadTxn {
     /// empty prefix is every key).
     pub fn prefix(&self, prefix: &[u8]) -> RangeStream {
         let (start, end) = crate::range::prefix_bounds(prefix);
-        crate::range::stream(self.clone(), start, end, false)
+        self.default_stream(start, end, false)
     }
 
     /// The entries whose keys begin with `prefix`, in descending key order.
     pub fn prefix_rev(&self, prefix: &[u8]) -> RangeStream {
         let (start, end) = crate::range::prefix_bounds(prefix);
-        crate::range::stream(self.clone(), start, end, true)
+        self.default_stream(start, end, true)
     }
 }
 

@@ -338,7 +338,9 @@ impl Store {
     }
 
     /// The value of `key` in the last visible commit, zero-copy.
+    /// Keys in the named tables' reserved region are refused, as by [`ReadTxn::get`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<ValueRef>> {
+        crate::table::layout::check_unreserved(key)?;
         // Recent commits first, without a snapshot: nothing here waits.
         let visible = self.inner.commits.borrow().visible;
         let found = self.inner.mem.borrow().get(key, Some(visible));
@@ -365,7 +367,7 @@ impl Store {
         self.read_txn().prefix(prefix)
     }
 
-    /// Number of keys.
+    /// Number of keys, the named tables' entries (and their catalog) included.
     pub fn len(&self) -> u64 {
         self.inner.commits.borrow().visible_entries
     }

@@ -18,15 +18,17 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures::lock::OwnedMutexGuard;
+use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
-use crate::options::{check_key, check_value};
+use crate::options::{check_key, check_raw_key, check_value};
 use crate::overlay::{overlay, OwnWrite};
 use crate::range::{as_ref, is_empty, prefix_bounds};
 use crate::read::{tree_contains, tree_value, RangeStream, ReadTxn, SnapshotParts, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::{Mems, Store};
+use crate::table::layout::{check_unreserved, default_pieces};
 use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
 
 impl Store {
@@ -104,8 +106,15 @@ impl WriteTxn {
         tree_contains(&self.store.inner.pager, self.meta.root, key).await
     }
 
-    /// The value of `key` as this transaction sees it.
+    /// The value of `key` as this transaction sees it. Keys in the named tables' reserved
+    /// region are refused: read them through [`WriteTxn::table`].
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_unreserved(key)?;
+        self.get_raw(key).await
+    }
+
+    /// The value of any key of the store (the tables' included) as this transaction sees it.
+    pub(crate) async fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(w) = self.writes.get(key) {
             return Ok(w.value.as_ref().map(|v| v.to_vec()));
         }
@@ -116,7 +125,7 @@ impl WriteTxn {
     }
 
     /// Records `value` (or a deletion) for `key`, which exists now or not (`now`).
-    fn record(&mut self, key: &[u8], now: bool, value: Option<Rc<[u8]>>) {
+    pub(crate) fn record(&mut self, key: &[u8], now: bool, value: Option<Rc<[u8]>>) {
         let existed = self.writes.get(key).map_or(now, |w| w.existed);
         match (now, value.is_some()) {
             (false, true) => self.entries += 1,
@@ -126,9 +135,17 @@ impl WriteTxn {
         self.writes.insert(key.to_vec(), Write { existed, value });
     }
 
-    /// Inserts or replaces `key`.
+    /// Inserts or replaces `key`. Keys beginning with
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX) (the named tables' region) are refused
+    /// with [`Error::BadInput`].
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
+        self.put_raw(key, value).await
+    }
+
+    /// Inserts or replaces any key of the store (the tables' included).
+    pub(crate) async fn put_raw(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_raw_key(key)?;
         check_value(value)?;
         let now = self.exists(key).await?;
         self.record(key, now, Some(Rc::from(value)));
@@ -155,6 +172,12 @@ impl WriteTxn {
     /// Deletes `key`; true if it existed.
     pub async fn delete(&mut self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
+        self.delete_raw(key).await
+    }
+
+    /// Deletes any key of the store (the tables' included); true if it existed.
+    pub(crate) async fn delete_raw(&mut self, key: &[u8]) -> Result<bool> {
+        check_raw_key(key)?;
         let now = self.exists(key).await?;
         if now {
             self.record(key, true, None);
@@ -162,7 +185,8 @@ impl WriteTxn {
         Ok(now)
     }
 
-    /// Number of keys as this transaction sees them.
+    /// Number of keys as this transaction sees them, the named tables' entries (and their
+    /// catalog) included.
     pub fn len(&self) -> u64 {
         self.entries
     }
@@ -247,7 +271,31 @@ impl WriteTxn {
         self.overlay_range(start, end, false)
     }
 
+    /// The default keyspace's entries in `start..end` as this transaction sees them: the
+    /// store's, around the named tables'.
     fn overlay_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeStream {
+        let mut pieces = default_pieces(start, end);
+        if reverse {
+            pieces.reverse();
+        }
+        let mut streams = pieces
+            .into_iter()
+            .map(|(s, e)| self.raw_range(s, e, reverse));
+        match (streams.next(), streams.next()) {
+            (Some(first), Some(second)) => Box::pin(first.chain(second)),
+            (Some(only), None) => only,
+            _ => Box::pin(futures::stream::empty()),
+        }
+    }
+
+    /// Any keys of the store (the tables' included) in `start..end`, as this transaction
+    /// sees them.
+    pub(crate) fn raw_range(
         &self,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,

@@ -12,6 +12,11 @@ use crate::pager::{overflow_run, Pager};
 use crate::store::Store;
 use crate::types::{PageNo, TxId};
 
+/// Freelist updates or pages serialised between two yields to other tasks (a checkpoint of
+/// 100,000 keys dirties thousands of pages: serialising them in one go stalled the loop for
+/// up to 20 ms).
+const YIELD_EVERY: usize = 256;
+
 /// Bytes to write at a page: one page, or adjacent pages coalesced into one write.
 pub(crate) type PageWrite = (PageNo, Vec<u8>);
 use crate::write::{Which, WriteState, MAX_FREELIST_ROUNDS};
@@ -44,7 +49,10 @@ impl WriteState {
                 break;
             }
             ops.sort_unstable_by_key(|op| op.0);
-            for (key, len) in ops {
+            for (i, (key, len)) in ops.into_iter().enumerate() {
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    faultless_runtime::yield_now().await;
+                }
                 match len {
                     Some(len) => {
                         self.put(pager, Which::Free, &key, &run_value(len)).await?;
@@ -62,8 +70,11 @@ impl WriteState {
         }
         let ps = self.page_size;
         let mut pages: Vec<PageWrite> = Vec::with_capacity(self.dirty.len());
-        for (&pgno, node) in &self.dirty {
+        for (i, (&pgno, node)) in self.dirty.iter().enumerate() {
             pages.push((pgno, node.to_page(pgno, self.txid, ps)));
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                faultless_runtime::yield_now().await;
+            }
         }
         for (&pgno, value) in &self.dirty_overflow {
             pages.push((pgno, overflow_run(pgno, self.txid, value, ps)));

@@ -279,6 +279,18 @@ impl MemTable {
         None
     }
 
+    /// Removes (and frees) up to `n` keys; true if any remain. For freeing a large
+    /// memtable a piece at a time.
+    pub(crate) fn pop_some(&self, n: usize) -> bool {
+        let mut map = self.map.borrow_mut();
+        for _ in 0..n {
+            if map.pop_first().is_none() {
+                return false;
+            }
+        }
+        !map.is_empty()
+    }
+
     /// Up to `n` keys after `after`, each with its newest version (for the checkpoint's
     /// merge, which walks a frozen memtable in key order).
     pub(crate) fn newest_after(&self, after: Option<&[u8]>, n: usize) -> Vec<Entry> {

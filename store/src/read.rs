@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, Deref, RangeBounds};
 use std::rc::Rc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::node::{LeafValue, Step};
 use crate::pager::Pager;
 use crate::store::Mems;
-use crate::table::layout::{check_unreserved, default_pieces};
+use crate::table::layout::check_unreserved;
 use crate::types::{PageNo, TxId};
 
 /// The stream of `(key, value)` pairs returned by `range`.
@@ -282,18 +282,9 @@ impl ReadTxn {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> RangeStream {
-        let mut pieces = default_pieces(start, end);
-        if reverse {
-            pieces.reverse();
-        }
-        let mut streams = pieces
-            .into_iter()
-            .map(|(s, e)| crate::range::stream(self.clone(), s, e, reverse));
-        match (streams.next(), streams.next()) {
-            (Some(first), Some(second)) => Box::pin(first.chain(second)),
-            (Some(only), None) => only,
-            _ => Box::pin(futures::stream::empty()),
-        }
+        crate::table::layout::default_stream(start, end, reverse, |s, e| {
+            crate::range::stream(self.clone(), s, e, reverse)
+        })
     }
 
     /// The entries with keys in `bounds`, in descending key order: [`ReadTxn::range`]

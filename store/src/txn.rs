@@ -18,7 +18,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures::lock::OwnedMutexGuard;
-use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
@@ -28,7 +27,7 @@ use crate::range::{as_ref, is_empty, prefix_bounds};
 use crate::read::{tree_contains, tree_value, RangeStream, ReadTxn, SnapshotParts, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::{Mems, Store};
-use crate::table::layout::{check_unreserved, default_pieces};
+use crate::table::layout::check_unreserved;
 use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
 
 impl Store {
@@ -279,18 +278,9 @@ impl WriteTxn {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> RangeStream {
-        let mut pieces = default_pieces(start, end);
-        if reverse {
-            pieces.reverse();
-        }
-        let mut streams = pieces
-            .into_iter()
-            .map(|(s, e)| self.raw_range(s, e, reverse));
-        match (streams.next(), streams.next()) {
-            (Some(first), Some(second)) => Box::pin(first.chain(second)),
-            (Some(only), None) => only,
-            _ => Box::pin(futures::stream::empty()),
-        }
+        crate::table::layout::default_stream(start, end, reverse, |s, e| {
+            self.raw_range(s, e, reverse)
+        })
     }
 
     /// Any keys of the store (the tables' included) in `start..end`, as this transaction

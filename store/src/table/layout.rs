@@ -148,6 +148,27 @@ pub(crate) fn default_pieces(start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Vec<
         .collect()
 }
 
+/// The default keyspace's entries in `start..end`: `stream` over each piece of
+/// [`default_pieces`] (in the direction of `reverse`), chained.
+pub(crate) fn default_stream(
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    mut stream: impl FnMut(Bound<Vec<u8>>, Bound<Vec<u8>>) -> crate::RangeStream,
+) -> crate::RangeStream {
+    use futures::StreamExt;
+    let mut pieces = default_pieces(start, end);
+    if reverse {
+        pieces.reverse();
+    }
+    let mut streams = pieces.into_iter().map(|(s, e)| stream(s, e));
+    match (streams.next(), streams.next()) {
+        (Some(first), Some(second)) => Box::pin(first.chain(second)),
+        (Some(only), None) => only,
+        _ => Box::pin(futures::stream::empty()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,14 +112,14 @@ impl Rng {
 
 /// How long a synchronous get loop runs.
 #[derive(Clone, Copy)]
-enum Until {
+pub(super) enum Until {
     Elapsed(Duration),
     Gets(u64),
 }
 
 /// Calls `get` on random keys of `0..n` until `until`; returns gets per second. `get`
 /// returns the value's length, or `None` if the key is missing (an error: every key exists).
-fn sync_gets(
+pub(super) fn sync_gets(
     n: u64,
     seed: u64,
     until: Until,

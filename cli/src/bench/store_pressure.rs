@@ -14,7 +14,7 @@ use faultless::store::{Store, StoreOptions};
 use heed::types::Bytes;
 use serde::Serialize;
 
-use super::store::{key, lmdb_env, make_cold, other, tasks_rate, Rng};
+use super::store::{key, lmdb_env, make_cold, other, sync_gets, tasks_rate, Rng, Until};
 use super::PageCacheLimit;
 
 /// One engine's run under pressure.
@@ -104,18 +104,15 @@ pub fn run(
             .map_err(other)?
             .ok_or_else(|| other("no db"))?;
         let faults = thread_faults();
-        let mut rng = Rng(5);
         let start = Instant::now();
-        let mut done = 0u64;
-        while start.elapsed() < dur {
-            let v = db.get(&r, &key(rng.next() % n)).map_err(other)?;
-            std::hint::black_box(v.ok_or_else(|| other("missing"))?.len());
-            done += 1;
-        }
+        let rate = sync_gets(n, 5, Until::Elapsed(dur), |k| {
+            Ok(db.get(&r, k).map_err(other)?.map(<[u8]>::len))
+        })?;
+        let done = rate * start.elapsed().as_secs_f64();
         let major = thread_faults().since(&faults).major;
         report.lmdb = PressureGets {
-            gets_per_s: done as f64 / start.elapsed().as_secs_f64(),
-            major_faults_per_1000: major as f64 * 1000.0 / done.max(1) as f64,
+            gets_per_s: rate,
+            major_faults_per_1000: major as f64 * 1000.0 / done.max(1.0),
         };
         eprintln!(
             "  lmdb (1 thread): {:.0} gets/s, {:.3} major faults per 1,000 gets",

@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 
-use common::{key, value, TempPath};
+use common::{flip, key, value, TempPath};
 use faultless_runtime::Runtime;
 use faultless_store::{Error, Store, StoreOptions};
 use futures::StreamExt;
@@ -71,18 +71,6 @@ fn pages_of_kind(path: &std::path::Path, kind: u8) -> Vec<u64> {
     out
 }
 
-fn flip(path: &std::path::Path, at: u64) {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
-}
-
 /// A key and its value.
 type Entry = (Vec<u8>, Vec<u8>);
 
@@ -124,7 +112,7 @@ fn one_damaged_meta_falls_back_to_the_older_commit_and_says_which_was_lost() {
     let path = TempPath::new("meta1");
     let txid = build(&path.0);
     // The newest meta is in slot txid % 2: damage it (not its txid fields).
-    flip(&path.0, (txid % 2) * PS + 60);
+    flip(&path.0, (txid % 2) * PS + 60, 0x5a);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
@@ -163,7 +151,7 @@ fn one_damaged_meta_falls_back_to_the_older_commit_and_says_which_was_lost() {
 fn the_log_replays_what_a_damaged_newest_meta_held() {
     let path = TempPath::new("meta-log");
     let txid = build_with_log(&path.0, true);
-    flip(&path.0, (txid % 2) * PS + 60);
+    flip(&path.0, (txid % 2) * PS + 60, 0x5a);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
@@ -195,7 +183,7 @@ fn the_log_replays_what_a_damaged_newest_meta_held() {
 fn a_damaged_older_meta_loses_nothing_and_says_so() {
     let path = TempPath::new("meta-old");
     let txid = build(&path.0);
-    flip(&path.0, ((txid - 1) % 2) * PS + 60);
+    flip(&path.0, ((txid - 1) % 2) * PS + 60, 0x5a);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
@@ -211,8 +199,8 @@ fn a_damaged_older_meta_loses_nothing_and_says_so() {
 fn both_metas_damaged_is_a_clear_error() {
     let path = TempPath::new("meta2");
     build(&path.0);
-    flip(&path.0, 40);
-    flip(&path.0, PS + 40);
+    flip(&path.0, 40, 0x5a);
+    flip(&path.0, PS + 40, 0x5a);
     let rt = Runtime::new().unwrap();
     let err = rt
         .block_on(Store::open(&path.0, StoreOptions::new()))
@@ -234,7 +222,7 @@ fn damaged_tree_and_freelist_pages_are_detected() {
         // Damage every page of that kind that the last commit can reach, one byte each,
         // in the middle of the page.
         for p in &pages {
-            flip(&path.0, p * PS + 2000);
+            flip(&path.0, p * PS + 2000, 0x5a);
         }
         let err = read_all(&path.0).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{name}: {err}");
@@ -262,7 +250,7 @@ fn damaged_freelist_is_detected_by_check() {
         }
     }
     let p = found.expect("a freelist leaf");
-    flip(&path.0, p * PS + 4000);
+    flip(&path.0, p * PS + 4000, 0x5a);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
@@ -340,7 +328,7 @@ fn random_byte_flips_are_reported_or_change_nothing() {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             let at = rng % pristine.len() as u64;
-            flip(&path.0, at);
+            flip(&path.0, at, 0x5a);
             flips.push(at);
         }
         match read_entries(&path.0) {

@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use common::{key, value, TempPath};
+use common::{flip, key, value, TempPath};
 use faultless_runtime::Runtime;
 use faultless_store::{Durability, Error, Store, StoreOptions};
 
@@ -56,18 +56,6 @@ fn frames(path: &std::path::Path) -> Vec<Frame> {
         at += span as usize;
     }
     out
-}
-
-fn flip(path: &std::path::Path, at: u64) {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x41;
-    f.write_all_at(&b, at).unwrap();
 }
 
 /// Commits `n` single-put commits (keys `from..from + n`) one at a time, each in a frame of
@@ -161,7 +149,7 @@ fn a_damaged_record_in_the_middle_is_an_error_naming_its_offset() {
     // One flipped bit in its body, and in another copy, in its header.
     for at in [victim.at + 48 + 5, victim.at + 10] {
         let pristine = std::fs::read(&seg).unwrap();
-        flip(&seg, at);
+        flip(&seg, at, 0x41);
         for read_only in [false, true] {
             let err = rt
                 .block_on(Store::open(
@@ -210,7 +198,7 @@ fn everysec_frames_after_a_tear_are_discarded_not_an_error() {
     let fs = frames(&seg);
     assert_eq!(fs.len(), 20);
     // Frame 10 (commit 11) did not reach the disk whole; the ones after it did.
-    flip(&seg, fs[10].at + 48 + 3);
+    flip(&seg, fs[10].at + 48 + 3, 0x41);
     rt.block_on(async {
         let store = Store::open(&path.0, options(Durability::EverySec))
             .await

@@ -48,3 +48,18 @@ pub fn value(i: u64, len: usize) -> Vec<u8> {
     v.resize(len.max(v.len()), (i % 251) as u8);
     v
 }
+
+/// XORs the byte of the file at `path` at offset `at` with `mask` (damage for the
+/// corruption and log tests).
+pub fn flip(path: &std::path::Path, at: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= mask;
+    f.write_all_at(&b, at).unwrap();
+}

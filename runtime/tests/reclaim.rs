@@ -251,3 +251,74 @@ fn mapping_rss_kib(base: usize) -> u64 {
         .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
         .unwrap()
 }
+
+/// Reads pages `first..end` (checking their content); returns the executor's major faults.
+async fn read_pages(map: &Mapping, first: u64, end: u64) -> u64 {
+    let before = thread_faults();
+    for p in first..end {
+        let g = map.read(p * PAGE..(p + 1) * PAGE).await.unwrap();
+        assert_eq!(g[0], (p % 251) as u8, "page {p}");
+    }
+    thread_faults().since(&before).major
+}
+
+/// Rewrites pages `first..end` through the file with the bytes they hold, and syncs them.
+fn rewrite_pages(path: &PathBuf, first: u64, end: u64) -> std::fs::File {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    for p in first..end {
+        file.write_all_at(&[(p % 251) as u8; PAGE as usize], p * PAGE)
+            .unwrap();
+    }
+    file.sync_data().unwrap();
+    file
+}
+
+#[test]
+fn pages_written_through_the_file_are_mapped_from_the_page_cache() {
+    // A database reads the pages it just wrote (a B+tree after a checkpoint): told so with
+    // `note_written`, the mapping maps them from the page cache on the spot instead of a
+    // round trip through the page-in path; pages the kernel dropped since take that path,
+    // with no fault on the executor either way.
+    let pages = 256;
+    let half = pages / 2;
+    let path = data_file("written", pages);
+    let map = open_map(&path, MapOptions::new().backend(Backend::UringThread));
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        rewrite_pages(&path, 0, half);
+        map.note_written(0..half * PAGE);
+        let before = map.stats();
+        assert_eq!(read_pages(&map, 0, half).await, 0, "executor major faults");
+        let after = map.stats();
+        assert_eq!(
+            after.prefetches, before.prefetches,
+            "pages just written went through the page-in path"
+        );
+        assert_eq!(after.mapped_from_cache - before.mapped_from_cache, half);
+
+        // The hard case: written, noted, then dropped from the page cache before the read.
+        let file = rewrite_pages(&path, half, pages);
+        map.note_written(half * PAGE..pages * PAGE);
+        // SAFETY: advice on our own fd; the pages are clean (synced), so they are dropped.
+        let rc = unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                (half * PAGE) as libc::off_t,
+                ((pages - half) * PAGE) as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        assert_eq!(rc, 0);
+        let before = map.stats();
+        assert_eq!(
+            read_pages(&map, half, pages).await,
+            0,
+            "executor major faults"
+        );
+        let after = map.stats();
+        assert!(after.prefetches > before.prefetches, "{after:?}");
+        assert_eq!(after.mapped_from_cache, before.mapped_from_cache);
+    });
+    std::fs::remove_file(&path).ok();
+}

@@ -5,17 +5,18 @@
 
 use std::io;
 
+use futures::StreamExt;
+
 use crate::error::{Error, Result};
 use crate::format::{Meta, VERSION};
 use crate::freelist::{run_key, run_value, RunKey};
+use crate::pace::Pace;
 use crate::pager::{overflow_run, Pager};
 use crate::store::Store;
 use crate::types::{PageNo, TxId};
 
-/// Freelist updates or pages serialised between two yields to other tasks (a checkpoint of
-/// 100,000 keys dirties thousands of pages: serialising them in one go stalled the loop for
-/// up to 20 ms).
-const YIELD_EVERY: usize = 256;
+/// Page writes of a tree commit in flight at once.
+const WRITES_IN_FLIGHT: usize = 64;
 
 /// Bytes to write at a page: one page, or adjacent pages coalesced into one write.
 pub(crate) type PageWrite = (PageNo, Vec<u8>);
@@ -31,6 +32,9 @@ impl WriteState {
         // round changes nothing. Each round touches fewer new pages (a path copied once
         // stays dirty), so this settles in a few rounds.
         self.finishing = true;
+        // Yielding by the clock: a checkpoint of 100,000 keys dirties thousands of pages,
+        // and serialising them in one go stalled the loop for up to 20 ms.
+        let mut pace = Pace::new();
         let mut settled = false;
         for _ in 0..MAX_FREELIST_ROUNDS {
             let mut ops: Vec<(RunKey, Option<u64>)> = std::mem::take(&mut self.migrated)
@@ -49,10 +53,8 @@ impl WriteState {
                 break;
             }
             ops.sort_unstable_by_key(|op| op.0);
-            for (i, (key, len)) in ops.into_iter().enumerate() {
-                if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                    faultless_runtime::yield_now().await;
-                }
+            for (key, len) in ops {
+                pace.step().await;
                 match len {
                     Some(len) => {
                         self.put(pager, Which::Free, &key, &run_value(len)).await?;
@@ -70,28 +72,48 @@ impl WriteState {
         }
         let ps = self.page_size;
         let mut pages: Vec<PageWrite> = Vec::with_capacity(self.dirty.len());
-        for (i, (&pgno, node)) in self.dirty.iter().enumerate() {
+        for (&pgno, node) in self.dirty.iter() {
             pages.push((pgno, node.to_page(pgno, self.txid, ps)));
-            if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                faultless_runtime::yield_now().await;
-            }
+            pace.step().await;
         }
         for (&pgno, value) in &self.dirty_overflow {
             pages.push((pgno, overflow_run(pgno, self.txid, value, ps)));
         }
         pages.extend(self.dirty_raw.drain());
         pages.sort_unstable_by_key(|p| p.0);
-        // Coalesce adjacent pages into single writes.
-        let mut runs: Vec<PageWrite> = Vec::new();
-        for (pgno, bytes) in pages {
-            match runs.last_mut() {
-                Some((start, buf))
-                    if start.plus((buf.len() / ps) as u64) == pgno && buf.len() < 1 << 20 =>
-                {
-                    buf.extend_from_slice(&bytes)
-                }
-                _ => runs.push((pgno, bytes)),
+        // Coalesce adjacent pages into single writes of up to 1 MiB: first where each run
+        // ends, then each run's buffer at its final size (growing one page at a time copied
+        // megabytes over and over in a single poll).
+        let mut ends = Vec::new();
+        let mut run_bytes = 0;
+        for (i, (pgno, bytes)) in pages.iter().enumerate() {
+            let joins = i > 0 && pages[i - 1].0.plus((pages[i - 1].1.len() / ps) as u64) == *pgno;
+            if i > 0 && !(joins && run_bytes < 1 << 20) {
+                ends.push(i);
+                run_bytes = 0;
             }
+            run_bytes += bytes.len();
+        }
+        ends.push(pages.len());
+        let mut runs: Vec<PageWrite> = Vec::with_capacity(ends.len());
+        let mut pages = pages.into_iter();
+        let mut start = 0;
+        for end in ends {
+            let (pgno, first) = pages.next().expect("a run has a page");
+            if end - start == 1 {
+                runs.push((pgno, first));
+            } else {
+                let rest: Vec<PageWrite> = pages.by_ref().take(end - start - 1).collect();
+                let len = first.len() + rest.iter().map(|p| p.1.len()).sum::<usize>();
+                let mut buf = Vec::with_capacity(len);
+                buf.extend_from_slice(&first);
+                for (_, bytes) in rest {
+                    buf.extend_from_slice(&bytes);
+                    pace.step().await;
+                }
+                runs.push((pgno, buf));
+            }
+            start = end;
         }
         let meta = Meta {
             page_size: ps as u32,
@@ -202,14 +224,19 @@ impl Store {
         let ps = pager.page_size as u64;
         self.check_not_truncated()?;
         self.ensure_size(meta.page_count).await?;
-        let writes = runs.iter().map(|(pgno, buf)| {
-            let buf = buf.clone();
-            let at = pgno.0 * ps;
-            async move { pager.file.write_all_at(buf, at).await.0 }
-        });
-        for r in futures::future::join_all(writes).await {
+        let written: Vec<(PageNo, u64)> = runs
+            .iter()
+            .map(|(pgno, buf)| (*pgno, buf.len() as u64 / ps))
+            .collect();
+        // The buffers move into the writes (no copy), WRITES_IN_FLIGHT at a time, so a
+        // checkpoint of thousands of pages never submits them all in one poll.
+        let mut writes = futures::stream::iter(runs)
+            .map(|(pgno, buf)| async move { pager.file.write_all_at(buf, pgno.0 * ps).await.0 })
+            .buffer_unordered(WRITES_IN_FLIGHT);
+        while let Some(r) = writes.next().await {
             r?;
         }
+        drop(writes);
         pager.file.sync_data().await?;
         // Truncated while the pages were written? Then the meta must not point at them.
         self.check_not_truncated()?;
@@ -227,13 +254,15 @@ impl Store {
             self.poison(why);
             return Err(e.into());
         }
-        for (pgno, buf) in &runs {
-            pager.mark_verified(*pgno, buf.len() as u64 / ps);
+        let mut pages = 0;
+        for (pgno, n) in written {
+            pager.mark_written(pgno, n);
+            pages += n;
         }
         let mut c = self.inner.counters.borrow_mut();
         c.tree_commits += 1;
         c.tree_syncs += 2;
-        c.tree_bytes += runs.iter().map(|r| r.1.len() as u64).sum::<u64>() + ps;
+        c.tree_bytes += pages * ps + ps;
         Ok(())
     }
 }

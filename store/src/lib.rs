@@ -73,6 +73,7 @@ mod node;
 mod open;
 mod options;
 mod overlay;
+mod pace;
 mod pager;
 mod range;
 mod read;

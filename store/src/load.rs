@@ -183,7 +183,7 @@ impl Store {
         let pages = buf.len() as u64 / ps;
         let (res, _) = self.pager().file.write_all_at(buf, w.start.0 * ps).await;
         res?;
-        self.pager().mark_verified(w.start, pages);
+        self.pager().mark_written(w.start, pages);
         w.start = w.start.plus(pages);
         Ok(())
     }

@@ -19,15 +19,13 @@ use crate::btree::{max_inline, split_node};
 use crate::error::{Error, Result};
 use crate::format::{Header, HEADER, KIND_BRANCH, KIND_LEAF};
 use crate::node::{branch_entry_size, branch_page, leaf_page, LeafCell, LeafValue, Node, PageView};
+use crate::pace::Pace;
 use crate::pager::Pager;
 use crate::types::PageNo;
 use crate::write::{Which, WriteState};
 
 /// A key's newest version: its value, or `None` for a deletion.
 pub(crate) type Update = crate::memtable::Entry;
-
-/// Leaves rebuilt between two yields to other tasks.
-const LEAVES_PER_YIELD: usize = 32;
 
 /// An entry of a branch being rebuilt.
 struct Child {
@@ -45,7 +43,7 @@ pub(crate) async fn merge_into_tree(
     pager: &Pager,
     updates: &[Update],
 ) -> Result<()> {
-    let mut work = 0usize;
+    let mut work = Pace::new();
     let root = state.roots[Which::Data as usize];
     let mut level = if root == PageNo::NONE {
         merge_leaf(state, pager, None, updates, &mut work).await?
@@ -97,7 +95,7 @@ async fn merge_page(
     pager: &Pager,
     pgno: PageNo,
     updates: &[Update],
-    work: &mut usize,
+    work: &mut Pace,
 ) -> Result<Vec<Child>> {
     let page = pager.node(pgno).await?;
     if page.kind == KIND_LEAF {
@@ -179,7 +177,7 @@ async fn merge_leaf(
     pager: &Pager,
     old: Option<(PageNo, PageView<'_>)>,
     updates: &[Update],
-    work: &mut usize,
+    work: &mut Pace,
 ) -> Result<Vec<Child>> {
     let count = old.map_or(0, |(_, p)| p.count);
     let mut cells: Vec<LeafCell<'_>> = Vec::with_capacity(count + updates.len());
@@ -246,10 +244,7 @@ async fn merge_leaf(
             fresh: None,
         }]);
     }
-    *work += 1;
-    if (*work).is_multiple_of(LEAVES_PER_YIELD) {
-        faultless_runtime::yield_now().await;
-    }
+    work.step().await;
     state.release(old_pgno, 1, false)?;
     pack_leaves(state, pager, &cells).await
 }

@@ -48,6 +48,14 @@ impl Pager {
         }
     }
 
+    /// Records pages this process just wrote through the file: known good, and in the page
+    /// cache (so a first read maps them from there; see `Mapping::note_written`).
+    pub fn mark_written(&self, pgno: PageNo, count: u64) {
+        self.mark_verified(pgno, count);
+        let ps = self.page_size as u64;
+        self.map.note_written(pgno.0 * ps..(pgno.0 + count) * ps);
+    }
+
     /// Forgets that pages `pgno..pgno + count` were verified (they are about to be rewritten).
     pub fn forget(&self, pgno: PageNo, count: u64) {
         let mut v = self.verified.borrow_mut();

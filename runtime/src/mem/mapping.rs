@@ -331,6 +331,23 @@ impl Mapping {
         Ok(())
     }
 
+    /// Tells the mapping that the bytes of `range` were just written through the file (with
+    /// `pwrite` or the runtime's [`File`](crate::fs::File)), so their pages are in the page
+    /// cache. A later read of such a page that is not resident maps it from the cache on the
+    /// spot, once the cache confirms it still holds the page (`cachestat`), instead of a
+    /// round trip through the page-in path: a database that reads the pages it just wrote
+    /// (a B+tree after a checkpoint) does not wait for its own writes. Advice only: if the
+    /// kernel dropped the pages meanwhile, reads take the page-in path as usual; what a read
+    /// returns always comes from the mapping.
+    pub fn note_written(&self, range: Range<u64>) {
+        let end = range.end.min(self.inner.reserve);
+        if range.start >= end {
+            return;
+        }
+        let (first, last) = self.pages(&(range.start..end));
+        self.inner.residency.mark_cached(first, last - first + 1);
+    }
+
     /// [`evict`](Self::evict) of the whole reservation.
     pub fn evict_all(&self) -> io::Result<()> {
         self.evict(0..self.inner.reserve)?;

@@ -161,6 +161,19 @@ impl Residency {
         w & resident_bit(page) == 0 && w & referenced_bit(page) != 0
     }
 
+    /// Gives the pages of `first..first + count` that are not resident the mark of
+    /// [`was_unpinned`](Self::was_unpinned): probably in the page cache (the process just
+    /// wrote them through the file). Resident pages are left as they are.
+    pub(crate) fn mark_cached(&self, first: u64, count: u64) {
+        let end = (first + count).min(self.pages());
+        for p in first..end {
+            let word = &self.words[word_of(p)];
+            if word.load(Relaxed) & resident_bit(p) == 0 {
+                word.fetch_or(referenced_bit(p), Relaxed);
+            }
+        }
+    }
+
     /// True if every page of `first..=last` is resident (without marking them referenced).
     pub(crate) fn all_set(&self, first: u64, last: u64) -> bool {
         (first..=last).all(|p| self.is_set(p))

@@ -2,19 +2,27 @@
 //!
 //! [`submit`] queues a [`Job`] and waits for its reply. One task (started by the first
 //! submitter to find none running, living while work arrives) takes the write lock, takes
-//! every queued job, runs them in order in one [`Txn`], commits once, and then answers each
-//! job. A job whose submitter stopped waiting still runs: the commit is all or nothing. If
-//! the store fails (I/O, a damaged page), nothing of that batch is committed and every job in
-//! it gets the error.
+//! every queued job, runs them in order in one [`Txn`], and stages its commit
+//! (`WriteTxn::submit`); a task of the batch's own answers each job once the commit is
+//! durable, while the committer goes on with the jobs that arrived meanwhile. So the
+//! server's one thread applies the next batch while the log writes the previous one, and
+//! the commits staged during a log write share the next. Readers see a commit only once it
+//! is committed (the store's snapshots), so nothing unacknowledged is ever read.
+//!
+//! A job whose submitter stopped waiting still runs: the commit is all or nothing. If the
+//! store fails (I/O, a damaged page), nothing of that batch is committed and every job in it
+//! gets the error; a failed log write fails every commit staged after the last durable one
+//! (the store rolls them back), and the next transaction reads the server's record as the
+//! store holds it then.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use faultless_store::Result as StoreResult;
+use faultless_store::{Committed, Result as StoreResult, WriteTxn};
 use futures::channel::oneshot;
 
 use super::keys;
-use super::txn::Txn;
+use super::txn::{Changes, Txn};
 use super::watch::WatchState;
 use super::{decode, now_ms, View};
 use crate::protocol::{OwnedArgs, Reply};
@@ -72,8 +80,8 @@ pub(crate) async fn submit(shared: &Rc<Shared>, job: Job) -> Reply {
         .unwrap_or_else(|_| Reply::err("the commit was abandoned"))
 }
 
-async fn run(shared: Rc<Shared>) {
-    let shared = &*shared;
+async fn run(shared_rc: Rc<Shared>) {
+    let shared = &*shared_rc;
     let mut work = Work::new(&shared.stats.work_yields);
     loop {
         let w = shared.store.write_txn().await;
@@ -82,56 +90,62 @@ async fn run(shared: Rc<Shared>) {
             shared.committer.running.set(false);
             return;
         }
-        let w = match w {
-            Ok(w) => w,
-            Err(e) => {
-                let reply = Reply::err(e);
-                batch
-                    .into_iter()
-                    .for_each(|p| drop(p.done.send(reply.clone())));
-                continue;
-            }
-        };
         let stats = &shared.stats;
         stats.commits.set(stats.commits.get() + 1);
         stats
             .grouped_jobs
             .set(stats.grouped_jobs.get() + batch.len() as u64);
-        let mut txn = {
-            let base = w.read_txn();
-            Txn::new(w, base, shared)
+        let staged = match w {
+            Ok(w) => stage(shared, w, &batch, &mut work).await,
+            Err(e) => Err(e),
         };
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut failed = None;
-        for p in &batch {
-            work.spend(JOB_UNITS).await;
-            match apply(&mut txn, &p.job, &mut work).await {
-                Ok(r) => replies.push(r),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+        match staged {
+            // Answered once durable, by a task of its own, while this loop goes on with
+            // the next batch: its commit shares the next log write.
+            Ok((committed, changes, replies)) => {
+                let shared = shared_rc.clone();
+                faultless_runtime::spawn(async move {
+                    match committed.await {
+                        Ok(()) => {
+                            changes.apply(&shared);
+                            for (p, r) in batch.into_iter().zip(replies) {
+                                let _ = p.done.send(r);
+                            }
+                        }
+                        Err(e) => fail(batch, e),
+                    }
+                })
+                .detach();
             }
-        }
-        let outcome = match failed {
-            Some(e) => Err(e),
-            None => txn.commit().await,
-        };
-        match outcome {
-            Ok(changes) => {
-                changes.apply(shared);
-                for (p, r) in batch.into_iter().zip(replies) {
-                    let _ = p.done.send(r);
-                }
-            }
-            Err(e) => {
-                let reply = Reply::err(e);
-                batch
-                    .into_iter()
-                    .for_each(|p| drop(p.done.send(reply.clone())));
-            }
+            Err(e) => fail(batch, e),
         }
     }
+}
+
+/// Runs `batch` in one transaction on `w` and stages its commit: the commit (resolving
+/// once durable), the changes to the server's record, and each job's reply.
+async fn stage(
+    shared: &Shared,
+    w: WriteTxn,
+    batch: &[Pending],
+    work: &mut Work<'_>,
+) -> StoreResult<(Committed, Changes, Vec<Reply>)> {
+    let mut txn = Txn::begin(w, shared).await?;
+    let mut replies = Vec::with_capacity(batch.len());
+    for p in batch {
+        work.spend(JOB_UNITS).await;
+        replies.push(apply(&mut txn, &p.job, work).await?);
+    }
+    let (committed, changes) = txn.submit().await?;
+    Ok((committed, changes, replies))
+}
+
+/// Answers every job of a batch that was not committed with the error.
+fn fail(batch: Vec<Pending>, e: faultless_store::Error) {
+    let reply = Reply::err(e);
+    batch
+        .into_iter()
+        .for_each(|p| drop(p.done.send(reply.clone())));
 }
 
 /// Runs one job in the transaction. A store error fails the whole batch.

@@ -168,6 +168,12 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The server's record: counts, and the next container id. Kept in memory, written with
 /// every commit that changes it.
+///
+/// The fields here are the record as the last *committed* transaction left it: what DBSIZE
+/// and INFO report, like every read. The committer stages a commit and goes on with the
+/// next batch while the log writes the first (see `committer`); a write transaction reads
+/// the record it builds on from the store itself ([`keys::META`] as the transaction sees
+/// it: after every staged commit, and without those a failed log write rolled back).
 #[derive(Default)]
 pub(crate) struct Keyspace {
     pub(crate) keys: Cell<u64>,
@@ -175,6 +181,10 @@ pub(crate) struct Keyspace {
     pub(crate) next_id: Cell<u64>,
     /// Deleted containers may have items left for the garbage collector.
     pub(crate) garbage: Cell<bool>,
+    /// The last commit staged, and the last one whose record was applied above: commits
+    /// are answered in order, but their tasks may run in any order.
+    staged_seq: Cell<u64>,
+    applied_seq: Cell<u64>,
 }
 
 /// The record's format tag.
@@ -186,6 +196,40 @@ impl Keyspace {
             keys: self.keys.get(),
             expires: self.expires.get(),
         }
+    }
+
+    /// Numbers a commit being staged, for [`Keyspace::committed`].
+    pub(crate) fn stage(&self) -> u64 {
+        let seq = self.staged_seq.get() + 1;
+        self.staged_seq.set(seq);
+        seq
+    }
+
+    /// The staged commit `seq` is committed, leaving `counts` and `next_id`: they become
+    /// the visible record unless a later commit's already is.
+    pub(crate) fn committed(&self, seq: u64, counts: Counts, next_id: u64) {
+        if seq > self.applied_seq.get() {
+            self.applied_seq.set(seq);
+            self.keys.set(counts.keys);
+            self.expires.set(counts.expires);
+            self.next_id.set(next_id);
+        }
+    }
+
+    /// The counts and next container id in a record's bytes; `None` if they are not a
+    /// record this server wrote.
+    pub(crate) fn decode(v: &[u8]) -> Option<(Counts, u64)> {
+        if v.len() != 32 || &v[..8] != FORMAT {
+            return None;
+        }
+        let word = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().unwrap());
+        Some((
+            Counts {
+                keys: word(8),
+                expires: word(16),
+            },
+            word(24),
+        ))
     }
 
     /// The record's bytes for these values.
@@ -205,16 +249,15 @@ impl Keyspace {
         match store.get(keys::META).await.map_err(io_err)? {
             Some(v) => {
                 let v = v.copy_checked().map_err(io_err)?;
-                if v.len() != 32 || &v[..8] != FORMAT {
+                let Some((counts, next_id)) = Keyspace::decode(&v) else {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "the store's server record is not in a format this server knows",
                     ));
-                }
-                let word = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().unwrap());
-                ks.keys.set(word(8));
-                ks.expires.set(word(16));
-                ks.next_id.set(word(24));
+                };
+                ks.keys.set(counts.keys);
+                ks.expires.set(counts.expires);
+                ks.next_id.set(next_id);
             }
             None if store.is_empty() => {
                 ks.next_id.set(1);

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use faultless_store::{ReadTxn, Result as StoreResult, WriteTxn};
+use faultless_store::{Committed, ReadTxn, Result as StoreResult, WriteTxn};
 use futures::StreamExt;
 
 use super::keys;
@@ -30,6 +30,8 @@ pub(crate) struct Txn<'s> {
     /// FLUSHDB ran: nothing in `base` is visible any more.
     cleared: bool,
     pub(crate) shared: &'s Shared,
+    /// The record this transaction started from (after every staged commit).
+    start: Counts,
     keys: i64,
     expires: i64,
     next_id: u64,
@@ -39,8 +41,10 @@ pub(crate) struct Txn<'s> {
     pub(crate) expired: u64,
 }
 
-/// What a committed transaction changed in the server's record.
+/// What a staged transaction changes in the server's record, applied once it is committed.
 pub(crate) struct Changes {
+    /// The commit's number (`Keyspace::stage`).
+    seq: u64,
     counts: Counts,
     next_id: u64,
     garbage: bool,
@@ -51,9 +55,7 @@ impl Changes {
     /// Applies the changes to the in-memory record (after the commit succeeded).
     pub(crate) fn apply(self, shared: &Shared) {
         let ks = &shared.keyspace;
-        ks.keys.set(self.counts.keys);
-        ks.expires.set(self.counts.expires);
-        ks.next_id.set(self.next_id);
+        ks.committed(self.seq, self.counts, self.next_id);
         if self.garbage {
             ks.garbage.set(true);
         }
@@ -63,21 +65,29 @@ impl Changes {
 }
 
 impl<'s> Txn<'s> {
-    /// Wraps `w`; `base` must be a snapshot of the version `w` started from.
-    pub(crate) fn new(w: WriteTxn, base: ReadTxn, shared: &'s Shared) -> Txn<'s> {
-        Txn {
+    /// Wraps `w`, reading the server's record as `w` sees it (after the commits staged
+    /// before it, which may not be committed yet).
+    pub(crate) async fn begin(w: WriteTxn, shared: &'s Shared) -> StoreResult<Txn<'s>> {
+        let base = w.read_txn();
+        let (start, next_id) = match w.get(keys::META).await? {
+            Some(v) => super::Keyspace::decode(&v).ok_or_else(|| super::bad_record(keys::META))?,
+            // Only a store the server never opened lacks it (opening writes one).
+            None => (shared.keyspace.counts(), shared.keyspace.next_id.get()),
+        };
+        Ok(Txn {
             w,
             base,
             overlay: BTreeMap::new(),
             cleared: false,
             shared,
+            start,
             keys: 0,
             expires: 0,
-            next_id: shared.keyspace.next_id.get(),
+            next_id,
             meta_dirty: false,
             garbage: false,
             expired: 0,
-        }
+        })
     }
 
     /// Writes `value` at store key `skey`.
@@ -206,8 +216,8 @@ impl<'s> Txn<'s> {
         }
         self.overlay.clear();
         self.cleared = true;
-        self.keys = -(self.shared.keyspace.keys.get() as i64);
-        self.expires = -(self.shared.keyspace.expires.get() as i64);
+        self.keys = -(self.start.keys as i64);
+        self.expires = -(self.start.expires as i64);
         self.garbage = false;
         self.shared.keyspace.garbage.set(false);
         self.meta_dirty = true;
@@ -215,22 +225,33 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
-    /// Writes the server's record if it changed and commits. Returns the changes to apply
-    /// to the in-memory record once committed.
-    pub(crate) async fn commit(mut self) -> StoreResult<Changes> {
+    /// Writes the server's record if it changed and stages the commit (see
+    /// `WriteTxn::submit`): the next write transaction can start at once. Returns the
+    /// commit, which resolves once durable, and the changes to apply to the in-memory
+    /// record then.
+    pub(crate) async fn submit(mut self) -> StoreResult<(Committed, Changes)> {
         let counts = self.counts();
         if self.meta_dirty {
             self.w
                 .put(keys::META, &Keyspace::encode(counts, self.next_id))
                 .await?;
         }
+        let committed = self.w.submit()?;
         let changes = Changes {
+            seq: self.shared.keyspace.stage(),
             counts,
             next_id: self.next_id,
             garbage: self.garbage,
             expired: self.expired,
         };
-        self.w.commit().await?;
+        Ok((committed, changes))
+    }
+
+    /// Stages the commit and waits until it is committed; see [`Txn::submit`].
+    #[cfg(test)]
+    pub(crate) async fn commit(self) -> StoreResult<Changes> {
+        let (committed, changes) = self.submit().await?;
+        committed.await?;
         Ok(changes)
     }
 
@@ -293,10 +314,9 @@ impl View for Txn<'_> {
     }
 
     fn counts(&self) -> Counts {
-        let ks = &self.shared.keyspace;
         Counts {
-            keys: (ks.keys.get() as i64 + self.keys).max(0) as u64,
-            expires: (ks.expires.get() as i64 + self.expires).max(0) as u64,
+            keys: (self.start.keys as i64 + self.keys).max(0) as u64,
+            expires: (self.start.expires as i64 + self.expires).max(0) as u64,
         }
     }
 }
@@ -329,20 +349,14 @@ mod tests {
             let mut work = Work::new(&shared.stats.work_yields);
             // The base version: a, c, e.
             let w = shared.store.write_txn().await.unwrap();
-            let mut t = {
-                let base = w.read_txn();
-                Txn::new(w, base, shared)
-            };
+            let mut t = Txn::begin(w, shared).await.unwrap();
             for (key, v) in [("a", "1"), ("c", "3"), ("e", "5")] {
                 t.raw_put(&k(key), v.as_bytes()).await.unwrap();
             }
             t.commit().await.unwrap().apply(shared);
             // A transaction deletes c, adds b and f, overwrites e: its ranges see exactly that.
             let w = shared.store.write_txn().await.unwrap();
-            let mut t = {
-                let base = w.read_txn();
-                Txn::new(w, base, shared)
-            };
+            let mut t = Txn::begin(w, shared).await.unwrap();
             assert!(t.raw_delete(&k("c")).await.unwrap());
             t.raw_put(&k("b"), b"2").await.unwrap();
             t.raw_put(&k("f"), b"6").await.unwrap();

@@ -65,6 +65,7 @@ mod error;
 mod format;
 mod freelist;
 mod group;
+mod keys;
 mod load;
 mod log;
 mod memtable;

@@ -22,6 +22,8 @@ use std::ops::Bound;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::keys::MemKey;
+
 /// One value of a key, written by commit `txid`; `None` is a deletion.
 #[derive(Clone, Debug)]
 pub(crate) struct Version {
@@ -65,7 +67,7 @@ const VERSION_OVERHEAD: u64 = 64;
 
 /// Committed writes not yet in the tree. See the module docs.
 pub(crate) struct MemTable {
-    map: RefCell<BTreeMap<Box<[u8]>, Versions>>,
+    map: RefCell<BTreeMap<Box<MemKey>, Versions>>,
     /// Approximate memory held: keys, values and overhead.
     bytes: Cell<u64>,
     /// Versions held.
@@ -120,7 +122,7 @@ impl MemTable {
     /// The newest version of `key` at or below commit `at` (`None`: the newest of all).
     pub(crate) fn get(&self, key: &[u8], at: Option<u64>) -> Found {
         let map = self.map.borrow();
-        let vs = map.get(key)?;
+        let vs = map.get(MemKey::new(key))?;
         let v = match at {
             Some(at) => vs.at(at)?,
             None => vs.newest(),
@@ -147,7 +149,7 @@ impl MemTable {
         self.bytes.set(self.bytes.get() + cost);
         self.versions.set(self.versions.get() + 1);
         // One walk of the map: most keys a memtable gets are new to it.
-        let vs = match map.entry(key.into()) {
+        let vs = match map.entry(MemKey::boxed(key)) {
             std::collections::btree_map::Entry::Vacant(e) => {
                 self.bytes.set(self.bytes.get() + key.len() as u64);
                 e.insert(Versions::One(version));
@@ -185,7 +187,7 @@ impl MemTable {
     /// Removes the versions of `key` newer than commit `keep` (their commit failed).
     pub(crate) fn roll_back(&self, key: &[u8], keep: u64) {
         let mut map = self.map.borrow_mut();
-        let Some(vs) = map.get_mut(key) else {
+        let Some(vs) = map.get_mut(MemKey::new(key)) else {
             return;
         };
         let mut all = match std::mem::replace(vs, Versions::Many(Vec::new())) {
@@ -201,7 +203,7 @@ impl MemTable {
         match all.len() {
             0 => {
                 self.bytes.set(self.bytes.get() - key.len() as u64);
-                map.remove(key);
+                map.remove(MemKey::new(key));
             }
             1 => *vs = Versions::One(all.pop().expect("one")),
             _ => *vs = Versions::Many(all),
@@ -218,12 +220,12 @@ impl MemTable {
         if self.last_txid.get() <= keep {
             return;
         }
-        let keys: Vec<Box<[u8]>> = self
+        let keys: Vec<Vec<u8>> = self
             .map
             .borrow()
             .iter()
             .filter(|(_, vs)| vs.newest().txid > keep)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.bytes().to_vec())
             .collect();
         for k in keys {
             self.roll_back(&k, keep);
@@ -243,13 +245,13 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
-        for (k, vs) in map.range::<[u8], _>((after, end)) {
+        for (k, vs) in map.range::<MemKey, _>((mem_bound(after), mem_bound(end))) {
             let v = match at {
                 Some(at) => vs.at(at),
                 None => Some(vs.newest()),
             };
             if let Some(v) = v {
-                return Some((k.to_vec(), v.value.clone()));
+                return Some((k.bytes().to_vec(), v.value.clone()));
             }
         }
         None
@@ -267,13 +269,16 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
-        for (k, vs) in map.range::<[u8], _>((start, before)).rev() {
+        for (k, vs) in map
+            .range::<MemKey, _>((mem_bound(start), mem_bound(before)))
+            .rev()
+        {
             let v = match at {
                 Some(at) => vs.at(at),
                 None => Some(vs.newest()),
             };
             if let Some(v) = v {
-                return Some((k.to_vec(), v.value.clone()));
+                return Some((k.bytes().to_vec(), v.value.clone()));
             }
         }
         None
@@ -296,14 +301,19 @@ impl MemTable {
     pub(crate) fn newest_after(&self, after: Option<&[u8]>, n: usize) -> Vec<Entry> {
         let map = self.map.borrow();
         let lower = match after {
-            Some(k) => Bound::Excluded(k),
+            Some(k) => Bound::Excluded(MemKey::new(k)),
             None => Bound::Unbounded,
         };
-        map.range::<[u8], _>((lower, Bound::Unbounded))
+        map.range::<MemKey, _>((lower, Bound::Unbounded))
             .take(n)
-            .map(|(k, vs)| (k.to_vec(), vs.newest().value.clone()))
+            .map(|(k, vs)| (k.bytes().to_vec(), vs.newest().value.clone()))
             .collect()
     }
+}
+
+/// A bound on keys as a bound on the map's keys.
+fn mem_bound(b: Bound<&[u8]>) -> Bound<&MemKey> {
+    b.map(MemKey::new)
 }
 
 #[cfg(test)]

@@ -373,7 +373,7 @@ impl<'a> PageView<'a> {
         let (mut lo, mut hi) = (0, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.key(mid).cmp(key) {
+            match crate::keys::compare(self.key(mid), key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Equal => return (mid, true),
                 std::cmp::Ordering::Greater => hi = mid,

@@ -9,6 +9,7 @@
 //! that this one did not, and if the log write fails, both are rolled back (a transaction
 //! that read a rolled-back commit fails at `commit`).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
@@ -21,6 +22,7 @@ use futures::lock::OwnedMutexGuard;
 
 use crate::error::{Error, Result};
 use crate::format::Meta;
+use crate::keys::MemKey;
 use crate::options::{check_key, check_raw_key, check_value};
 use crate::overlay::{overlay, OwnWrite};
 use crate::range::{as_ref, is_empty, prefix_bounds};
@@ -87,7 +89,7 @@ pub struct WriteTxn {
     /// open; a checkpoint may move their contents, never change them).
     meta: Meta,
     mems: Mems,
-    writes: BTreeMap<Vec<u8>, Write>,
+    writes: BTreeMap<Box<MemKey>, Write>,
     entries: u64,
     epoch: u64,
     _guard: OwnedMutexGuard<()>,
@@ -96,7 +98,7 @@ pub struct WriteTxn {
 impl WriteTxn {
     /// Whether `key` exists as this transaction sees it.
     async fn exists(&self, key: &[u8]) -> Result<bool> {
-        if let Some(w) = self.writes.get(key) {
+        if let Some(w) = self.writes.get(MemKey::new(key)) {
             return Ok(w.value.is_some());
         }
         if let Some(found) = self.mems.get(key, None) {
@@ -114,7 +116,7 @@ impl WriteTxn {
 
     /// The value of any key of the store (the tables' included) as this transaction sees it.
     pub(crate) async fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(w) = self.writes.get(key) {
+        if let Some(w) = self.writes.get(MemKey::new(key)) {
             return Ok(w.value.as_ref().map(|v| v.to_vec()));
         }
         if let Some(found) = self.mems.get(key, None) {
@@ -125,13 +127,21 @@ impl WriteTxn {
 
     /// Records `value` (or a deletion) for `key`, which exists now or not (`now`).
     pub(crate) fn record(&mut self, key: &[u8], now: bool, value: Option<Rc<[u8]>>) {
-        let existed = self.writes.get(key).map_or(now, |w| w.existed);
         match (now, value.is_some()) {
             (false, true) => self.entries += 1,
             (true, false) => self.entries -= 1,
             _ => {}
         }
-        self.writes.insert(key.to_vec(), Write { existed, value });
+        // One walk of the map: whether the key was written before, and the write.
+        match self.writes.entry(MemKey::boxed(key)) {
+            Entry::Vacant(e) => {
+                e.insert(Write {
+                    existed: now,
+                    value,
+                });
+            }
+            Entry::Occupied(mut e) => e.get_mut().value = value,
+        }
     }
 
     /// Inserts or replaces `key`. Keys beginning with
@@ -160,7 +170,7 @@ impl WriteTxn {
     pub fn put_known(&mut self, key: &[u8], value: &[u8], exists: bool) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        let now = match self.writes.get(key) {
+        let now = match self.writes.get(MemKey::new(key)) {
             Some(w) => w.value.is_some(),
             None => exists,
         };
@@ -297,8 +307,11 @@ impl WriteTxn {
         let base = crate::range::stream(self.read_txn(), start.clone(), end.clone(), reverse);
         let in_range = self
             .writes
-            .range::<Vec<u8>, _>((start, end))
-            .map(|(k, w)| (k.clone(), w.value.clone()));
+            .range::<MemKey, _>((
+                as_ref(&start).map(MemKey::new),
+                as_ref(&end).map(MemKey::new),
+            ))
+            .map(|(k, w)| (k.bytes().to_vec(), w.value.clone()));
         let writes: Vec<OwnWrite> = if reverse {
             in_range.rev().collect()
         } else {
@@ -349,7 +362,7 @@ impl WriteTxn {
                 };
                 Some(StagedOp {
                     kind,
-                    key: k,
+                    key: k.bytes(),
                     value: w.value.clone(),
                 })
             })

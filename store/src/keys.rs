@@ -1,0 +1,101 @@
+//! Key order: byte-wise lexicographic, compared eight bytes at a time.
+//!
+//! A lookup compares the key with dozens of others (the memtable's ordered map, then a
+//! binary search in each page on the way down the tree). `<[u8]>::cmp` calls `memcmp` for
+//! each: for the short keys of a typical workload (10-30 bytes, often with a long common
+//! prefix such as `user:000000`) the call costs more than the comparison, and it was the
+//! largest single item of the server's SET profile (14% of its thread). [`compare`] gives
+//! the same order inline, as big-endian 64-bit words. [`MemKey`] is a byte string ordered
+//! by it, for ordered maps.
+
+use std::cmp::Ordering;
+
+/// Compares two keys byte-wise lexicographically (the order of `<[u8]>::cmp`), eight bytes
+/// at a time.
+#[inline]
+pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("eight bytes"));
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("eight bytes"));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
+/// A key as an ordered map's key, ordered by [`compare`]: look a `&[u8]` up with
+/// [`MemKey::new`].
+#[repr(transparent)]
+#[derive(PartialEq, Eq, Debug)]
+pub(crate) struct MemKey([u8]);
+
+impl MemKey {
+    /// `bytes` viewed as a key.
+    #[inline]
+    pub(crate) fn new(bytes: &[u8]) -> &MemKey {
+        // SAFETY: `MemKey` is a `repr(transparent)` wrapper of `[u8]`, so the two unsized
+        // types have the same layout and pointer metadata (the length).
+        unsafe { &*(bytes as *const [u8] as *const MemKey) }
+    }
+
+    /// An owned key holding `bytes`.
+    pub(crate) fn boxed(bytes: &[u8]) -> Box<MemKey> {
+        let b: Box<[u8]> = bytes.into();
+        // SAFETY: as in `new`: the same layout, and the allocation moves from one box to the
+        // other unchanged (freed by `Box<MemKey>` with the layout it was allocated with).
+        unsafe { Box::from_raw(Box::into_raw(b) as *mut MemKey) }
+    }
+
+    /// The key's bytes.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Ord for MemKey {
+    #[inline]
+    fn cmp(&self, other: &MemKey) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for MemKey {
+    #[inline]
+    fn partial_cmp(&self, other: &MemKey) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn compare_orders_like_slices(a in proptest::collection::vec(0u8..4, 0..40),
+                                      b in proptest::collection::vec(0u8..4, 0..40)) {
+            prop_assert_eq!(compare(&a, &b), a.as_slice().cmp(b.as_slice()));
+            prop_assert_eq!(MemKey::new(&a).cmp(MemKey::new(&b)), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn boxed_keys_keep_their_bytes() {
+        let k = MemKey::boxed(b"user:0000001");
+        assert_eq!(k.bytes(), b"user:0000001");
+        assert_eq!(compare(b"abcdefgh1", b"abcdefgh"), Ordering::Greater);
+        assert_eq!(compare(b"", b""), Ordering::Equal);
+    }
+}

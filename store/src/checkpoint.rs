@@ -115,8 +115,10 @@ impl Store {
                 wal.sync().await?;
             }
         }
-        // The log writer lets go of the store a turn or two after its last write.
-        while self.inner.writer_running.get() {
+        // The log writer lets go of the store a turn or two after its last write, the keeper
+        // once its step (a sync under `everysec`) is done: a task suspended while holding the
+        // store when the runtime stops would keep the file locked.
+        while self.inner.writer_running.get() || self.inner.keeper_busy.get() {
             faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         }
         Ok(())
@@ -402,7 +404,10 @@ async fn keeper(weak: Weak<Inner>) {
             return;
         };
         let store = Store { inner };
-        if !store.keep().await {
+        store.inner.keeper_busy.set(true);
+        let go_on = store.keep().await;
+        store.inner.keeper_busy.set(false);
+        if !go_on {
             store.inner.keeper_running.set(false);
             return;
         }

@@ -11,26 +11,43 @@
 use std::cmp::Ordering;
 
 /// Compares two keys byte-wise lexicographically (the order of `<[u8]>::cmp`), eight bytes
-/// at a time.
+/// at a time: whole words from the start, then the last eight bytes of the common length
+/// (overlapping the words already found equal), or for keys shorter than eight bytes, one
+/// zero-padded word.
 #[inline]
 pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("eight bytes"));
-        let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("eight bytes"));
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            let (x, y) = (word(&a[i..]), word(&b[i..]));
+            if x != y {
+                return x.cmp(&y);
+            }
+            i += 8;
+        }
+        if i < n {
+            let (x, y) = (word(&a[n - 8..]), word(&b[n - 8..]));
+            if x != y {
+                return x.cmp(&y);
+            }
+        }
+    } else {
+        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
+        x[..n].copy_from_slice(&a[..n]);
+        y[..n].copy_from_slice(&b[..n]);
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
         if x != y {
             return x.cmp(&y);
         }
-        i += 8;
-    }
-    while i < n {
-        if a[i] != b[i] {
-            return a[i].cmp(&b[i]);
-        }
-        i += 1;
     }
     a.len().cmp(&b.len())
+}
+
+/// The first eight bytes of `s` as a big-endian word.
+#[inline(always)]
+fn word(s: &[u8]) -> u64 {
+    u64::from_be_bytes(s[..8].try_into().expect("eight bytes"))
 }
 
 /// A key as an ordered map's key, ordered by [`compare`]: look a `&[u8]` up with
@@ -85,7 +102,9 @@ mod tests {
     proptest! {
         #[test]
         fn compare_orders_like_slices(a in proptest::collection::vec(0u8..4, 0..40),
-                                      b in proptest::collection::vec(0u8..4, 0..40)) {
+                                      b in proptest::collection::vec(0u8..4, 0..40),
+                                      prefix in proptest::collection::vec(any::<u8>(), 0..20)) {
+            let (a, b) = ([&prefix[..], &a].concat(), [&prefix[..], &b].concat());
             prop_assert_eq!(compare(&a, &b), a.as_slice().cmp(b.as_slice()));
             prop_assert_eq!(MemKey::new(&a).cmp(MemKey::new(&b)), a.cmp(&b));
         }

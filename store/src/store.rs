@@ -94,6 +94,9 @@ pub(crate) struct Inner {
     pub(crate) stagers: Cell<usize>,
     /// True while the keeper task (checkpoint triggers, `everysec` syncs) runs.
     pub(crate) keeper_running: Cell<bool>,
+    /// The keeper task holds the store (between two sleeps): `close` waits for it, so that
+    /// no suspended task keeps the file (and its lock) open after the runtime stops.
+    pub(crate) keeper_busy: Cell<bool>,
     /// The allocator's free runs between write transactions.
     pub(crate) free: FreeHome,
     pub(crate) file_len: Cell<u64>,
@@ -242,6 +245,7 @@ impl Store {
                 writer_running: Cell::new(false),
                 stagers: Cell::new(0),
                 keeper_running: Cell::new(false),
+                keeper_busy: Cell::new(false),
                 free: FreeHome::default(),
                 file_len: Cell::new(len),
                 reserve: options.reserve.max(len),

@@ -164,20 +164,41 @@ fn a_low_fd_limit_never_leaves_a_client_hanging() {
     // Now the descriptors run out under it (as when other files take them): the next
     // accept fails with EMFILE. Each new client must still get an answer, not wait forever
     // in the listen queue, and the log must not flood.
-    let free = lowest_free_fd(&s);
-    set_fd_limit(&s, free, 64);
-    for _ in 0..50 {
+    //
+    // The limit is the lowest free descriptor. A descriptor the server closes just after that
+    // is measured (a connection it turned away) leaves a hole below the limit, and clients
+    // are then turned away through the hole, never reaching EMFILE: so the limit is taken
+    // again until an accept has failed (the log says so), and then 50 more clients come.
+    let started = Instant::now();
+    let mut attempts = 0;
+    let mut after_emfile = 0;
+    while after_emfile < 50 {
+        if attempts % 10 == 0 && after_emfile == 0 {
+            let free = lowest_free_fd(&s);
+            set_fd_limit(&s, free, 64);
+        }
         assert!(
             ping_or_turned_away(&s).is_none(),
             "served past the fd limit"
         );
+        attempts += 1;
+        if after_emfile > 0
+            || std::fs::read_to_string(&log)
+                .unwrap()
+                .contains("Too many open files")
+        {
+            after_emfile += 1;
+        }
+        assert!(attempts < 500, "no accept failed in {attempts} attempts");
     }
     let logged = std::fs::read_to_string(&log).unwrap();
     let lines = logged.lines().filter(|l| l.starts_with("accept:")).count();
-    assert!(logged.contains("Too many open files"), "{logged}");
+    // At most one line a second.
+    let allowed = started.elapsed().as_secs() as usize + 1;
     assert!(
-        lines <= 10,
-        "{lines} log lines for 50 failed accepts:\n{logged}"
+        lines <= allowed,
+        "{lines} log lines for {attempts} failed accepts in {:?}:\n{logged}",
+        started.elapsed()
     );
 
     // Descriptors come back: clients are served again.

@@ -105,6 +105,14 @@ impl Store {
     /// Waits until every commit is in the tree and the log is synced, then lets the store go:
     /// the next open replays nothing. Dropping a store without closing it is safe too (the
     /// next open replays its log), as is a crash.
+    ///
+    /// The store's background tasks (the log writer, checkpoints, the keeper that starts
+    /// them) hold the store, and its file lock, while they run, and the kernel lets go of a
+    /// file its ring used only in work deferred to the ring's next wait. `close` returns once
+    /// none holds it and the ring has waited; after a plain drop, the file stays locked
+    /// until they finish or their runtime runs again or is dropped. So a program that opens
+    /// the same store again on another runtime while the first one is still alive should
+    /// close it first.
     pub async fn close(self) -> Result<()> {
         if self.inner.read_only {
             return Ok(());
@@ -116,11 +124,20 @@ impl Store {
             }
         }
         // The log writer lets go of the store a turn or two after its last write, the keeper
-        // once its step (a sync under `everysec`) is done: a task suspended while holding the
-        // store when the runtime stops would keep the file locked.
-        while self.inner.writer_running.get() || self.inner.keeper_busy.get() {
+        // once its step (a sync under `everysec`) is done, a checkpoint the keeper started
+        // when it finishes: a task suspended while holding the store when the runtime stops
+        // would keep the file locked.
+        while self.inner.writer_running.get()
+            || self.inner.keeper_busy.get()
+            || self.inner.checkpoint.running.get()
+        {
             faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         }
+        // Let go of the file, then let the ring run once more: the kernel finishes with a
+        // completed operation's file (and so with the file's lock) in work it defers to the
+        // ring's next wait, which a runtime that stops right after `close` would never make.
+        drop(self);
+        faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         Ok(())
     }
 

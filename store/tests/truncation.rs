@@ -181,7 +181,12 @@ fn a_file_cut_only_in_its_preallocated_tail_is_grown_again() {
         let report = store.check().await.unwrap();
         assert!(report.ok(), "{report}");
         assert!(std::fs::metadata(&path.0).unwrap().len() >= store.stats().page_count * PS);
+        // The store's background tasks (a checkpoint its keeper started, the log writer) and
+        // the ring's deferred work hold the file while they run: close it before opening it
+        // again on another runtime.
+        store.close().await.unwrap();
     });
+    // The first runtime lives on (its tasks suspended): `close` must have let go of the file.
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, options()).await.unwrap();

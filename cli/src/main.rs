@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 /// values and replies at a high rate, and a checkpoint frees a memtable of 100,000 entries;
 /// glibc then consolidated its fast bins inside whichever task freed next (single polls of
 /// 10-30 ms). Same run, SET -P 16 -c 50: 1.15-1.22x the throughput, p99 15-25 ms against
-/// 58-64 ms (docs/results.md). The library crates leave the choice to their users.
+/// 58-64 ms (docs/results.md). Built without its transparent-huge-page advice (`no_thp`):
+/// with it, a fresh 2 MiB heap page was zeroed inside one poll, ~10 ms on this machine, a
+/// dozen times a run. The library crates leave the choice to their users.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -107,12 +107,11 @@ impl Store {
     /// next open replays its log), as is a crash.
     ///
     /// The store's background tasks (the log writer, checkpoints, the keeper that starts
-    /// them) hold the store, and its file lock, while they run, and the kernel lets go of a
-    /// file its ring used only in work deferred to the ring's next wait. `close` returns once
-    /// none holds it and the ring has waited; after a plain drop, the file stays locked
-    /// until they finish or their runtime runs again or is dropped. So a program that opens
-    /// the same store again on another runtime while the first one is still alive should
-    /// close it first.
+    /// them) hold the store, and its file lock, while they run. `close` returns once none
+    /// does (and the runtime lets the kernel release the file when `block_on` returns);
+    /// after a plain drop, the file stays locked until they finish or their runtime runs
+    /// again or is dropped. So a program that opens the same store again on another runtime
+    /// while the first one is still alive should close it first.
     pub async fn close(self) -> Result<()> {
         if self.inner.read_only {
             return Ok(());
@@ -133,11 +132,6 @@ impl Store {
         {
             faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         }
-        // Let go of the file, then let the ring run once more: the kernel finishes with a
-        // completed operation's file (and so with the file's lock) in work it defers to the
-        // ring's next wait, which a runtime that stops right after `close` would never make.
-        drop(self);
-        faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         Ok(())
     }
 

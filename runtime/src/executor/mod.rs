@@ -233,6 +233,9 @@ impl Executor {
                         main.scheduled.store(false, Ordering::Release);
                         bump(&self.counters.polls);
                         if let Poll::Ready(out) = future.as_mut().poll(&mut main_cx) {
+                            // What the future dropped on its way out (files) may still be
+                            // held by the kernel's deferred completion work.
+                            self.driver.borrow_mut().run_deferred_work();
                             return out;
                         }
                     } else {

@@ -90,11 +90,6 @@ async fn run(shared_rc: Rc<Shared>) {
             shared.committer.running.set(false);
             return;
         }
-        let stats = &shared.stats;
-        stats.commits.set(stats.commits.get() + 1);
-        stats
-            .grouped_jobs
-            .set(stats.grouped_jobs.get() + batch.len() as u64);
         let staged = match w {
             Ok(w) => stage(shared, w, &batch, &mut work).await,
             Err(e) => Err(e),
@@ -103,6 +98,11 @@ async fn run(shared_rc: Rc<Shared>) {
             // Answered once durable, by a task of its own, while this loop goes on with
             // the next batch: its commit shares the next log write.
             Ok((committed, changes, replies)) => {
+                let stats = &shared.stats;
+                stats.commits.set(stats.commits.get() + 1);
+                stats
+                    .grouped_jobs
+                    .set(stats.grouped_jobs.get() + batch.len() as u64);
                 let shared = shared_rc.clone();
                 faultless_runtime::spawn(async move {
                     match committed.await {

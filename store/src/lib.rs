@@ -52,8 +52,10 @@
 // `stage` (staging commits, the log writer), `txn` and `group` (write transactions,
 // put/delete), `overlay` (a write transaction's ranges: its writes over its snapshot),
 // `blocking` (the store on a thread of its own, for code outside the runtime), `table`
-// (named tables: key layout, catalog, handles), `checkpoint` (checkpoints, the keeper task), `open` (file checks, meta
-// choice, recovery report), `store` (the handle), `check`, `load`, `stats`.
+// (named tables: key layout, catalog, handles), `checkpoint` (checkpoints, the keeper
+// task), `pace` (yielding long background work by the clock), `keys` (key order, eight
+// bytes at a time), `open` (file checks, meta choice, recovery report), `store` (the
+// handle), `check`, `load`, `stats`.
 mod alloc;
 pub mod blocking;
 mod btree;

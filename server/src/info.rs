@@ -178,13 +178,17 @@ fn section(shared: &Shared, name: &str, o: &mut String) {
         }
         "store" => write!(
             o,
-            "# Store\r\ntxid:{}\r\npages:{}\r\nfile_size:{}\r\nstore_entries:{}\r\ncommits:{}\r\nsyncs:{}\r\nreaders:{}\r\noldest_reader_lag:{}\r\nmax_key_len:{}\r\nmax_field_len:{}\r\n",
+            "# Store\r\ntxid:{}\r\npages:{}\r\nfile_size:{}\r\nstore_entries:{}\r\ncommits:{}\r\nsyncs:{}\r\nlog_writes:{}\r\nlog_write_p50_us:{}\r\nlog_write_p99_us:{}\r\nlog_write_max_us:{}\r\nreaders:{}\r\noldest_reader_lag:{}\r\nmax_key_len:{}\r\nmax_field_len:{}\r\n",
             s.txid,
             s.page_count,
             s.file_size,
             s.entries,
             s.commits,
             s.syncs,
+            s.log_writes,
+            s.log_write.p50_us,
+            s.log_write.p99_us,
+            s.log_write.max_us,
             s.readers,
             s.oldest_reader_lag,
             crate::db::keys::MAX_KEY,

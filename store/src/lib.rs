@@ -94,7 +94,7 @@ pub use error::{Error, Result};
 pub use open::MetaRecovery;
 pub use options::{Durability, StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use read::{RangeStream, ReadTxn, ValueRef};
-pub use stats::{FreeSpace, StoreStats};
+pub use stats::{FreeSpace, LatencyStats, StoreStats};
 pub use store::Store;
 pub use table::layout::{MAX_TABLE_KEY_LEN, MAX_TABLE_NAME_LEN, RESERVED_PREFIX};
 pub use table::{ReadTable, WriteTable};

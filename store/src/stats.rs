@@ -78,6 +78,9 @@ pub struct StoreStats {
     pub log_writes: u64,
     /// Syncs of the log made by this process (`O_DSYNC` writes count as one each).
     pub log_syncs: u64,
+    /// How long the log's writes took (each with its sync under `Durability::Always`): a
+    /// durable commit waits for at least one, so their tail is its latency's floor.
+    pub log_write: LatencyStats,
     /// Checkpoints completed by this process.
     pub checkpoints: u64,
     /// True while a checkpoint runs.
@@ -99,6 +102,29 @@ pub struct StoreStats {
     pub tree_bytes: u64,
     /// The page-access layer's stats (prefetches, waits, executor faults).
     pub pages: MemStats,
+}
+
+/// Percentiles of a histogram of microseconds.
+pub(crate) fn latency_summary(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
+    LatencyStats {
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        max_us: h.max(),
+    }
+}
+
+/// Percentiles of the log's write times ([`StoreStats::log_write`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyStats {
+    /// Writes recorded.
+    pub count: u64,
+    /// Median, in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, in microseconds.
+    pub p99_us: u64,
+    /// Longest, in microseconds.
+    pub max_us: u64,
 }
 
 /// Free space as the last commit's freelist records it (see [`Store::free_space`]).
@@ -155,6 +181,9 @@ impl Store {
             log_synced_txid: pos.synced_txid.max(meta.log_txid),
             log_writes: i.wal.as_ref().map_or(0, |w| w.writes.get()),
             log_syncs: i.wal.as_ref().map_or(0, |w| w.syncs.get()),
+            log_write: i.wal.as_ref().map_or(LatencyStats::default(), |w| {
+                latency_summary(&w.write_times.borrow())
+            }),
             checkpoints: cp.completed.get(),
             checkpoint_running: cp.running.get(),
             last_checkpoint: cp.last_duration.get(),

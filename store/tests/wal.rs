@@ -471,3 +471,36 @@ fn everysec_loses_only_what_was_not_yet_synced() {
         });
     }
 }
+
+#[test]
+fn every_log_write_is_timed() {
+    let path = TempPath::new("timed");
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, options(Durability::Always))
+            .await
+            .unwrap();
+        assert_eq!(store.stats().log_write.count, 0);
+        let writers: Vec<_> = (0..8u64)
+            .map(|t| {
+                let store = store.clone();
+                faultless_runtime::spawn(async move {
+                    for i in 0..20u64 {
+                        store.put(&key(t * 100 + i), &value(i, 100)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let s = store.stats();
+        let l = s.log_write;
+        assert_eq!(l.count, s.log_writes, "every write is timed");
+        assert!(l.count > 0 && l.count <= 160);
+        assert!(
+            0 < l.p50_us && l.p50_us <= l.p99_us && l.p99_us <= l.max_us,
+            "{l:?}"
+        );
+    });
+}

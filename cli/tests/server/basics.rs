@@ -308,6 +308,14 @@ fn counts_stay_exact_while_commits_overlap_log_writes() {
     }
     let want = truth(&mut s.connect());
     assert!(want.0 > 0 && want.1 > 0, "{want:?}");
+    // INFO times the log's writes (each synced: the default `appendfsync always`).
+    let (p50, p99, max) = (
+        s.info("log_write_p50_us"),
+        s.info("log_write_p99_us"),
+        s.info("log_write_max_us"),
+    );
+    assert!(s.info("log_writes") > 0);
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
     assert_eq!(s.keyspace(), want);
     assert_eq!(s.cli(&["dbsize"]), format!("{}\n", want.0));
     drop(s); // kill -9

@@ -207,7 +207,13 @@ pub(crate) struct Wal {
     /// Frames written, and syncs made (for stats).
     pub(crate) writes: Cell<u64>,
     pub(crate) syncs: Cell<u64>,
+    /// How long each frame's write took (with its sync under `always`), in microseconds:
+    /// what a commit waits for at least, and under load the tail of every writer's latency.
+    pub(crate) write_times: RefCell<hdrhistogram::Histogram<u64>>,
 }
+
+/// The longest log write the histogram tells apart (longer ones count as this).
+pub(crate) const WRITE_TIME_MAX_US: u64 = 60_000_000;
 
 impl Wal {
     /// The writer for a log as recovery left it. The segments holding replayed commits are
@@ -237,6 +243,10 @@ impl Wal {
             last_sync: Cell::new(Instant::now()),
             writes: Cell::new(0),
             syncs: Cell::new(0),
+            write_times: RefCell::new(
+                hdrhistogram::Histogram::new_with_bounds(1, WRITE_TIME_MAX_US, 2)
+                    .expect("valid histogram bounds"),
+            ),
         })
     }
 
@@ -368,7 +378,10 @@ impl Wal {
         let at = seg.end.get();
         let len = bytes.len() as u64;
         seg.prepare(at + len).await?;
+        let started = Instant::now();
         seg.write(bytes, at, durability).await?;
+        let us = (started.elapsed().as_micros() as u64).clamp(1, WRITE_TIME_MAX_US);
+        let _ = self.write_times.borrow_mut().record(us);
         seg.end.set(at + len);
         seg.prepared.set(seg.prepared.get().max(at + len));
         seg.last_txid.set(last);

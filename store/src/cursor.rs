@@ -10,7 +10,8 @@ use std::ops::Bound;
 
 use crate::error::{Error, Result};
 use crate::format::KIND_LEAF;
-use crate::node::LeafValue;
+use crate::node::{LeafEntry, LeafValue};
+use crate::pager::Pager;
 use crate::read::{ReadTxn, ValueRef};
 use crate::types::PageNo;
 
@@ -155,14 +156,20 @@ impl Cursor {
                 self.done = true;
                 return Ok(None);
             }
-            let bytes = match e.value {
-                LeafValue::Inline(v) => v,
-                LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
-            };
-            let key = e.key.to_vec();
-            pager.check_intact()?; // after copying the key
-            return Ok(Some((key, self.txn.value_ref(bytes))));
+            return self.entry(&pager, e).await.map(Some);
         }
+    }
+
+    /// The key and value of the leaf entry `e`, copied out of the mapping (the value read
+    /// from its overflow pages if it has them), once the file is known intact.
+    async fn entry(&self, pager: &Pager, e: LeafEntry<'_>) -> Result<(Vec<u8>, ValueRef)> {
+        let bytes = match e.value {
+            LeafValue::Inline(v) => v,
+            LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
+        };
+        let key = e.key.to_vec();
+        pager.check_intact()?; // after copying the key
+        Ok((key, self.txn.value_ref(bytes)))
     }
 
     /// Descends from `stack`'s top (or the root) to the leftmost leaf, or to the leaf where
@@ -257,13 +264,7 @@ impl Cursor {
                 self.done = true;
                 return Ok(None);
             }
-            let bytes = match e.value {
-                LeafValue::Inline(v) => v,
-                LeafValue::Overflow { pgno, len } => pager.overflow(pgno, len).await?,
-            };
-            let key = e.key.to_vec();
-            pager.check_intact()?; // after copying the key
-            return Ok(Some((key, self.txn.value_ref(bytes))));
+            return self.entry(&pager, e).await.map(Some);
         }
     }
 }

@@ -54,6 +54,26 @@ impl Versions {
     fn at(&self, at: u64) -> Option<&Version> {
         self.as_slice().iter().rev().find(|v| v.txid <= at)
     }
+
+    /// The version a reader at commit `at` sees (`None`: the newest of all).
+    fn visible(&self, at: Option<u64>) -> Option<&Version> {
+        match at {
+            Some(at) => self.at(at),
+            None => Some(self.newest()),
+        }
+    }
+}
+
+/// The first of `entries` (in the order given) with a version visible at `at`, and that
+/// version's value.
+fn first_visible<'a>(
+    mut entries: impl Iterator<Item = (&'a Box<MemKey>, &'a Versions)>,
+    at: Option<u64>,
+) -> Option<Entry> {
+    entries.find_map(|(k, vs)| {
+        vs.visible(at)
+            .map(|v| (k.bytes().to_vec(), v.value.clone()))
+    })
 }
 
 /// What a memtable says about a key: a value, a deletion, or nothing (ask the layer below).
@@ -122,11 +142,7 @@ impl MemTable {
     /// The newest version of `key` at or below commit `at` (`None`: the newest of all).
     pub(crate) fn get(&self, key: &[u8], at: Option<u64>) -> Found {
         let map = self.map.borrow();
-        let vs = map.get(MemKey::new(key))?;
-        let v = match at {
-            Some(at) => vs.at(at)?,
-            None => vs.newest(),
-        };
+        let v = map.get(MemKey::new(key))?.visible(at)?;
         Some(v.value.clone())
     }
 
@@ -245,16 +261,10 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
-        for (k, vs) in map.range::<MemKey, _>((mem_bound(after), mem_bound(end))) {
-            let v = match at {
-                Some(at) => vs.at(at),
-                None => Some(vs.newest()),
-            };
-            if let Some(v) = v {
-                return Some((k.bytes().to_vec(), v.value.clone()));
-            }
-        }
-        None
+        first_visible(
+            map.range::<MemKey, _>((mem_bound(after), mem_bound(end))),
+            at,
+        )
     }
 
     /// The last key before `before` and within `start` that has a version at or below
@@ -269,19 +279,11 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
-        for (k, vs) in map
-            .range::<MemKey, _>((mem_bound(start), mem_bound(before)))
-            .rev()
-        {
-            let v = match at {
-                Some(at) => vs.at(at),
-                None => Some(vs.newest()),
-            };
-            if let Some(v) = v {
-                return Some((k.bytes().to_vec(), v.value.clone()));
-            }
-        }
-        None
+        first_visible(
+            map.range::<MemKey, _>((mem_bound(start), mem_bound(before)))
+                .rev(),
+            at,
+        )
     }
 
     /// Removes (and frees) up to `n` keys; true if any remain. For freeing a large

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{key, value, TempPath};
+use common::{key, put_from_tasks, value, TempPath};
 use faultless_runtime::Runtime;
 use faultless_store::{Error, Store, StoreOptions, MAX_KEY_LEN};
 use futures::StreamExt;
@@ -76,19 +76,7 @@ fn group_commit_coalesces_concurrent_puts() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, StoreOptions::new()).await.unwrap();
-        let tasks: Vec<_> = (0..64u64)
-            .map(|t| {
-                let store = store.clone();
-                faultless_runtime::spawn(async move {
-                    for i in 0..10u64 {
-                        store.put(&key(t * 100 + i), &value(i, 30)).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        put_from_tasks(&store, 64, 10, 30).await;
         let s = store.stats();
         assert_eq!(s.entries, 640);
         assert_eq!(s.commits, 640);

@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use common::{flip, key, value, TempPath};
+use common::{flip, key, put_from_tasks, value, TempPath};
 use faultless_runtime::Runtime;
 use faultless_store::{Durability, Error, Store, StoreOptions};
 
@@ -481,19 +481,7 @@ fn every_log_write_is_timed() {
             .await
             .unwrap();
         assert_eq!(store.stats().log_write.count, 0);
-        let writers: Vec<_> = (0..8u64)
-            .map(|t| {
-                let store = store.clone();
-                faultless_runtime::spawn(async move {
-                    for i in 0..20u64 {
-                        store.put(&key(t * 100 + i), &value(i, 100)).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.await.unwrap();
-        }
+        put_from_tasks(&store, 8, 20, 100).await;
         let s = store.stats();
         let l = s.log_write;
         assert_eq!(l.count, s.log_writes, "every write is timed");

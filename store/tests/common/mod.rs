@@ -49,6 +49,24 @@ pub fn value(i: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// `tasks` tasks each put `each` keys (task `t`'s are `key(t * 100 + i)`, values of `len`
+/// bytes), concurrently, so their commits group; returns once every put is committed.
+pub async fn put_from_tasks(store: &faultless_store::Store, tasks: u64, each: u64, len: usize) {
+    let tasks: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            faultless_runtime::spawn(async move {
+                for i in 0..each {
+                    store.put(&key(t * 100 + i), &value(i, len)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// XORs the byte of the file at `path` at offset `at` with `mask` (damage for the
 /// corruption and log tests).
 pub fn flip(path: &std::path::Path, at: u64, mask: u8) {

@@ -68,6 +68,20 @@ async fn free_in_chunks(m: MemTable) {
     }
 }
 
+/// Waits (polling, backing off to every 100 ms) until no snapshot or transaction holds `m`
+/// any more, then frees it with [`free_in_chunks`].
+async fn free_when_unshared(mut m: Rc<MemTable>) {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match Rc::try_unwrap(m) {
+            Ok(m) => return free_in_chunks(m).await,
+            Err(still) => m = still,
+        }
+        faultless_runtime::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
 /// Memtable entries a checkpoint copies (or frees) between two looks at the clock
 /// ([`Pace`]): 100,000 keys took 40 ms to copy and 20 ms to free.
 const CHECKPOINT_CHUNK: usize = 256;
@@ -288,21 +302,7 @@ impl Store {
         if let Some(m) = merged {
             match Rc::try_unwrap(m) {
                 Ok(m) => free_in_chunks(m).await,
-                Err(m) => {
-                    faultless_runtime::spawn(async move {
-                        let mut pause = Duration::from_millis(1);
-                        let mut m = m;
-                        loop {
-                            match Rc::try_unwrap(m) {
-                                Ok(m) => return free_in_chunks(m).await,
-                                Err(still) => m = still,
-                            }
-                            faultless_runtime::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_millis(100));
-                        }
-                    })
-                    .detach();
-                }
+                Err(m) => faultless_runtime::spawn(free_when_unshared(m)).detach(),
             }
         }
         Ok(())

@@ -83,8 +83,8 @@ impl Mapping {
     }
 
     /// Maps in the missing pages of `first..=last` on the spot if every one of them is in the
-    /// page cache already (pages the keeper unpinned, which carry the record's unpinned mark,
-    /// and which the kernel has not reclaimed yet),
+    /// page cache already (pages with the record's "probably cached" mark: unpinned by the
+    /// keeper, or written through the file, and not reclaimed by the kernel since),
     /// instead of a round trip through the keeper. Asks the page cache with
     /// [`page_cached`] per page (stopping at the first page that is not), then maps them
     /// with `MADV_POPULATE_READ`. At most `MAP_CACHED_MAX` pages, so the executor's work
@@ -103,9 +103,9 @@ impl Mapping {
             // Too many, or already on their way: wait for the request like everyone else.
             return false;
         }
-        if !missing.iter().all(|&p| inner.residency.was_unpinned(p)) {
-            // A page never read here, or one the kernel reclaimed: almost surely not cached,
-            // so asking would cost the executor a system call for nothing.
+        if !missing.iter().all(|&p| inner.residency.probably_cached(p)) {
+            // A page without the mark (never read or written here, or reclaimed): almost
+            // surely not cached, so asking would cost the executor a system call for nothing.
             return false;
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&*inner.fd);

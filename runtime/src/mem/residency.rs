@@ -11,7 +11,8 @@
 //! by the keeper's CLOCK hand, which evicts pages it finds unreferenced. A page the hand
 //! evicted keeps its referenced bit (resident clear, referenced set): the mark of a page
 //! dropped from the mapping but probably still in the page cache, which the slow path may
-//! map back in without a device read (`was_unpinned`).
+//! map back in without a device read (`probably_cached`); pages the program wrote through
+//! the file get the same mark (`mark_cached`).
 //!
 //! The words are atomics because the keeper clears bits from its own thread while the
 //! executor reads and sets them. Every change is an atomic read-modify-write, so neither side
@@ -151,19 +152,20 @@ impl Residency {
         self.words[word_of(page)].load(Relaxed) & resident_bit(page) != 0
     }
 
-    /// True if `page` is not resident but carries the mark the CLOCK hand leaves on a page it
-    /// unpinned: dropped from the mapping by the keeper, so probably still in the page cache
-    /// (the slow path then asks the cache before sending the page to the keeper). A page
-    /// never read, or forgotten because the kernel reclaimed it, has no mark.
+    /// True if `page` is not resident but carries the "probably cached" mark: left by the
+    /// CLOCK hand on a page it unpinned (dropped from the mapping, probably still in the page
+    /// cache), or by [`mark_cached`](Self::mark_cached) on a page the program just wrote
+    /// through the file. The slow path then asks the cache before sending the page to the
+    /// keeper. A page never read, or forgotten because the kernel reclaimed it, has no mark.
     #[inline]
-    pub(crate) fn was_unpinned(&self, page: u64) -> bool {
+    pub(crate) fn probably_cached(&self, page: u64) -> bool {
         let w = self.words[word_of(page)].load(Relaxed);
         w & resident_bit(page) == 0 && w & referenced_bit(page) != 0
     }
 
     /// Gives the pages of `first..first + count` that are not resident the mark of
-    /// [`was_unpinned`](Self::was_unpinned): probably in the page cache (the process just
-    /// wrote them through the file). Resident pages are left as they are.
+    /// [`probably_cached`](Self::probably_cached) (the process just wrote them through the
+    /// file). Resident pages are left as they are.
     pub(crate) fn mark_cached(&self, first: u64, count: u64) {
         let end = (first + count).min(self.pages());
         for p in first..end {
@@ -258,7 +260,7 @@ impl Residency {
             }
             // Clear referenced bits of resident referenced pages and resident bits of the
             // victims; a victim keeps its referenced bit as the "unpinned, probably still
-            // cached" mark (see `was_unpinned`).
+            // cached" mark (see `probably_cached`).
             let new = (current & !((referenced & resident) << 1) & !victims) | (victims << 1);
             match word.compare_exchange_weak(current, new, Relaxed, Relaxed) {
                 Ok(_) => {
@@ -331,13 +333,13 @@ mod tests {
         assert_eq!(r.count(), 1);
         assert!(r.is_set(2));
         // The evicted pages carry the unpinned mark; the survivor and untouched pages do not.
-        assert!(r.was_unpinned(0) && r.was_unpinned(1) && r.was_unpinned(3));
-        assert!(!r.was_unpinned(2) && !r.was_unpinned(4));
+        assert!(r.probably_cached(0) && r.probably_cached(1) && r.probably_cached(3));
+        assert!(!r.probably_cached(2) && !r.probably_cached(4));
         // Reading a page in again clears the mark (it is resident); forgetting it does too.
         r.set_range(0, 1);
-        assert!(!r.was_unpinned(0) && r.is_set(0));
+        assert!(!r.probably_cached(0) && r.is_set(0));
         r.clear_range(1, 1);
-        assert!(!r.was_unpinned(1));
+        assert!(!r.probably_cached(1));
         r.clear_range(0, 1);
         // The limit bounds evictions per word. Page 2 lost its referenced bit in the last
         // sweep, so this one evicts it and takes the referenced bits of pages 8..12.

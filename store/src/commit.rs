@@ -81,39 +81,39 @@ impl WriteState {
         }
         pages.extend(self.dirty_raw.drain());
         pages.sort_unstable_by_key(|p| p.0);
-        // Coalesce adjacent pages into single writes of up to 1 MiB: first where each run
-        // ends, then each run's buffer at its final size (growing one page at a time copied
-        // megabytes over and over in a single poll).
-        let mut ends = Vec::new();
-        let mut run_bytes = 0;
-        for (i, (pgno, bytes)) in pages.iter().enumerate() {
-            let joins = i > 0 && pages[i - 1].0.plus((pages[i - 1].1.len() / ps) as u64) == *pgno;
-            if i > 0 && !(joins && run_bytes < 1 << 20) {
-                ends.push(i);
-                run_bytes = 0;
-            }
-            run_bytes += bytes.len();
-        }
-        ends.push(pages.len());
-        let mut runs: Vec<PageWrite> = Vec::with_capacity(ends.len());
-        let mut pages = pages.into_iter();
-        let mut start = 0;
-        for end in ends {
-            let (pgno, first) = pages.next().expect("a run has a page");
-            if end - start == 1 {
-                runs.push((pgno, first));
+        // Coalesce adjacent pages into single writes of up to 1 MiB: first the pages of each
+        // run (moved, not copied), then each run's buffer at its final size (growing one page
+        // at a time copied megabytes over and over in a single poll).
+        let mut groups: Vec<Vec<PageWrite>> = Vec::new();
+        let mut group_bytes = 0;
+        for page in pages {
+            let joins = groups
+                .last()
+                .and_then(|g| g.last())
+                .is_some_and(|(pgno, bytes)| {
+                    pgno.plus((bytes.len() / ps) as u64) == page.0 && group_bytes < 1 << 20
+                });
+            if joins {
+                group_bytes += page.1.len();
+                groups.last_mut().expect("a group").push(page);
             } else {
-                let rest: Vec<PageWrite> = pages.by_ref().take(end - start - 1).collect();
-                let len = first.len() + rest.iter().map(|p| p.1.len()).sum::<usize>();
-                let mut buf = Vec::with_capacity(len);
-                buf.extend_from_slice(&first);
-                for (_, bytes) in rest {
-                    buf.extend_from_slice(&bytes);
-                    pace.step().await;
-                }
-                runs.push((pgno, buf));
+                group_bytes = page.1.len();
+                groups.push(vec![page]);
             }
-            start = end;
+        }
+        let mut runs: Vec<PageWrite> = Vec::with_capacity(groups.len());
+        for mut group in groups {
+            if group.len() == 1 {
+                runs.push(group.pop().expect("one page"));
+                continue;
+            }
+            let mut buf = Vec::with_capacity(group.iter().map(|p| p.1.len()).sum());
+            let start = group[0].0;
+            for (_, bytes) in group {
+                buf.extend_from_slice(&bytes);
+                pace.step().await;
+            }
+            runs.push((start, buf));
         }
         let meta = Meta {
             page_size: ps as u32,

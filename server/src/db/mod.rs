@@ -210,10 +210,15 @@ impl Keyspace {
     pub(crate) fn committed(&self, seq: u64, counts: Counts, next_id: u64) {
         if seq > self.applied_seq.get() {
             self.applied_seq.set(seq);
-            self.keys.set(counts.keys);
-            self.expires.set(counts.expires);
-            self.next_id.set(next_id);
+            self.set(counts, next_id);
         }
+    }
+
+    /// Makes `counts` and `next_id` the visible record.
+    fn set(&self, counts: Counts, next_id: u64) {
+        self.keys.set(counts.keys);
+        self.expires.set(counts.expires);
+        self.next_id.set(next_id);
     }
 
     /// The counts and next container id in a record's bytes; `None` if they are not a
@@ -255,9 +260,7 @@ impl Keyspace {
                         "the store's server record is not in a format this server knows",
                     ));
                 };
-                ks.keys.set(counts.keys);
-                ks.expires.set(counts.expires);
-                ks.next_id.set(next_id);
+                ks.set(counts, next_id);
             }
             None if store.is_empty() => {
                 ks.next_id.set(1);

@@ -36,6 +36,11 @@ pub struct Options {
     /// what the process could take at start).
     #[cfg_attr(feature = "clap", arg(long))]
     pub resident_budget: Option<u64>,
+    /// Nice value (0 to 19) of the threads that bring the store's cold pages in; default 19
+    /// (the lowest priority, so they never keep the server's thread from a CPU). 0 where
+    /// other busy processes on the machine would starve them.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = faultless_runtime::mem::PAGE_IN_NICE, value_parser = clap::value_parser!(i32).range(0..=19)))]
+    pub page_in_nice: i32,
     /// When a write's log record reaches the disk before its reply: always (default; every
     /// acknowledged write is durable), everysec (synced about once a second), no (the OS
     /// decides). Redis's appendfsync.
@@ -74,6 +79,7 @@ impl Default for Options {
             backend: "auto".into(),
             residency: "auto".into(),
             resident_budget: None,
+            page_in_nice: faultless_runtime::mem::PAGE_IN_NICE,
             appendfsync: "always".into(),
             max_request: 64 << 20,
             max_request_memory: 1 << 30,
@@ -109,7 +115,8 @@ impl Options {
         let mut options = StoreOptions::new()
             .backend(backend)
             .residency(residency)
-            .durability(self.durability()?);
+            .durability(self.durability()?)
+            .page_in_nice(self.page_in_nice);
         if let Some(budget) = self.resident_budget {
             options = options.resident_budget(budget);
         }

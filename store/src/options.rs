@@ -82,6 +82,7 @@ pub struct StoreOptions {
     pub(crate) memtable_bytes: u64,
     pub(crate) residency: ResidencyMode,
     pub(crate) resident_budget: Option<u64>,
+    pub(crate) page_in_nice: Option<i32>,
 }
 
 impl Default for StoreOptions {
@@ -106,6 +107,7 @@ impl StoreOptions {
             memtable_bytes: 256 << 20,
             residency: ResidencyMode::Auto,
             resident_budget: None,
+            page_in_nice: None,
         }
     }
     /// When a commit's log record must be on stable storage before the commit returns; see
@@ -157,6 +159,13 @@ impl StoreOptions {
     /// process could take at open).
     pub fn resident_budget(mut self, bytes: u64) -> Self {
         self.resident_budget = Some(bytes);
+        self
+    }
+    /// The nice value of the mapping's page-in threads (default
+    /// [`PAGE_IN_NICE`](faultless_runtime::mem::PAGE_IN_NICE), the lowest priority; see
+    /// [`MapOptions::page_in_nice`](faultless_runtime::mem::MapOptions::page_in_nice)).
+    pub fn page_in_nice(mut self, nice: i32) -> Self {
+        self.page_in_nice = Some(nice);
         self
     }
     /// Address space reserved for the mapping: the file grows up to this size without a

@@ -183,6 +183,9 @@ impl Store {
         if let Some(budget) = options.resident_budget {
             map_options = map_options.resident_budget(budget);
         }
+        if let Some(nice) = options.page_in_nice {
+            map_options = map_options.page_in_nice(nice);
+        }
         // SAFETY: the store holds an flock on the file (exclusive when it writes), writes only
         // pages no live snapshot can reach (copy-on-write; freed pages are reused only past
         // the reuse horizon: the oldest reader's tree and the last durable meta), reads the

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use faultless::runtime::mem::{Backend, ResidencyMode};
+use faultless::runtime::mem::{Backend, MapOptions, ResidencyMode};
 use hdrhistogram::Histogram;
 
 pub use data::parse_size;
@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// How mappings keep their residency record true: auto, pinned, scrubbed, trusted.
     #[arg(long, default_value = "auto")]
     residency: ResidencyMode,
+    /// Nice value (0 to 19) of the mappings' page-in threads (the residency keeper, helper
+    /// pools); see `MapOptions::page_in_nice`.
+    #[arg(long, default_value_t = faultless::runtime::mem::PAGE_IN_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    page_in_nice: i32,
     /// The pressure runs' page-cache limit: only this much memory is left for the page
     /// cache (a memory cgroup, or held anonymous memory where none can be made). Default: a
     /// third of the file, so the file is three times the cache.
@@ -106,6 +110,15 @@ pub struct BenchArgs {
     no_drop_caches: bool,
 }
 
+impl BenchArgs {
+    /// The mapping options every faultless run starts from (each run sets its backend).
+    fn map_options(&self) -> MapOptions {
+        MapOptions::new()
+            .residency(self.residency)
+            .page_in_nice(self.page_in_nice)
+    }
+}
+
 enum Path_ {
     Faultless(Backend),
     Tokio,
@@ -133,11 +146,11 @@ fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 fn measure(
     file: &std::path::Path,
     path: &Path_,
-    residency: ResidencyMode,
+    options: &MapOptions,
     spec: RunSpec,
 ) -> io::Result<workload::RunResult> {
     match path {
-        Path_::Faultless(b) => workload::run_faultless(file, *b, residency, spec),
+        Path_::Faultless(b) => workload::run_faultless(file, options.clone().backend(*b), spec),
         Path_::Tokio => workload::run_tokio(file, spec),
     }
 }
@@ -192,8 +205,7 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
     eprintln!("measuring: hot requests with no cold readers");
     let hot_only = workload::run_faultless(
         &args.file,
-        Backend::Auto,
-        args.residency,
+        args.map_options().backend(Backend::Auto),
         RunSpec {
             workload: Workload::Once,
             concurrency: 0,
@@ -215,7 +227,7 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
                 duration,
                 seed,
             };
-            let result = measure(&args.file, path, args.residency, spec)?;
+            let result = measure(&args.file, path, &args.map_options(), spec)?;
             eprintln!(
                 "{:.0} reads/s, {} executor major faults, {:.2} us executor CPU per read",
                 result.cold_reads_per_s(),
@@ -312,7 +324,7 @@ fn pressure_section(
                 duration,
                 seed,
             };
-            let r = measure(&args.file, path, args.residency, spec)?;
+            let r = measure(&args.file, path, &args.map_options(), spec)?;
             let device_per_s = r.device_reads_per_s();
             eprintln!(
                 "{:.0} reads/s, {} device reads/s, {:.3} executor major faults per 1000 reads",

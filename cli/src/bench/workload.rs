@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultless::runtime::mem::{
-    thread_faults, Backend, MapOptions, Mapping, ResidencyMode, ThreadFaults,
-};
+use faultless::runtime::mem::{thread_faults, MapOptions, Mapping, ThreadFaults};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 
@@ -181,14 +179,9 @@ fn hot_generator(
     })
 }
 
-/// Runs `spec.concurrency` cold readers (0 for hot-only) on a faultless runtime with
-/// `backend`, keeping the residency record with `residency`.
-pub fn run_faultless(
-    path: &Path,
-    backend: Backend,
-    residency: ResidencyMode,
-    spec: RunSpec,
-) -> io::Result<RunResult> {
+/// Runs `spec.concurrency` cold readers (0 for hot-only) on a faultless runtime, mapping the
+/// file with `options` (its backend and residency mode).
+pub fn run_faultless(path: &Path, options: MapOptions, spec: RunSpec) -> io::Result<RunResult> {
     let RunSpec {
         workload,
         concurrency,
@@ -197,12 +190,7 @@ pub fn run_faultless(
     } = spec;
     let rt = faultless::Runtime::new()?;
     // SAFETY: the bench's data file is written before the run and never while it is mapped.
-    let map = unsafe {
-        Mapping::open(
-            path,
-            MapOptions::new().backend(backend).residency(residency),
-        )?
-    };
+    let map = unsafe { Mapping::open(path, options)? };
     map.evict_all()?;
     drop_file_cache(path)?;
     let total_pages = map.len() / 4096;

@@ -136,6 +136,7 @@ impl Mapping {
                         .unwrap_or_else(keeper::default_budget),
                     scrub_interval: options.scrub_interval,
                     page_in: backend == Backend::UringThread,
+                    nice: options.page_in_nice,
                 },
             );
             match started {

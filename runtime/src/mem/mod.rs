@@ -78,7 +78,7 @@ pub use backend::{probe, Backend, Probe};
 pub use faults::{thread_faults, ThreadFaults};
 pub use keeper::ResidencyMode;
 pub use mapping::Mapping;
-pub use options::MapOptions;
+pub use options::{MapOptions, PAGE_IN_NICE};
 pub use read::{PageGuard, ReadFuture};
 pub use stats::{MemStats, ResidencyStats, WaitStats};
 

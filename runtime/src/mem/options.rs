@@ -7,6 +7,10 @@ use super::backend::helper::{HelperPool, Primitive};
 use super::backend::Backend;
 use super::keeper::ResidencyMode;
 
+/// The default nice value of the page-in threads (see [`MapOptions::page_in_nice`]): the
+/// lowest priority, so a thread that serves hot requests never waits for a CPU behind them.
+pub const PAGE_IN_NICE: i32 = 19;
+
 /// How to map a file.
 #[derive(Clone, Debug)]
 pub struct MapOptions {
@@ -21,6 +25,7 @@ pub struct MapOptions {
     pub(super) residency: ResidencyMode,
     pub(super) resident_budget: Option<u64>,
     pub(super) scrub_interval: Duration,
+    pub(super) page_in_nice: i32,
 }
 
 impl Default for MapOptions {
@@ -33,7 +38,8 @@ impl MapOptions {
     /// Defaults: `Backend::Auto`, `ResidencyMode::Auto`, no extra reservation,
     /// `MADV_RANDOM`, 8 helper threads with `PopulateRead` (when the helper backend is
     /// chosen), runs of up to 32 pages per read, a pinned budget of half the memory the
-    /// process could take at open, scrub passes at most every 20 ms.
+    /// process could take at open, scrub passes at most every 20 ms, page-in threads at nice
+    /// [`PAGE_IN_NICE`].
     pub fn new() -> MapOptions {
         MapOptions {
             backend: Backend::Auto,
@@ -47,6 +53,7 @@ impl MapOptions {
             residency: ResidencyMode::Auto,
             resident_budget: None,
             scrub_interval: Duration::from_millis(20),
+            page_in_nice: PAGE_IN_NICE,
         }
     }
     /// How the residency record is kept true when the kernel reclaims pages (see
@@ -102,6 +109,18 @@ impl MapOptions {
     /// The most contiguous cold pages one `uring-read` request reads (default 32).
     pub fn max_run_pages(mut self, pages: u64) -> Self {
         self.max_run_pages = pages.max(1);
+        self
+    }
+    /// The nice value of the mapping's own threads (the residency keeper, which also reads
+    /// cold pages for `Backend::UringThread`, and a helper pool the mapping starts; the
+    /// kernel's I/O workers they create inherit it). Default [`PAGE_IN_NICE`] (19): they do
+    /// background work for cold pages, and on a machine with few CPUs a thread at the
+    /// executor's own priority could keep the executor waiting for a CPU for milliseconds
+    /// after a hot request woke it. Use 0 where other busy processes of the machine would
+    /// otherwise starve the page-in path. Values are clamped to 0..=19 (a mapping never
+    /// raises a thread above its default priority).
+    pub fn page_in_nice(mut self, nice: i32) -> Self {
+        self.page_in_nice = nice.clamp(0, 19);
         self
     }
     /// Keep the kernel's default readahead instead of `MADV_RANDOM` (not advised: one random

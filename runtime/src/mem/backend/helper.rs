@@ -131,7 +131,18 @@ pub fn default_mlock_budget() -> u64 {
 impl HelperPool {
     /// Starts `threads` helpers (at least one) using `primitive`; `mlock_budget` bounds the
     /// bytes kept locked by `Primitive::Mlock`.
+    /// Its threads run at nice [`PAGE_IN_NICE`](crate::mem::PAGE_IN_NICE).
     pub fn new(threads: usize, primitive: Primitive, mlock_budget: u64) -> io::Result<HelperPool> {
+        HelperPool::start(threads, primitive, mlock_budget, crate::mem::PAGE_IN_NICE)
+    }
+
+    /// [`HelperPool::new`] with the threads' nice value.
+    pub(crate) fn start(
+        threads: usize,
+        primitive: Primitive,
+        mlock_budget: u64,
+        nice: i32,
+    ) -> io::Result<HelperPool> {
         let inner = Arc::new(PoolInner {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
@@ -153,7 +164,10 @@ impl HelperPool {
             handles.push(
                 thread::Builder::new()
                     .name(format!("faultless-helper-{i}"))
-                    .spawn(move || helper_loop(&inner))?,
+                    .spawn(move || {
+                        crate::mem::keeper::lower_priority(nice);
+                        helper_loop(&inner)
+                    })?,
             );
         }
         Ok(HelperPool {

@@ -190,10 +190,11 @@ impl Engine {
             Backend::Blocking => Engine::Blocking,
             Backend::Helper => Engine::Helper(match &options.pool {
                 Some(p) => p.clone(),
-                None => Arc::new(HelperPool::new(
+                None => Arc::new(HelperPool::start(
                     options.helper_threads,
                     options.primitive,
                     options.mlock_budget.unwrap_or_else(default_mlock_budget),
+                    options.page_in_nice,
                 )?),
             }),
             Backend::UringMadvise => Engine::UringMadvise,

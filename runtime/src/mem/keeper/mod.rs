@@ -106,6 +106,8 @@ pub(crate) struct KeeperConfig {
     pub(crate) scrub_interval: Duration,
     /// Run the page-in path (`Backend::UringThread`).
     pub(crate) page_in: bool,
+    /// The thread's nice value (`MapOptions::page_in_nice`).
+    pub(crate) nice: i32,
 }
 
 /// What the keeper has done, as counters (read by `Mapping::stats`).
@@ -266,9 +268,13 @@ impl Keeper {
         });
         let ring = IoUring::new((pagein::MAX_IN_FLIGHT as u32) * 2)?;
         let for_thread = shared.clone();
+        let nice = config.nice;
         let thread = thread::Builder::new()
             .name("faultless-keeper".into())
-            .spawn(move || run(&for_thread, ring))?;
+            .spawn(move || {
+                lower_priority(nice);
+                run(&for_thread, ring)
+            })?;
         Ok(Keeper {
             shared,
             thread: Some(thread),
@@ -284,6 +290,17 @@ impl Drop for Keeper {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Sets the calling page-in thread's nice value; a refusal (a sandbox that filters
+/// `setpriority`) leaves it at the default priority, which only costs hot-request latency.
+pub(crate) fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    if let Err(_e) = sys::set_thread_nice(nice) {
+        crate::log::debug!(error = %_e, nice, "page-in thread keeps its priority");
     }
 }
 

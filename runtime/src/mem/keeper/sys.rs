@@ -4,6 +4,18 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+/// Sets the calling thread's nice value to `nice` (`setpriority` on its thread id). Raising
+/// it (lowering the thread's priority) needs no privilege.
+pub(crate) fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no preconditions; setpriority changes only the scheduling weight of
+    // the thread named, which is this one.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `MLOCK_ONFAULT`: lock pages as they are faulted in, not all at once.
 const MLOCK_ONFAULT: libc::c_uint = 1;
 /// `MADV_DONTNEED_LOCKED` (Linux 5.18): `MADV_DONTNEED` that also applies to locked pages.

@@ -20,6 +20,8 @@ fn bench_runs_every_path_and_writes_json() {
             "1,4",
             "--pressure-seconds",
             "0.3",
+            "--device-probe-seconds",
+            "0.1",
         ])
         .arg("--file")
         .arg(dir.join("data"))
@@ -42,6 +44,7 @@ fn bench_runs_every_path_and_writes_json() {
     for key in [
         "device_limit_iops",
         "hot_only_p99_us",
+        "hot_only_end_p99_us",
         "resident_read_ns_api",
         "resident_read_ns_raw",
     ] {
@@ -71,6 +74,7 @@ fn bench_runs_every_path_and_writes_json() {
     }
     for r in runs {
         assert!(r["cold_reads_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["device_limit_iops"].as_f64().unwrap() > 0.0, "{r}");
         for key in [
             "concurrency",
             "executor_major_faults",
@@ -104,6 +108,7 @@ fn bench_runs_every_path_and_writes_json() {
         assert!(workloads.contains(&"uniform") && workloads.contains(&"zipf"));
         for r in pressure {
             assert!(r["reads_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["device_limit_iops"].as_f64().unwrap() > 0.0, "{r}");
             assert!(r["faults_per_1000_reads"].as_f64().is_some(), "{r}");
         }
     }

@@ -104,6 +104,13 @@ pub struct BenchArgs {
     /// Write SVG plots into this directory.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Seconds of O_DIRECT QD32 reads just before and just after each run, whose mean is
+    /// that run's device limit (the `x device` columns): a shared or throttled disk's rate
+    /// moves during a benchmark (5x within minutes on the project's machine), so a limit
+    /// taken once at the start makes later runs look better or worse than they are. 0: the
+    /// start's limit for every run.
+    #[arg(long, default_value_t = 1.0)]
+    device_probe_seconds: f64,
     /// Do not drop the whole page cache between runs (as root it does by default); the data
     /// file's own pages are still evicted.
     #[arg(long)]
@@ -111,6 +118,34 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The device's O_DIRECT QD32 rate now, over `--device-probe-seconds`; `None` if that
+    /// is 0.
+    fn probe_device(&self, size: u64) -> io::Result<Option<f64>> {
+        if self.device_probe_seconds <= 0.0 {
+            return Ok(None);
+        }
+        let d = Duration::from_secs_f64(self.device_probe_seconds);
+        device::odirect_iops(&self.file, size, 32, d).map(Some)
+    }
+
+    /// Runs one measurement with a device probe on each side; returns it with the device
+    /// limit around it (the probes' mean, or `start_limit` without probes).
+    fn measure_probed(
+        &self,
+        size: u64,
+        start_limit: f64,
+        path: &Path_,
+        spec: RunSpec,
+    ) -> io::Result<(workload::RunResult, f64)> {
+        let before = self.probe_device(size)?;
+        let result = measure(&self.file, path, &self.map_options(), spec)?;
+        let after = self.probe_device(size)?;
+        let limit = before
+            .zip(after)
+            .map_or(start_limit, |(b, a)| (b + a) / 2.0);
+        Ok((result, limit))
+    }
+
     /// The mapping options every faultless run starts from (each run sets its backend).
     fn map_options(&self) -> MapOptions {
         MapOptions::new()
@@ -203,16 +238,19 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
     eprintln!("measuring: resident read cost");
     let (api_ns, raw_ns) = workload::resident_read_cost(&args.file)?;
     eprintln!("measuring: hot requests with no cold readers");
-    let hot_only = workload::run_faultless(
-        &args.file,
-        args.map_options().backend(Backend::Auto),
-        RunSpec {
-            workload: Workload::Once,
-            concurrency: 0,
-            duration,
-            seed: 1,
-        },
-    )?;
+    let hot_only = || {
+        workload::run_faultless(
+            &args.file,
+            args.map_options().backend(Backend::Auto),
+            RunSpec {
+                workload: Workload::Once,
+                concurrency: 0,
+                duration,
+                seed: 1,
+            },
+        )
+    };
+    let hot_only_start = hot_only()?;
 
     let total = paths.len() * args.concurrency.len();
     let mut runs = Vec::new();
@@ -227,16 +265,19 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
                 duration,
                 seed,
             };
-            let result = measure(&args.file, path, &args.map_options(), spec)?;
+            let (result, limit) = args.measure_probed(size, device_limit, path, spec)?;
             eprintln!(
-                "{:.0} reads/s, {} executor major faults, {:.2} us executor CPU per read",
+                "{:.0} reads/s ({:.2}x the device's {limit:.0}), {} executor major faults, \
+                 {:.2} us executor CPU per read",
                 result.cold_reads_per_s(),
+                result.cold_reads_per_s() / limit.max(1.0),
                 result.executor_major_faults,
                 result.executor_cpu_us_per_read()
             );
             runs.push(Run {
                 backend: display_name(path),
                 concurrency: c,
+                device_limit_iops: limit,
                 cold_reads_per_s: result.cold_reads_per_s(),
                 device_reads: result.device_reads,
                 executor_major_faults: result.executor_major_faults,
@@ -248,6 +289,8 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
             });
         }
     }
+    eprintln!("measuring: hot requests with no cold readers, again");
+    let hot_only_end = hot_only()?;
     let (pressure_runs, pressure_note) = if args.no_pressure {
         (Vec::new(), None)
     } else {
@@ -255,13 +298,14 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
     };
     let report = Report {
         device_limit_iops: device_limit,
-        hot_only_p99_us: hot_only.hot.value_at_quantile(0.99),
+        hot_only_p99_us: hot_only_start.hot.value_at_quantile(0.99),
+        hot_only_end_p99_us: hot_only_end.hot.value_at_quantile(0.99),
         resident_read_ns_api: api_ns,
         resident_read_ns_raw: raw_ns,
         runs,
         pressure_runs,
         pressure_note,
-        hot_only_cdf: cdf(&hot_only.hot),
+        hot_only_cdf: cdf(&hot_only_start.hot),
     };
     println!("{}", report::table(&report, &device.name()));
     if let Some(path) = &args.json {
@@ -324,7 +368,7 @@ fn pressure_section(
                 duration,
                 seed,
             };
-            let r = measure(&args.file, path, &args.map_options(), spec)?;
+            let (r, limit) = args.measure_probed(size, device_limit, path, spec)?;
             let device_per_s = r.device_reads_per_s();
             eprintln!(
                 "{:.0} reads/s, {} device reads/s, {:.3} executor major faults per 1000 reads",
@@ -343,7 +387,8 @@ fn pressure_section(
                 page_cache_bytes: cache,
                 reads_per_s: r.cold_reads_per_s(),
                 device_reads_per_s: device_per_s,
-                device_fraction: device_per_s.map(|d| d / device_limit.max(1.0)),
+                device_limit_iops: limit,
+                device_fraction: device_per_s.map(|d| d / limit.max(1.0)),
                 executor_major_faults: r.executor_major_faults,
                 faults_per_1000_reads: r.faults_per_1000(),
                 hot_p99_us: r.hot.value_at_quantile(0.99),

@@ -154,7 +154,9 @@ impl Store {
     pub async fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref();
         let file = open_file(path, options.read_only, options.create)?;
+        let started = std::time::Instant::now();
         lock_file(&file, options.read_only).await?;
+        let _locked_at = started.elapsed();
         let mut len = file.metadata()?.len();
         // An empty file is an empty store that was never initialised (see `open.rs`).
         let (mut meta, recovery) = if len == 0 && options.read_only {
@@ -199,6 +201,7 @@ impl Store {
             meta.page_size as usize,
         );
         pager.mark_verified(PageNo(0), 2);
+        let _mapped_at = started.elapsed();
         // Replay the log into the active memtable.
         let active = MemTable::new();
         let mut entries = meta.entries as i64;
@@ -216,11 +219,20 @@ impl Store {
                 "the log deletes more keys than the store holds",
             ));
         }
+        let _replayed_at = started.elapsed();
         let wal = if options.read_only {
             None
         } else {
             Some(Rc::new(Wal::open(path, meta.store_id, &rec).await?))
         };
+        crate::log::event!(
+            debug,
+            lock_ms = _locked_at.as_secs_f64() * 1e3,
+            map_ms = (_mapped_at - _locked_at).as_secs_f64() * 1e3,
+            replay_ms = (_replayed_at - _mapped_at).as_secs_f64() * 1e3,
+            log_open_ms = (started.elapsed() - _replayed_at).as_secs_f64() * 1e3,
+            "store open phases"
+        );
         let last = rec.last_txid;
         let store = Store {
             inner: Rc::new(Inner {

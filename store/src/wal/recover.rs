@@ -49,14 +49,18 @@ pub struct LogRecovery {
     pub discarded_frames: u64,
     /// The commits in those frames.
     pub discarded_commits: u64,
+    /// Bytes read from the segment files: the frames, and the rest of each segment scanned
+    /// for frames after the log's end. About the segments' total size at most: each byte is
+    /// read once.
+    pub read_bytes: u64,
 }
 
 impl fmt::Display for LogRecovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} segment(s), {} commit(s) replayed ({} bytes)",
-            self.segments, self.replayed_commits, self.replayed_bytes
+            "{} segment(s) ({} bytes read), {} commit(s) replayed ({} bytes)",
+            self.segments, self.read_bytes, self.replayed_commits, self.replayed_bytes
         )?;
         if let (Some(a), Some(b)) = (self.oldest_txid, self.newest_txid) {
             write!(f, ", commits {a} to {b}")?;
@@ -114,6 +118,8 @@ struct Reader {
     len: u64,
     at: u64,
     buf: Vec<u8>,
+    /// Bytes read from the file so far.
+    read: u64,
 }
 
 const WINDOW: usize = 4 << 20;
@@ -127,6 +133,7 @@ impl Reader {
         if off < self.at || end > self.at + self.buf.len() as u64 {
             let want = (n.max(WINDOW) as u64).min(self.len - off) as usize;
             let buf = self.file.read_exact_at(want, off).await?;
+            self.read += buf.len() as u64;
             self.buf = buf;
             self.at = off;
         }
@@ -159,13 +166,34 @@ impl Reader {
             .expect("the frame was read whole"))
     }
 
+    /// Bytes of the window from `off` on (0 if `off` is outside it).
+    fn buffered_from(&self, off: u64) -> usize {
+        let end = self.at + self.buf.len() as u64;
+        if off >= self.at && off < end {
+            (end - off) as usize
+        } else {
+            0
+        }
+    }
+
     /// Every valid frame of this segment at or after `from` (at aligned offsets).
     async fn valid_frames_from(&mut self, from: u64, salt: u64) -> Result<Vec<FrameHeader>> {
         let mut found = Vec::new();
         let mut off = from.next_multiple_of(FRAME_ALIGN as u64);
         while off + FRAME_HEADER_LEN as u64 <= self.len {
-            // Look for the next frame magic through the window, eight bytes at a time.
-            let n = ((self.len - off) as usize).min(WINDOW) & !(FRAME_ALIGN - 1);
+            // Look for the next frame magic eight bytes at a time: through the rest of the
+            // window when `off` lies in it, else through a new window. (Asking for a whole
+            // window from `off` each time re-read 4 MiB after every frame a recycled
+            // segment's older generation left: 4 GB read to recover 9 MB of log.)
+            let buffered = self.buffered_from(off);
+            let n = if buffered >= FRAME_HEADER_LEN {
+                buffered
+            } else {
+                ((self.len - off) as usize).min(WINDOW)
+            } & !(FRAME_ALIGN - 1);
+            if n == 0 {
+                break;
+            }
             let window = self.bytes(off, n).await?.expect("inside the file");
             let hit = find_magic(window);
             let Some(i) = hit else {
@@ -238,6 +266,7 @@ async fn open_segments(base: &Path, meta: &Meta) -> Result<(Vec<SlotState>, Vec<
             len,
             at: 0,
             buf: Vec::new(),
+            read: 0,
         };
         let header = match reader.bytes(0, SEGMENT_HEADER_LEN).await? {
             Some(page) => SegmentHeader::read(page)
@@ -432,6 +461,7 @@ pub(crate) async fn recover(
         .max()
         .map_or(1, |g| g + 1);
     let current = current.filter(|&c| slots[c].needed);
+    report.read_bytes = readers.iter().map(|r| r.read).sum();
     Ok(Recovered {
         must_reset: report.discarded_frames > 0,
         current,

@@ -60,13 +60,16 @@ fn page_in_threads_run_at_the_configured_nice_value() {
         .join(format!("page-in-priority-{}", std::process::id()));
     std::fs::write(&path, vec![7u8; 64 * 4096]).unwrap();
     let before = own_nice();
-    // SAFETY (all three opens): the file is written above and never while it is mapped.
+    // SAFETY: the file is written above and never while it is mapped (so for all opens).
     let keeper = unsafe { Mapping::open(&path, MapOptions::new().backend(Backend::UringThread)) };
+    // SAFETY: as above.
+    // SAFETY: as above.
     let helpers = unsafe { Mapping::open(&path, MapOptions::new().backend(Backend::Helper)) };
     let (keeper, helpers) = (keeper.unwrap(), helpers.unwrap());
     wait_for_nice("faultless-keepe", PAGE_IN_NICE);
     wait_for_nice("faultless-helpe", PAGE_IN_NICE);
     drop((keeper, helpers));
+    // SAFETY: as above.
     let chosen = unsafe {
         Mapping::open(
             &path,

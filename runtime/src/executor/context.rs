@@ -25,6 +25,8 @@ thread_local! {
     static CURRENT: Cell<*const Executor> = const { Cell::new(ptr::null()) };
     /// The class of the wakes this thread makes now.
     static WAKE_CLASS: Cell<WakeClass> = const { Cell::new(WakeClass::Foreground) };
+    /// Set while a task yields (`yield_now`): its own wake is deferred to the end of the turn.
+    static YIELDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Which run queue a wake puts its task on.
@@ -35,6 +37,25 @@ pub(crate) enum WakeClass {
     /// Wakes by page-access completions: polled after the foreground, a bounded number per
     /// turn.
     Background,
+    /// A task's wake of itself as it yields ([`yield_now`](crate::yield_now)): it joins the
+    /// foreground queue at the end of the turn, behind what I/O, timers and other threads
+    /// woke meanwhile (a local wake only; from another thread it is a foreground wake).
+    Deferred,
+}
+
+/// Runs `wake` (a yielding task waking itself) with its wake deferred to the end of the
+/// turn: the task runs again after the I/O completions, timers and other threads' wakes
+/// that the turn finds, instead of before them.
+pub(crate) fn deferred_wake(wake: impl FnOnce()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            YIELDING.with(|y| y.set(false));
+        }
+    }
+    YIELDING.with(|y| y.set(true));
+    let _reset = Reset;
+    wake();
 }
 
 /// While alive, wakes made by this thread are [`WakeClass::Background`].
@@ -88,7 +109,11 @@ impl Drop for Enter {
 /// called on that runtime's thread while it runs, through the remote queue otherwise.
 #[inline]
 pub(crate) fn schedule(shared: &Arc<Shared>, key: usize) {
-    let class = WAKE_CLASS.with(|c| c.get());
+    let class = if YIELDING.with(|y| y.get()) {
+        WakeClass::Deferred
+    } else {
+        WAKE_CLASS.with(|c| c.get())
+    };
     let local = CURRENT.with(|c| {
         let executor = c.get();
         if executor.is_null() {

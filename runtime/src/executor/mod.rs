@@ -9,7 +9,10 @@
 //!
 //! There are two run queues. A wake lands on the foreground queue unless it was made inside a
 //! background scope (page-access completions: see `context.rs`), which puts it on the
-//! background queue. One turn of the loop:
+//! background queue. A task that yields (`yield_now`) waits in a third, deferred queue until
+//! the end of the turn (step 4), so it runs after whatever the turn's I/O, timers and other
+//! threads woke: a hot request that arrives while a hundred cold readers yield at their
+//! request boundaries runs before them, not behind them. One turn of the loop:
 //! 1. poll up to `budget` tasks from the foreground queue (the budget is what keeps an
 //!    always-ready task from starving I/O completions and timers), then from the background
 //!    queue up to `background_budget` or as many as the foreground just ran, whichever is
@@ -22,7 +25,7 @@
 //! 3. submit queued io_uring entries and reap completions; if nothing is ready to run, this is
 //!    where the thread parks, in one `io_uring_enter` that waits for a completion, the eventfd,
 //!    or the next timer deadline;
-//! 4. fire expired timers;
+//! 4. fire expired timers; move the deferred tasks to the back of the foreground queue;
 //! 5. end the turn: the turn counter advances and the turn-end hooks run. No task is running
 //!    here, so a task cannot hold a reference across this point: it is the loop's quiescent
 //!    point, where deferred reclamation can safely happen.
@@ -44,7 +47,9 @@ use futures::task::waker_ref;
 use slab::Slab;
 
 use context::Enter;
-pub(crate) use context::{background_wakes, current, schedule, try_with_current, WakeClass};
+pub(crate) use context::{
+    background_wakes, current, deferred_wake, schedule, try_with_current, WakeClass,
+};
 pub(crate) use park::Shared;
 
 use crate::blocking::BlockingPool;
@@ -81,6 +86,8 @@ pub(crate) struct Executor {
     run_queue: RefCell<VecDeque<usize>>,
     /// Tasks woken by background work (page-access completions).
     background: RefCell<VecDeque<usize>>,
+    /// Tasks that yielded this turn; they join `run_queue` at its end.
+    deferred: RefCell<VecDeque<usize>>,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
     /// The `spawn_blocking` pool; its jobs complete through the tasks' wakers.
@@ -105,6 +112,7 @@ impl Executor {
             tasks: RefCell::new(Slab::with_capacity(64)),
             run_queue: RefCell::new(VecDeque::with_capacity(64)),
             background: RefCell::new(VecDeque::with_capacity(64)),
+            deferred: RefCell::new(VecDeque::with_capacity(64)),
             driver: RefCell::new(driver),
             timers: RefCell::new(Timers::default()),
             blocking: BlockingPool::new(builder.max_blocking_threads, builder.blocking_keep_alive),
@@ -125,6 +133,7 @@ impl Executor {
         let queue = match class {
             WakeClass::Foreground => &self.run_queue,
             WakeClass::Background => &self.background,
+            WakeClass::Deferred => &self.deferred,
         };
         match queue.try_borrow_mut() {
             Ok(mut q) => {
@@ -262,8 +271,9 @@ impl Executor {
             }
         }
         // 3. the driver: park only when there is nothing to run
-        let mut may_block =
-            self.run_queue.borrow().is_empty() && self.background.borrow().is_empty();
+        let mut may_block = self.run_queue.borrow().is_empty()
+            && self.background.borrow().is_empty()
+            && self.deferred.borrow().is_empty();
         let timeout = if may_block {
             self.timers
                 .borrow()
@@ -289,6 +299,13 @@ impl Executor {
         drop(graveyard);
         // 4. timers
         self.timers.borrow_mut().fire_expired(Instant::now());
+        // Tasks that yielded run after everything this turn woke.
+        {
+            let mut deferred = self.deferred.borrow_mut();
+            if !deferred.is_empty() {
+                self.run_queue.borrow_mut().extend(deferred.drain(..));
+            }
+        }
         // 5. quiescent point
         bump(&self.counters.turns);
         let mut hooks = self.turn_hooks.borrow_mut();
@@ -310,6 +327,7 @@ impl Executor {
         self.counters.internal_alive.set(0);
         self.run_queue.borrow_mut().clear();
         self.background.borrow_mut().clear();
+        self.deferred.borrow_mut().clear();
         self.turn_hooks.borrow_mut().clear();
         self.new_turn_hooks.borrow_mut().clear();
         let graveyard = self.driver.borrow_mut().shutdown();
@@ -445,5 +463,40 @@ mod tests {
             without <= 5,
             "without the lane the hot task ran {without} times"
         );
+    }
+
+    /// A task that yields runs again after a task that another thread woke meanwhile, not
+    /// before it: the yield is deferred to the end of the turn.
+    #[test]
+    fn a_yielding_task_runs_after_what_another_thread_woke_meanwhile() {
+        let runtime = Runtime::new().unwrap();
+        let order: Rc<RefCell<Vec<&str>>> = Rc::default();
+        runtime.block_on(async {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            let woken = {
+                let order = order.clone();
+                spawn(async move {
+                    rx.await.unwrap();
+                    order.borrow_mut().push("woken");
+                })
+            };
+            let yielder = {
+                let order = order.clone();
+                spawn(async move {
+                    // Let the other task start waiting first.
+                    yield_now().await;
+                    order.borrow_mut().push("yield 1");
+                    // Wake it from another thread (a remote wake), then yield.
+                    std::thread::spawn(move || tx.send(()).unwrap())
+                        .join()
+                        .unwrap();
+                    yield_now().await;
+                    order.borrow_mut().push("yield 2");
+                })
+            };
+            yielder.await.unwrap();
+            woken.await.unwrap();
+        });
+        assert_eq!(*order.borrow(), ["yield 1", "woken", "yield 2"]);
     }
 }

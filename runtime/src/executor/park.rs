@@ -69,7 +69,7 @@ impl Shared {
         {
             let mut queues = self.remote.lock().unwrap_or_else(|e| e.into_inner());
             match class {
-                WakeClass::Foreground => queues.0.push(key),
+                WakeClass::Foreground | WakeClass::Deferred => queues.0.push(key),
                 WakeClass::Background => queues.1.push(key),
             }
         }

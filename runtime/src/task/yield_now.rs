@@ -4,9 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Yields once to the executor: the calling task goes to the back of the run queue, so every
-/// other ready task runs (and, once the poll budget is spent, I/O and timers are processed)
-/// before it continues.
+/// Yields once to the executor: the calling task runs again at the next turn, after every
+/// task ready now and every task that the turn's I/O completions, expired timers and other
+/// threads' wakes make ready (as tokio's `yield_now` defers to the driver). A task that
+/// yields at request boundaries thus lets a request that arrived meanwhile go first.
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
@@ -25,7 +26,7 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        crate::executor::deferred_wake(|| cx.waker().wake_by_ref());
         Poll::Pending
     }
 }

@@ -4,6 +4,20 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// Parses a number of seconds: finite and not negative (`Duration::from_secs_f64` panics on
+/// anything else).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid number of seconds {s:?}"))?;
+    if (0.0..=1e9).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} seconds is out of range (0 to 1e9)"))
+    }
+}
+
 /// Parses sizes such as `4096`, `512K`, `512M`, `4G`, `1T` (binary units).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();

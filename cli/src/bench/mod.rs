@@ -28,7 +28,7 @@ use clap::Args;
 use faultless::runtime::mem::{Backend, MapOptions, ResidencyMode};
 use hdrhistogram::Histogram;
 
-pub use data::parse_size;
+pub use data::{parse_seconds, parse_size};
 use pages::Workload;
 pub use pressure::PageCacheLimit;
 use report::{PressureRun, Report, Run};
@@ -56,7 +56,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "2G", value_parser = parse_size)]
     size: u64,
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     seconds: f64,
     /// Comma-separated paths to measure: blocking, helper, uring-madvise, uring-read, auto,
     /// tokio-spawn-blocking.
@@ -90,7 +90,7 @@ pub struct BenchArgs {
     )]
     pressure_backends: Vec<String>,
     /// Seconds per pressure run.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pressure_seconds: f64,
     /// Skip the runs under memory pressure.
     #[arg(long)]
@@ -109,7 +109,7 @@ pub struct BenchArgs {
     /// moves during a benchmark (5x within minutes on the project's machine), so a limit
     /// taken once at the start makes later runs look better or worse than they are. 0: the
     /// start's limit for every run.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_seconds)]
     device_probe_seconds: f64,
     /// Do not drop the whole page cache between runs (as root it does by default); the data
     /// file's own pages are still evicted.

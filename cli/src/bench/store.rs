@@ -39,7 +39,7 @@ pub struct StoreBenchArgs {
     #[arg(long, default_value_t = 100)]
     pub(super) value_size: usize,
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::data::parse_seconds)]
     seconds: f64,
     /// Write the results as JSON to this path.
     #[arg(long)]
@@ -51,10 +51,10 @@ pub struct StoreBenchArgs {
     #[arg(long, value_parser = super::data::parse_size)]
     page_cache: Option<u64>,
     /// Seconds per engine under pressure.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = super::data::parse_seconds)]
     pressure_seconds: f64,
     /// Seconds the writer child runs before it is killed, for the reopen measurement.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = super::data::parse_seconds)]
     pub(super) kill_after: f64,
 }
 

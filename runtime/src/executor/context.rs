@@ -46,15 +46,18 @@ pub(crate) enum WakeClass {
 /// Runs `wake` (a yielding task waking itself) with its wake deferred to the end of the
 /// turn: the task runs again after the I/O completions, timers and other threads' wakes
 /// that the turn finds, instead of before them.
+///
+/// Every wake `wake` makes on this thread is deferred, not only the yielding task's own: a
+/// combinator's waker that wakes other tasks of this runtime defers them too (by one turn;
+/// none is lost).
 pub(crate) fn deferred_wake(wake: impl FnOnce()) {
-    struct Reset;
-    impl Drop for Reset {
+    struct Restore(bool);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            YIELDING.with(|y| y.set(false));
+            YIELDING.with(|y| y.set(self.0));
         }
     }
-    YIELDING.with(|y| y.set(true));
-    let _reset = Reset;
+    let _restore = Restore(YIELDING.with(|y| y.replace(true)));
     wake();
 }
 

@@ -117,8 +117,9 @@ impl MapOptions {
     /// background work for cold pages, and on a machine with few CPUs a thread at the
     /// executor's own priority could keep the executor waiting for a CPU for milliseconds
     /// after a hot request woke it. Use 0 where other busy processes of the machine would
-    /// otherwise starve the page-in path. Values are clamped to 0..=19 (a mapping never
-    /// raises a thread above its default priority).
+    /// otherwise starve the page-in path. Values are clamped to 0..=19, and a thread only
+    /// ever goes down to it: in a process already running at a higher nice value the
+    /// threads keep the process's (no mapping raises a thread's priority).
     pub fn page_in_nice(mut self, nice: i32) -> Self {
         self.page_in_nice = nice.clamp(0, 19);
         self

@@ -293,13 +293,11 @@ impl Drop for Keeper {
     }
 }
 
-/// Sets the calling page-in thread's nice value; a refusal (a sandbox that filters
-/// `setpriority`) leaves it at the default priority, which only costs hot-request latency.
+/// Lowers the calling page-in thread's priority to nice `nice` (never raises it); a refusal
+/// (a sandbox that filters `setpriority`) leaves it as it was, which only costs hot-request
+/// latency.
 pub(crate) fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    if let Err(_e) = sys::set_thread_nice(nice) {
+    if let Err(_e) = sys::lower_thread_priority(nice) {
         crate::log::debug!(error = %_e, nice, "page-in thread keeps its priority");
     }
 }

@@ -4,13 +4,26 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-/// Sets the calling thread's nice value to `nice` (`setpriority` on its thread id). Raising
-/// it (lowering the thread's priority) needs no privilege.
-pub(crate) fn set_thread_nice(nice: i32) -> io::Result<()> {
-    // SAFETY: gettid has no preconditions; setpriority changes only the scheduling weight of
-    // the thread named, which is this one.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
-    if rc != 0 {
+/// Lowers the calling thread's priority to nice `nice` (`setpriority` on its thread id),
+/// never raising it: a thread already at a higher nice value (a process started with
+/// `nice -n 15`) keeps its own. Lowering a priority needs no privilege.
+pub(crate) fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as libc::id_t;
+    // getpriority returns the nice value, which may be -1: errno tells an error apart.
+    // SAFETY: __errno_location points at this thread's errno; getpriority reads a value.
+    let current = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, tid)
+    };
+    if current == -1 && io::Error::last_os_error().raw_os_error() != Some(0) {
+        return Err(io::Error::last_os_error());
+    }
+    if nice <= current {
+        return Ok(());
+    }
+    // SAFETY: setpriority changes only the scheduling weight of the thread named, this one.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -22,7 +22,7 @@ use std::ops::Bound;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::keys::MemKey;
+use crate::keys::{HeadKey, KeyView, Probe};
 
 /// One value of a key, written by commit `txid`; `None` is a deletion.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ impl Versions {
 /// The first of `entries` (in the order given) with a version visible at `at`, and that
 /// version's value.
 fn first_visible<'a>(
-    mut entries: impl Iterator<Item = (&'a Box<MemKey>, &'a Versions)>,
+    mut entries: impl Iterator<Item = (&'a HeadKey, &'a Versions)>,
     at: Option<u64>,
 ) -> Option<Entry> {
     entries.find_map(|(k, vs)| {
@@ -87,7 +87,8 @@ const VERSION_OVERHEAD: u64 = 64;
 
 /// Committed writes not yet in the tree. See the module docs.
 pub(crate) struct MemTable {
-    map: RefCell<BTreeMap<Box<MemKey>, Versions>>,
+    /// Keys carry their first eight bytes inline (`HeadKey`): see `keys.rs`.
+    map: RefCell<BTreeMap<HeadKey, Versions>>,
     /// Approximate memory held: keys, values and overhead.
     bytes: Cell<u64>,
     /// Versions held.
@@ -142,7 +143,7 @@ impl MemTable {
     /// The newest version of `key` at or below commit `at` (`None`: the newest of all).
     pub(crate) fn get(&self, key: &[u8], at: Option<u64>) -> Found {
         let map = self.map.borrow();
-        let v = map.get(MemKey::new(key))?.visible(at)?;
+        let v = map.get(&Probe::new(key) as &dyn KeyView)?.visible(at)?;
         Some(v.value.clone())
     }
 
@@ -165,7 +166,7 @@ impl MemTable {
         self.bytes.set(self.bytes.get() + cost);
         self.versions.set(self.versions.get() + 1);
         // One walk of the map: most keys a memtable gets are new to it.
-        let vs = match map.entry(MemKey::boxed(key)) {
+        let vs = match map.entry(HeadKey::new(key)) {
             std::collections::btree_map::Entry::Vacant(e) => {
                 self.bytes.set(self.bytes.get() + key.len() as u64);
                 e.insert(Versions::One(version));
@@ -203,7 +204,7 @@ impl MemTable {
     /// Removes the versions of `key` newer than commit `keep` (their commit failed).
     pub(crate) fn roll_back(&self, key: &[u8], keep: u64) {
         let mut map = self.map.borrow_mut();
-        let Some(vs) = map.get_mut(MemKey::new(key)) else {
+        let Some(vs) = map.get_mut(&Probe::new(key) as &dyn KeyView) else {
             return;
         };
         let mut all = match std::mem::replace(vs, Versions::Many(Vec::new())) {
@@ -219,7 +220,7 @@ impl MemTable {
         match all.len() {
             0 => {
                 self.bytes.set(self.bytes.get() - key.len() as u64);
-                map.remove(MemKey::new(key));
+                map.remove(&Probe::new(key) as &dyn KeyView);
             }
             1 => *vs = Versions::One(all.pop().expect("one")),
             _ => *vs = Versions::Many(all),
@@ -261,10 +262,8 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
-        first_visible(
-            map.range::<MemKey, _>((mem_bound(after), mem_bound(end))),
-            at,
-        )
+        let (lo, hi) = (after.map(Probe::new), end.map(Probe::new));
+        first_visible(map.range::<dyn KeyView, _>((view(&lo), view(&hi))), at)
     }
 
     /// The last key before `before` and within `start` that has a version at or below
@@ -279,9 +278,9 @@ impl MemTable {
             return None;
         }
         let map = self.map.borrow();
+        let (lo, hi) = (start.map(Probe::new), before.map(Probe::new));
         first_visible(
-            map.range::<MemKey, _>((mem_bound(start), mem_bound(before)))
-                .rev(),
+            map.range::<dyn KeyView, _>((view(&lo), view(&hi))).rev(),
             at,
         )
     }
@@ -303,19 +302,19 @@ impl MemTable {
     pub(crate) fn newest_after(&self, after: Option<&[u8]>, n: usize) -> Vec<Entry> {
         let map = self.map.borrow();
         let lower = match after {
-            Some(k) => Bound::Excluded(MemKey::new(k)),
+            Some(k) => Bound::Excluded(Probe::new(k)),
             None => Bound::Unbounded,
         };
-        map.range::<MemKey, _>((lower, Bound::Unbounded))
+        map.range::<dyn KeyView, _>((view(&lower), Bound::Unbounded))
             .take(n)
             .map(|(k, vs)| (k.bytes().to_vec(), vs.newest().value.clone()))
             .collect()
     }
 }
 
-/// A bound on keys as a bound on the map's keys.
-fn mem_bound(b: Bound<&[u8]>) -> Bound<&MemKey> {
-    b.map(MemKey::new)
+/// A bound on lookup keys as a bound on the map's keys.
+fn view<'a>(b: &'a Bound<Probe<'_>>) -> Bound<&'a dyn KeyView> {
+    b.as_ref().map(|p| p as &dyn KeyView)
 }
 
 #[cfg(test)]

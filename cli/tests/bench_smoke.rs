@@ -75,6 +75,7 @@ fn bench_runs_every_path_and_writes_json() {
     for r in runs {
         assert!(r["cold_reads_per_s"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["device_limit_iops"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["other_cpu_us_per_read"].as_f64().unwrap() >= 0.0, "{r}");
         for key in [
             "concurrency",
             "executor_major_faults",

@@ -268,11 +268,12 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
             let (result, limit) = args.measure_probed(size, device_limit, path, spec)?;
             eprintln!(
                 "{:.0} reads/s ({:.2}x the device's {limit:.0}), {} executor major faults, \
-                 {:.2} us executor CPU per read",
+                 {:.2} us executor CPU and {:.2} us other threads' CPU per read",
                 result.cold_reads_per_s(),
                 result.cold_reads_per_s() / limit.max(1.0),
                 result.executor_major_faults,
-                result.executor_cpu_us_per_read()
+                result.executor_cpu_us_per_read(),
+                result.other_cpu_us_per_read()
             );
             runs.push(Run {
                 backend: display_name(path),
@@ -282,6 +283,7 @@ pub fn run(args: BenchArgs) -> io::Result<()> {
                 device_reads: result.device_reads,
                 executor_major_faults: result.executor_major_faults,
                 executor_cpu_us_per_read: result.executor_cpu_us_per_read(),
+                other_cpu_us_per_read: result.other_cpu_us_per_read(),
                 hot_p50_us: result.hot.value_at_quantile(0.5),
                 hot_p99_us: result.hot.value_at_quantile(0.99),
                 hot_p999_us: result.hot.value_at_quantile(0.999),

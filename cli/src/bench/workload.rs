@@ -42,6 +42,9 @@ pub struct RunResult {
     pub executor_major_faults: u64,
     /// CPU time (user + system) the executor thread used during the run.
     pub executor_cpu: Duration,
+    /// CPU time the process's other threads used during the run (the page-in threads,
+    /// tokio's blocking pool, io_uring workers), less the hot-request generator's.
+    pub other_cpu: Duration,
     pub hot: Histogram<u64>,
 }
 
@@ -62,20 +65,32 @@ impl RunResult {
         self.executor_cpu.as_secs_f64() * 1e6 / self.cold_reads.max(1) as f64
     }
 
+    /// CPU microseconds per cold read on the process's other threads: where a path moves
+    /// the work of a cold page off the executor, this is where it went.
+    pub fn other_cpu_us_per_read(&self) -> f64 {
+        self.other_cpu.as_secs_f64() * 1e6 / self.cold_reads.max(1) as f64
+    }
+
     /// Executor major faults per 1,000 cold reads.
     pub fn faults_per_1000(&self) -> f64 {
         self.executor_major_faults as f64 * 1000.0 / self.cold_reads.max(1) as f64
     }
 }
 
-/// CPU time (user + system) the calling thread has used.
-fn thread_cpu() -> Duration {
+/// CPU time (user + system) of the calling thread (`RUSAGE_THREAD`) or of the whole
+/// process, its ended threads included (`RUSAGE_SELF`).
+fn cpu(who: libc::c_int) -> Duration {
     // SAFETY: getrusage fills the struct we pass; it is plain old data.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_THREAD reports the calling thread.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    // SAFETY: as above; `who` is RUSAGE_THREAD or RUSAGE_SELF.
+    unsafe { libc::getrusage(who, &mut ru) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    cpu(libc::RUSAGE_THREAD)
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -89,9 +104,11 @@ struct Window {
     device_before: Option<u64>,
     faults_before: ThreadFaults,
     cpu_before: Duration,
+    process_cpu_before: Duration,
     start: Instant,
     stop: Arc<AtomicBool>,
-    generator: std::thread::JoinHandle<()>,
+    /// The generator thread; it returns the CPU time it used.
+    generator: std::thread::JoinHandle<Duration>,
 }
 
 impl Window {
@@ -105,6 +122,7 @@ impl Window {
             device,
             faults_before: thread_faults(),
             cpu_before: thread_cpu(),
+            process_cpu_before: cpu(libc::RUSAGE_SELF),
             start: Instant::now(),
             generator: hot_generator(tx, stop.clone()),
             stop,
@@ -117,22 +135,30 @@ impl Window {
         let elapsed = self.start.elapsed();
         let faults = thread_faults().since(&self.faults_before);
         let cpu = thread_cpu().saturating_sub(self.cpu_before);
+        let process = cpu_of_process_since(self.process_cpu_before);
         let device_after = self.device.completed();
         self.stop.store(true, Ordering::Relaxed);
-        self.generator.join().ok();
+        let generator = self.generator.join().unwrap_or_default();
         Unfinished {
             cold_reads,
             elapsed,
             device_reads: self.device_before.zip(device_after).map(|(b, a)| a - b),
             executor_major_faults: faults.major,
             executor_cpu: cpu,
+            other_cpu: process.saturating_sub(cpu).saturating_sub(generator),
         }
     }
+}
+
+/// The process's CPU time since `before` (a `RUSAGE_SELF` reading).
+fn cpu_of_process_since(before: Duration) -> Duration {
+    cpu(libc::RUSAGE_SELF).saturating_sub(before)
 }
 
 /// A run's counts, waiting for its hot-latency histogram.
 struct Unfinished {
     executor_cpu: Duration,
+    other_cpu: Duration,
     cold_reads: u64,
     elapsed: Duration,
     device_reads: Option<u64>,
@@ -147,6 +173,7 @@ impl Unfinished {
             device_reads: self.device_reads,
             executor_major_faults: self.executor_major_faults,
             executor_cpu: self.executor_cpu,
+            other_cpu: self.other_cpu,
             hot,
         }
     }
@@ -158,11 +185,11 @@ fn record_hot(hist: &mut Histogram<u64>, sent: Instant) {
     let _ = hist.record(us.min(60_000_000));
 }
 
-/// Sends `Instant`s at `HOT_RATE` per second until `stop`.
+/// Sends `Instant`s at `HOT_RATE` per second until `stop`; returns the CPU time it used.
 fn hot_generator(
     tx: futures::channel::mpsc::UnboundedSender<Instant>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Duration> {
     std::thread::spawn(move || {
         let period = Duration::from_nanos(1_000_000_000 / HOT_RATE);
         let mut next = Instant::now();
@@ -173,9 +200,10 @@ fn hot_generator(
                 std::thread::sleep(next - now);
             }
             if tx.unbounded_send(Instant::now()).is_err() {
-                return;
+                break;
             }
         }
+        thread_cpu()
     })
 }
 

@@ -4,9 +4,12 @@
 //! reads per second through a mapping from one executor thread (with the block device's
 //! completed reads, so anyone can see they reached the disk), major faults on the executor
 //! thread, and the latency of hot requests that arrive at a fixed rate from another thread
-//! while the cold readers run. Baselines from the same run: the device's O_DIRECT QD32 limit,
-//! tokio with `spawn_blocking`, hot requests with no cold readers, and the cost of a resident
-//! read through the API against a raw slice read.
+//! while the cold readers run, and the CPU each cold read cost the executor thread and the
+//! process's other threads (where a path moved the work). Baselines from the same run: the
+//! device's O_DIRECT QD32 limit (measured again around every run, over pages chosen afresh,
+//! since a shared disk's rate moves), tokio with `spawn_blocking`, hot requests with no cold
+//! readers (before and after the runs), and the cost of a resident read through the API
+//! against a raw slice read.
 
 mod data;
 mod device;

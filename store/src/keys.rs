@@ -21,8 +21,8 @@ use std::cmp::Ordering;
 
 /// Compares two keys byte-wise lexicographically (the order of `<[u8]>::cmp`), eight bytes
 /// at a time: whole words from the start, then the last eight bytes of the common length
-/// (overlapping the words already found equal), or for keys shorter than eight bytes, one
-/// zero-padded word.
+/// (overlapping the words already found equal), or where a key is shorter than eight bytes,
+/// the keys' heads (their first eight bytes, zero-padded).
 #[inline]
 pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
@@ -42,10 +42,9 @@ pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
             }
         }
     } else {
-        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
-        x[..n].copy_from_slice(&a[..n]);
-        y[..n].copy_from_slice(&b[..n]);
-        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        // Heads order like the keys (see `head`); equal heads with a key this short mean
+        // one key is the other followed by zeros, which the lengths order.
+        let (x, y) = (head(a), head(b));
         if x != y {
             return x.cmp(&y);
         }
@@ -86,6 +85,20 @@ impl MemKey {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+impl Ord for MemKey {
+    #[inline]
+    fn cmp(&self, other: &MemKey) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for MemKey {
+    #[inline]
+    fn partial_cmp(&self, other: &MemKey) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -226,20 +239,6 @@ impl KeyView for Probe<'_> {
     #[inline]
     fn bytes(&self) -> &[u8] {
         self.bytes
-    }
-}
-
-impl Ord for MemKey {
-    #[inline]
-    fn cmp(&self, other: &MemKey) -> Ordering {
-        compare(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for MemKey {
-    #[inline]
-    fn partial_cmp(&self, other: &MemKey) -> Option<Ordering> {
-        Some(self.cmp(other))
     }
 }
 

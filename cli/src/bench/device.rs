@@ -15,13 +15,11 @@ use io_uring::{opcode, types, IoUring};
 /// limit that rises with every probe (seen: 20k to 48k reads/s across one benchmark while
 /// its runs' own reads were throttled to 5k).
 fn fresh_seed() -> u64 {
-    let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most `b.len()` bytes into the buffer we own.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let seed = if n == 8 { u64::from_le_bytes(b) } else { t };
+    use std::hash::{BuildHasher, Hasher};
+    // Each `RandomState` is keyed afresh from the OS's randomness.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     seed | 1 // xorshift needs a non-zero state
 }
 

@@ -134,8 +134,8 @@ impl Window {
     fn finish(self, cold_reads: u64) -> Unfinished {
         let elapsed = self.start.elapsed();
         let faults = thread_faults().since(&self.faults_before);
-        let cpu = thread_cpu().saturating_sub(self.cpu_before);
-        let process = cpu_of_process_since(self.process_cpu_before);
+        let executor = thread_cpu().saturating_sub(self.cpu_before);
+        let process = cpu(libc::RUSAGE_SELF).saturating_sub(self.process_cpu_before);
         let device_after = self.device.completed();
         self.stop.store(true, Ordering::Relaxed);
         let generator = self.generator.join().unwrap_or_default();
@@ -144,15 +144,10 @@ impl Window {
             elapsed,
             device_reads: self.device_before.zip(device_after).map(|(b, a)| a - b),
             executor_major_faults: faults.major,
-            executor_cpu: cpu,
-            other_cpu: process.saturating_sub(cpu).saturating_sub(generator),
+            executor_cpu: executor,
+            other_cpu: process.saturating_sub(executor).saturating_sub(generator),
         }
     }
-}
-
-/// The process's CPU time since `before` (a `RUSAGE_SELF` reading).
-fn cpu_of_process_since(before: Duration) -> Duration {
-    cpu(libc::RUSAGE_SELF).saturating_sub(before)
 }
 
 /// A run's counts, waiting for its hot-latency histogram.

@@ -80,9 +80,10 @@ fn main() {
         let s = store.stats();
         let writes = s.log_writes - before.log_writes;
         println!(
-            "{writers} writers, {durability}: {:.0} puts/s; {} log writes ({:.1} commits each), \
+            "{writers} writers, {durability}: {:.0} puts/s ({} staged before their lookups); {} log writes ({:.1} commits each), \
              {} log syncs, {} checkpoints (last {:?}, of which writing {:?}, {} keys), {} tree bytes",
             puts as f64 / secs,
+            s.unresolved_puts - before.unresolved_puts,
             writes,
             puts as f64 / writes.max(1) as f64,
             s.log_syncs - before.log_syncs,

@@ -7,6 +7,14 @@
 //! commit, and waits for the log writer. Every caller that stages while a log write is in
 //! flight shares the next one: group commit, with no batching delay. A caller that stops
 //! waiting does not undo its commit: once staged, it is written like the others.
+//!
+//! A `put` does not wait for its lookup before staging: when the write lock is free and the
+//! key's tree page is not in memory, it stages the put *unresolved* (the value does not
+//! depend on whether the key existed, only the key count does) and a task of its own looks
+//! the key up while the log writes the record; the frame is published once both are done,
+//! and the answer is logged at the start of a later frame (a crash before that leaves the
+//! lookup to recovery, which makes it against the same tree). A lone writer on a cold store
+//! thus waits for the longer of the page read and the log write, not their sum.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -20,7 +28,7 @@ use crate::read::{tree_contains, TreeGuard};
 use crate::stage::{abandoned, StagedOp};
 use crate::store::Store;
 use crate::types::TxId;
-use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE};
+use crate::wal::format::{OP_DELETE, OP_PUT_NEW, OP_PUT_REPLACE, OP_PUT_UNRESOLVED};
 
 /// Whether a key exists, as a lookup found it.
 pub(crate) enum Probe {
@@ -58,8 +66,12 @@ impl Store {
         self.throttle().await?;
         let value: Rc<[u8]> = Rc::from(value);
         let stager = Stager::new(&self.inner.stagers);
-        let (guard, existed) = self.lock_and_probe(key).await?;
-        let kind = if existed { OP_PUT_REPLACE } else { OP_PUT_NEW };
+        let (guard, existed) = self.lock_and_probe(key, true).await?;
+        let kind = match existed {
+            Some(true) => OP_PUT_REPLACE,
+            Some(false) => OP_PUT_NEW,
+            None => OP_PUT_UNRESOLVED,
+        };
         let op = StagedOp {
             kind,
             key,
@@ -67,6 +79,9 @@ impl Store {
         };
         self.inner.commits.borrow_mut().grouped += 1;
         let rx = self.stage(&[op]);
+        if existed.is_none() {
+            self.resolve_later(key);
+        }
         drop(guard);
         drop(stager);
         rx.await.unwrap_or_else(|_| Err(abandoned()))
@@ -78,8 +93,8 @@ impl Store {
         self.writable()?;
         self.throttle().await?;
         let stager = Stager::new(&self.inner.stagers);
-        let (guard, existed) = self.lock_and_probe(key).await?;
-        let staged = if existed {
+        let (guard, existed) = self.lock_and_probe(key, false).await?;
+        let staged = if existed == Some(true) {
             let op = StagedOp {
                 kind: OP_DELETE,
                 key,
@@ -102,22 +117,31 @@ impl Store {
 
     /// Takes the write lock, and finds out whether `key` exists after the last staged
     /// commit. When the lock is free and the answer is at hand (in a memtable, or on tree
-    /// pages in memory), nothing waits; otherwise the key is looked up without the lock (the
+    /// pages in memory), nothing waits; when it is free and the tree must wait for a page,
+    /// and the caller can `defer` the answer, this returns `None` at once (the page's read
+    /// goes on; see the module docs); otherwise the key is looked up without the lock (the
     /// lookup may wait for a page) and the answer confirmed under it.
-    async fn lock_and_probe(&self, key: &[u8]) -> Result<(MutexGuard<'_, ()>, bool)> {
+    async fn lock_and_probe(
+        &self,
+        key: &[u8],
+        defer: bool,
+    ) -> Result<(MutexGuard<'_, ()>, Option<bool>)> {
         loop {
             let probe = match self.inner.write_lock.try_lock() {
                 Some(guard) => {
                     self.writable()?;
                     if let Some(found) = self.inner.mem.borrow().get(key, None) {
-                        return Ok((guard, found.is_some()));
+                        return Ok((guard, Some(found.is_some())));
                     }
                     let meta = self.inner.meta.get();
                     let _reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
                     let lookup = tree_contains(&self.inner.pager, meta.root, key);
                     let mut lookup = std::pin::pin!(lookup);
                     if let Some(r) = lookup.as_mut().now_or_never() {
-                        return Ok((guard, r?));
+                        return Ok((guard, Some(r?)));
+                    }
+                    if defer {
+                        return Ok((guard, None));
                     }
                     // A page is on its way: wait for it without the lock (the read goes on;
                     // dropping it would cancel it), then confirm under the lock.
@@ -132,9 +156,30 @@ impl Store {
             let guard = self.inner.write_lock.lock().await;
             self.writable()?;
             if let Some(existed) = self.confirm(key, &probe) {
-                return Ok((guard, existed));
+                return Ok((guard, Some(existed)));
             }
         }
+    }
+
+    /// Looks up, in a task of its own, whether `key` of the unresolved put just staged (the
+    /// last commit) existed, and resolves the commit with the answer. The tree is the one the
+    /// put saw: no later tree differs for that key until the put is visible, since no commit
+    /// before it had a version of the key.
+    fn resolve_later(&self, key: &[u8]) {
+        let (txid, epoch) = {
+            let c = self.inner.commits.borrow();
+            (c.latest, c.epoch)
+        };
+        let meta = self.inner.meta.get();
+        let reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
+        let store = self.clone();
+        let key = key.to_vec();
+        faultless_runtime::spawn(async move {
+            let existed = tree_contains(&store.inner.pager, meta.root, &key).await;
+            drop(reader);
+            store.resolve(epoch, txid, existed);
+        })
+        .detach();
     }
 
     /// Finds out whether `key` exists after the last staged commit.

@@ -16,15 +16,16 @@
 //! store writable, so writes resume when there is room; any other failure of the log, and
 //! any failed sync, refuses writes until the store is reopened.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use futures::channel::oneshot;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::wal::format::{FrameBuf, OP_DELETE, OP_PUT_NEW};
+use crate::wal::format::{FrameBuf, OP_DELETE, OP_PUT_NEW, OP_PUT_UNRESOLVED};
 
 /// How many times the log writer yields to callers on their way to staging before it
 /// writes without them.
@@ -32,7 +33,9 @@ const STAGER_TURNS: usize = 4;
 
 /// One op of a transaction being staged.
 pub(crate) struct StagedOp<'a> {
-    /// `OP_PUT_NEW`, `OP_PUT_REPLACE` or `OP_DELETE` (see `wal::format`).
+    /// `OP_PUT_NEW`, `OP_PUT_REPLACE`, `OP_PUT_UNRESOLVED` or `OP_DELETE` (see
+    /// `wal::format`). An unresolved put must be its transaction's only op, and the stager
+    /// must see that [`Store::resolve`] is called for it.
     pub(crate) kind: u8,
     pub(crate) key: &'a [u8],
     /// The value of a put; `None` for a delete.
@@ -53,7 +56,7 @@ pub(crate) struct Commits {
     pub(crate) latest: u64,
     /// The last commit new snapshots see (written to the log; durable under `Always`).
     pub(crate) visible: u64,
-    /// Keys after the last staged commit.
+    /// Keys after the last staged commit, but for the unresolved puts' share.
     pub(crate) latest_entries: u64,
     /// Keys after the last visible commit.
     pub(crate) visible_entries: u64,
@@ -72,6 +75,20 @@ pub(crate) struct Commits {
     pub(crate) committed: u64,
     /// Of those, single-key `put`/`delete` calls.
     pub(crate) grouped: u64,
+    /// Unresolved puts staged (`group.rs`), by commit id: a frame is not published while it
+    /// holds one.
+    pub(crate) unresolved: BTreeSet<u64>,
+    /// Puts staged unresolved by this process (for stats).
+    pub(crate) unresolved_total: u64,
+    /// Resolved puts not yet counted in `visible_entries`: commit id, keys the put added.
+    resolved: BTreeMap<u64, i64>,
+    /// Resolutions not yet in the log: written at the start of the first frame after the
+    /// one holding their put.
+    unlogged: Vec<(u64, bool)>,
+    /// A lookup for an unresolved put failed: the log writer fails the commits with it.
+    lookup_failure: Option<Error>,
+    /// The log writer, while it waits for resolutions.
+    writer_waker: Option<Waker>,
 }
 
 impl Commits {
@@ -89,6 +106,12 @@ impl Commits {
             log_bytes: 0,
             committed: 0,
             grouped: 0,
+            unresolved: BTreeSet::new(),
+            unresolved_total: 0,
+            resolved: BTreeMap::new(),
+            unlogged: Vec::new(),
+            lookup_failure: None,
+            writer_waker: None,
         }
     }
 }
@@ -102,7 +125,8 @@ impl Store {
         let inner = &self.inner;
         let (tx, rx) = oneshot::channel();
         {
-            let mut c = inner.commits.borrow_mut();
+            let mut commits = inner.commits.borrow_mut();
+            let c = &mut *commits;
             let txid = c.latest + 1;
             let new_segment = c.switch_at == Some(txid);
             if new_segment || c.frames.is_empty() {
@@ -135,6 +159,12 @@ impl Store {
                 delta += match op.kind {
                     OP_PUT_NEW => 1,
                     OP_DELETE => -1,
+                    OP_PUT_UNRESOLVED => {
+                        debug_assert_eq!(ops.len(), 1);
+                        c.unresolved.insert(txid);
+                        c.unresolved_total += 1;
+                        0
+                    }
                     _ => 0,
                 };
                 mem.active.insert(op.key, txid, op.value.clone(), prunable);
@@ -202,20 +232,25 @@ impl Store {
             }
             let mut batch = batch.into_iter();
             while let Some(Staged {
-                frame,
+                mut frame,
                 waiters,
                 delta,
             }) = batch.next()
             {
                 let (first, last, new_segment) =
                     (frame.first_txid, frame.last_txid(), frame.new_segment);
+                self.take_resolutions(&mut frame);
                 let covered = self.inner.meta.get().log_txid;
                 let durability = self.inner.durability.get();
-                match wal.append(frame, covered, durability).await {
+                let written = match wal.append(frame, covered, durability).await {
                     Ok(()) => {
                         wrote = true;
-                        self.publish(last, delta, waiters)
+                        self.resolved_through(last).await
                     }
+                    Err(e) => Err(e),
+                };
+                match written {
+                    Ok(()) => self.publish(last, delta, waiters),
                     Err(e) => {
                         let mut failed: Vec<Staged> = batch.collect();
                         let switch_pending = (new_segment && !wal.current_starts_at(first))
@@ -236,12 +271,99 @@ impl Store {
         }
     }
 
+    /// Moves into `frame` the resolutions of puts in earlier frames (a put's own frame is
+    /// sealed before its lookup can be known to be done).
+    fn take_resolutions(&self, frame: &mut FrameBuf) {
+        let first = frame.first_txid;
+        self.inner
+            .commits
+            .borrow_mut()
+            .unlogged
+            .retain(|&(txid, existed)| {
+                let earlier = txid < first;
+                if earlier {
+                    frame.resolve(txid, existed);
+                }
+                !earlier
+            });
+    }
+
+    /// Waits until every unresolved put up to commit `last` is resolved; fails if a lookup
+    /// for one failed.
+    async fn resolved_through(&self, last: u64) -> Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut c = self.inner.commits.borrow_mut();
+            if let Some(e) = c.lookup_failure.take() {
+                return Poll::Ready(Err(e));
+            }
+            if c.unresolved.range(..=last).next().is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            c.writer_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The lookup for the unresolved put of commit `txid` (staged in `epoch`) found out
+    /// whether its key existed. A lookup that outlived a roll-back of its commit is ignored
+    /// (the id may belong to another commit by now). A failed lookup fails the commits not
+    /// yet visible, like a failed log write, and refuses writes until the store is reopened
+    /// (the put's record may be in the log already: a reopen replays it).
+    pub(crate) fn resolve(&self, epoch: u64, txid: u64, existed: Result<bool>) {
+        let waker = {
+            let mut c = self.inner.commits.borrow_mut();
+            if c.epoch != epoch || !c.unresolved.remove(&txid) {
+                return;
+            }
+            match existed {
+                Ok(existed) => {
+                    let added = !existed as i64;
+                    c.latest_entries = c.latest_entries.saturating_add_signed(added);
+                    c.resolved.insert(txid, added);
+                    c.unlogged.push((txid, existed));
+                }
+                Err(e) => {
+                    let why = Error::Io(io::Error::other(format!(
+                        "looking up a key for commit {txid} failed: {e}"
+                    )));
+                    c.lookup_failure.get_or_insert(why);
+                }
+            }
+            c.writer_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Waits until no unresolved put is staged, so that `latest_entries` is exact. The
+    /// caller holds the write lock (no put stages meanwhile).
+    pub(crate) async fn wait_unresolved(&self) {
+        loop {
+            let latest = {
+                let c = self.inner.commits.borrow();
+                if c.unresolved.is_empty() {
+                    return;
+                }
+                c.latest
+            };
+            // A roll-back clears them too; its error is the log writer's to report.
+            let _ = self.wait_visible(latest).await;
+            // A visible commit is resolved (a frame is published only then), so this turn
+            // is not needed; it keeps a broken invariant from spinning the thread.
+            faultless_runtime::yield_now().await;
+        }
+    }
+
     /// A frame is written: its commits become visible and their callers are answered.
     fn publish(&self, last: u64, delta: i64, waiters: Vec<oneshot::Sender<Result<()>>>) {
         let ready = {
             let mut c = self.inner.commits.borrow_mut();
+            let later = c.resolved.split_off(&(last + 1));
+            let resolved: i64 = std::mem::replace(&mut c.resolved, later).values().sum();
             c.visible = last;
-            c.visible_entries = c.visible_entries.saturating_add_signed(delta);
+            c.visible_entries = c.visible_entries.saturating_add_signed(delta + resolved);
             let (ready, waiting) = std::mem::take(&mut c.watchers)
                 .into_iter()
                 .partition(|(t, _)| *t <= last);
@@ -270,6 +392,12 @@ impl Store {
             c.latest = keep;
             c.latest_entries = c.visible_entries;
             c.epoch += 1;
+            // Every unresolved put is after the last visible commit (a frame is published
+            // only once its puts are resolved); resolutions of visible ones stay to be logged.
+            c.unresolved.clear();
+            c.resolved.clear();
+            c.unlogged.retain(|&(txid, _)| txid <= keep);
+            c.lookup_failure = None;
             if switch_pending || c.switch_at.is_some() {
                 c.switch_at = Some(keep + 1);
             }

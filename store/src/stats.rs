@@ -54,6 +54,9 @@ pub struct StoreStats {
     pub commits: u64,
     /// Of those, the single-key `put`/`delete` calls (grouped into shared log writes).
     pub grouped_ops: u64,
+    /// Of the puts, those staged while their key's tree page was still being read: the
+    /// lookup (which only the key count needs) ran beside the log write.
+    pub unresolved_puts: u64,
     /// Syncs made by this process: the log's (`log_syncs`) and the data file's
     /// (`tree_syncs`).
     pub syncs: u64,
@@ -170,6 +173,7 @@ impl Store {
             largest_free_run: i.free.borrow().as_ref().map(|f| f.largest()),
             commits: c.committed,
             grouped_ops: c.grouped,
+            unresolved_puts: c.unresolved_total,
             syncs: i.wal.as_ref().map_or(0, |w| w.syncs.get()) + t.tree_syncs,
             memtable_keys: mems.iter().map(|m| m.keys() as u64).sum(),
             memtable_versions: mems.iter().map(|m| m.versions()).sum(),

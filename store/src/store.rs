@@ -4,6 +4,7 @@
 //! (memtable into the tree) and `commit.rs` (the tree's commit protocol).
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::RangeBounds;
 use std::os::fd::AsRawFd;
@@ -27,7 +28,8 @@ use crate::read::{RangeStream, ReadTxn, Readers, SnapshotParts, ValueRef};
 use crate::stage::Commits;
 use crate::stats::Counters;
 use crate::types::{PageNo, TxId};
-use crate::wal::recover::{recover, LogRecovery};
+use crate::wal::format::{OP_DELETE, OP_PUT_UNRESOLVED};
+use crate::wal::recover::{recover, LogRecovery, Replayed};
 use crate::wal::{new_store_id, Wal};
 use crate::write::FreeHome;
 
@@ -205,14 +207,46 @@ impl Store {
         // Replay the log into the active memtable.
         let active = MemTable::new();
         let mut entries = meta.entries as i64;
-        let rec = recover(path, &meta, |txid, ops| {
-            for op in ops {
-                let value = (op.kind != crate::wal::format::OP_DELETE).then(|| op.value.into());
-                active.insert(op.key, txid, value, |_, _| true);
-                entries += op.delta();
+        // Unresolved puts (`group.rs`) replayed and not yet resolved, with their keys.
+        let mut unresolved: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut rec = recover(path, &meta, |r| match r {
+            Replayed::Commit(txid, ops) => {
+                for op in ops {
+                    if op.kind == OP_PUT_UNRESOLVED {
+                        match active.get(op.key, None) {
+                            // A commit replayed before it wrote the key: it was in the
+                            // memtables when the put was staged, unless the tree the log
+                            // continues from is older than the one the put saw (the newest
+                            // meta was lost); either way the memtable answers.
+                            Some(found) => entries += found.is_none() as i64,
+                            None => {
+                                unresolved.insert(txid, op.key.to_vec());
+                            }
+                        }
+                    }
+                    let value = (op.kind != OP_DELETE).then(|| op.value.into());
+                    active.insert(op.key, txid, value, |_, _| true);
+                    entries += op.delta();
+                }
+            }
+            // A resolution of a put the replay resolved already, or one the tree holds, is
+            // not needed.
+            Replayed::Resolution { txid, existed } => {
+                if unresolved.remove(&txid).is_some() {
+                    entries += !existed as i64;
+                }
             }
         })
         .await?;
+        // Puts whose resolution never reached the log (the last frames before a crash): no
+        // commit between the tree and them wrote their keys, so the tree answers.
+        let lookups = unresolved
+            .values()
+            .map(|key| crate::read::tree_contains(&pager, meta.root, key));
+        for existed in futures::future::try_join_all(lookups).await? {
+            entries += !existed as i64;
+        }
+        rec.report.looked_up = unresolved.len() as u64;
         if entries < 0 {
             return Err(Error::corrupt(
                 None,

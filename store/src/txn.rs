@@ -54,6 +54,8 @@ impl Store {
         self.writable()?;
         self.throttle().await?;
         let guard = self.inner.write_lock.clone().lock_owned().await;
+        // The key count it starts from must be exact: no put still looking its key up.
+        self.wait_unresolved().await;
         self.writable()?;
         // A file cut under the store would make this transaction read holes: refuse now.
         self.check_not_truncated()?;

@@ -7,9 +7,11 @@
 //! * segment header: magic `FLTWAL01`, version, checksum, the store's id, the segment's
 //!   generation (ordering segments), a random salt, the commit id of its first record;
 //! * frame header (48 bytes): magic `FLWF`, a checksum of the header, the first commit id,
-//!   the number of transactions, the body's length, `durable_before` (every commit at or
-//!   below it was on stable storage when the frame was written), the body's checksum;
-//! * body: the transactions, each an op count and its ops (kind, key, value).
+//!   the number of transactions, the number of resolutions, the body's length,
+//!   `durable_before` (every commit at or below it was on stable storage when the frame was
+//!   written), the body's checksum;
+//! * body: the resolutions (version 2: whether the keys of earlier frames' unresolved puts
+//!   existed), then the transactions, each an op count and its ops (kind, key, value).
 //!
 //! Both checksums are crc32c seeded with the segment's salt, so a frame left over from an
 //! earlier use of the file (or one forged inside a value) never passes for one of this
@@ -27,8 +29,11 @@ pub(crate) const FRAME_HEADER_LEN: usize = 48;
 pub(crate) const FRAME_ALIGN: usize = 8;
 /// The magic at the start of a segment.
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"FLTWAL01";
-/// The log format's version.
-pub(crate) const LOG_VERSION: u32 = 1;
+/// The log format's version this build writes. Version 2 added unresolved puts and
+/// resolutions; a version-1 segment (none of either) reads the same way.
+pub(crate) const LOG_VERSION: u32 = 2;
+/// The oldest log format version this build reads.
+const LOG_VERSION_MIN: u32 = 1;
 /// The magic at the start of a frame.
 pub(crate) const FRAME_MAGIC: &[u8; 4] = b"FLWF";
 
@@ -39,6 +44,13 @@ pub(crate) const OP_PUT_NEW: u8 = 1;
 pub(crate) const OP_PUT_REPLACE: u8 = 2;
 /// A delete of an existing key (deletes of missing keys are not logged).
 pub(crate) const OP_DELETE: u8 = 3;
+/// A put whose key had no version in the memtables and whose existence in the tree was
+/// still being looked up when it was staged (version 2): the record is written meanwhile,
+/// and a later frame's resolution says whether the key existed.
+pub(crate) const OP_PUT_UNRESOLVED: u8 = 4;
+/// Bytes of one resolution: the commit id of an unresolved put (u64), then 1 if its key
+/// existed, 0 if not (u8).
+pub(crate) const RESOLUTION_LEN: usize = 9;
 
 /// What a segment's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,10 +98,13 @@ impl SegmentHeader {
             ));
         }
         let version = get_u32(page, 8);
-        if version != LOG_VERSION {
+        if !(LOG_VERSION_MIN..=LOG_VERSION).contains(&version) {
             return Err(Error::corrupt(
                 None,
-                format!("log segment version {version}: this build reads version {LOG_VERSION}"),
+                format!(
+                    "log segment version {version}: this build reads versions \
+                     {LOG_VERSION_MIN} to {LOG_VERSION}"
+                ),
             ));
         }
         Ok(Some(SegmentHeader {
@@ -106,6 +121,8 @@ impl SegmentHeader {
 pub(crate) struct FrameHeader {
     pub(crate) first_txid: u64,
     pub(crate) count: u32,
+    /// Resolutions at the start of the body.
+    pub(crate) resolutions: u32,
     pub(crate) body_len: u64,
     pub(crate) durable_before: u64,
     pub(crate) body_crc: u32,
@@ -133,11 +150,12 @@ impl FrameHeader {
         let h = FrameHeader {
             first_txid: get_u64(bytes, 8),
             count: get_u32(bytes, 16),
+            resolutions: get_u32(bytes, 20),
             body_len: get_u64(bytes, 24),
             durable_before: get_u64(bytes, 32),
             body_crc: get_u32(bytes, 40),
         };
-        if h.count == 0 || h.first_txid == 0 || get_u32(bytes, 20) != 0 {
+        if h.count == 0 || h.first_txid == 0 {
             return None;
         }
         h.first_txid.checked_add(h.count as u64)?;
@@ -158,6 +176,8 @@ pub(crate) struct FrameBuf {
     pub(crate) first_txid: u64,
     /// Transactions in the frame.
     pub(crate) count: u32,
+    /// Resolutions to write before the transactions (see [`FrameBuf::resolve`]).
+    resolutions: Vec<(u64, bool)>,
     /// True if the frame must open a new segment (the first frame after a checkpoint began).
     pub(crate) new_segment: bool,
 }
@@ -171,6 +191,7 @@ impl FrameBuf {
             buf,
             first_txid,
             count: 0,
+            resolutions: Vec::new(),
             new_segment,
         }
     }
@@ -212,9 +233,25 @@ impl FrameBuf {
         }
     }
 
+    /// Records that the key of the unresolved put of commit `txid` (an earlier frame's)
+    /// `existed` or not; written at the start of the body.
+    pub(crate) fn resolve(&mut self, txid: u64, existed: bool) {
+        debug_assert!(txid < self.first_txid);
+        self.resolutions.push((txid, existed));
+    }
+
     /// Pads the frame and fills in its header; returns the bytes to write.
     pub(crate) fn seal(mut self, salt: u64, durable_before: u64) -> Vec<u8> {
         debug_assert!(self.count > 0);
+        if !self.resolutions.is_empty() {
+            let mut res = Vec::with_capacity(self.resolutions.len() * RESOLUTION_LEN);
+            for &(txid, existed) in &self.resolutions {
+                res.extend_from_slice(&txid.to_le_bytes());
+                res.push(existed as u8);
+            }
+            self.buf.splice(FRAME_HEADER_LEN..FRAME_HEADER_LEN, res);
+        }
+        let resolutions = self.resolutions.len() as u32;
         let body_len = (self.buf.len() - FRAME_HEADER_LEN) as u64;
         let body_crc = seeded(salt, self.body());
         let frame_len = self.buf.len().next_multiple_of(FRAME_ALIGN);
@@ -223,7 +260,7 @@ impl FrameBuf {
         h[0..4].copy_from_slice(FRAME_MAGIC);
         put_u64(h, 8, self.first_txid);
         put_u32(h, 16, self.count);
-        put_u32(h, 20, 0);
+        put_u32(h, 20, resolutions);
         put_u64(h, 24, body_len);
         put_u64(h, 32, durable_before);
         put_u32(h, 40, body_crc);
@@ -237,7 +274,7 @@ impl FrameBuf {
 /// One op of a logged transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LoggedOp<'a> {
-    /// `OP_PUT_NEW`, `OP_PUT_REPLACE` or `OP_DELETE`.
+    /// `OP_PUT_NEW`, `OP_PUT_REPLACE`, `OP_PUT_UNRESOLVED` or `OP_DELETE`.
     pub(crate) kind: u8,
     pub(crate) key: &'a [u8],
     /// Empty for a delete.
@@ -245,7 +282,8 @@ pub(crate) struct LoggedOp<'a> {
 }
 
 impl LoggedOp<'_> {
-    /// What the op does to the number of keys.
+    /// What the op does to the number of keys (an unresolved put's share comes with its
+    /// resolution).
     pub(crate) fn delta(&self) -> i64 {
         match self.kind {
             OP_PUT_NEW => 1,
@@ -255,14 +293,40 @@ impl LoggedOp<'_> {
     }
 }
 
-/// Calls `f(index, ops)` for each of the `count` transactions in a frame's `body`. A body
-/// that does not parse (its checksum matched, so it was written that way) is corruption.
+/// The resolutions at the start of a frame's `body` (`n` of them, see `FrameHeader`), as
+/// (commit id, existed) pairs; the transactions follow them.
+pub(crate) fn parse_resolutions(
+    body: &[u8],
+    n: u32,
+) -> std::result::Result<Vec<(u64, bool)>, String> {
+    let len = (n as usize)
+        .checked_mul(RESOLUTION_LEN)
+        .filter(|&l| l <= body.len())
+        .ok_or_else(|| format!("{n} resolutions do not fit in the frame's body"))?;
+    body[..len]
+        .chunks_exact(RESOLUTION_LEN)
+        .map(|r| match r[8] {
+            0 | 1 => Ok((get_u64(r, 0), r[8] == 1)),
+            b => Err(format!("a resolution whose flag is {b}")),
+        })
+        .collect()
+}
+
+/// Calls `f(index, ops)` for each of the `count` transactions in a frame's `body`, after its
+/// `resolutions`. A body that does not parse (its checksum matched, so it was written that
+/// way) is corruption.
 pub(crate) fn parse_body<'a>(
     body: &'a [u8],
+    resolutions: u32,
     count: u32,
     mut f: impl FnMut(u32, &[LoggedOp<'a>]),
 ) -> std::result::Result<(), String> {
-    let mut at = 0usize;
+    let mut at = (resolutions as usize).saturating_mul(RESOLUTION_LEN);
+    if at > body.len() {
+        return Err(format!(
+            "{resolutions} resolutions do not fit in the frame's body"
+        ));
+    }
     let mut ops = Vec::new();
     let take = |at: &mut usize, n: usize| -> std::result::Result<&'a [u8], String> {
         let end = at
@@ -286,7 +350,7 @@ pub(crate) fn parse_body<'a>(
                 return Err(format!("a key of {klen} bytes"));
             }
             let vlen = match kind {
-                OP_PUT_NEW | OP_PUT_REPLACE => {
+                OP_PUT_NEW | OP_PUT_REPLACE | OP_PUT_UNRESOLVED => {
                     u32::from_le_bytes(take(&mut at, 4)?.try_into().expect("4 bytes")) as usize
                 }
                 OP_DELETE => 0,
@@ -325,7 +389,11 @@ mod tests {
         f.push_op(OP_DELETE, b"k0", b"");
         f.begin_txn(1);
         f.push_op(OP_PUT_REPLACE, b"k1", &[7u8; 300]);
-        assert_eq!(f.last_txid(), 18);
+        f.begin_txn(1);
+        f.push_op(OP_PUT_UNRESOLVED, b"k2", b"v2");
+        f.resolve(12, true);
+        f.resolve(15, false);
+        assert_eq!(f.last_txid(), 19);
         let bytes = f.seal(seg.salt, 16);
         let mut page = vec![0u8; SEGMENT_HEADER_LEN];
         seg.write(&mut page);
@@ -333,7 +401,10 @@ mod tests {
         let frame = &bytes[..];
         assert_eq!(frame.len() % FRAME_ALIGN, 0);
         let h = FrameHeader::read(frame, seg.salt).unwrap();
-        assert_eq!((h.first_txid, h.count, h.durable_before), (17, 2, 16));
+        assert_eq!(
+            (h.first_txid, h.count, h.resolutions, h.durable_before),
+            (17, 3, 2, 16)
+        );
         assert_eq!(h.span() as usize, frame.len());
         let body = &frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + h.body_len as usize];
         assert!(h.body_ok(body, seg.salt));
@@ -341,16 +412,25 @@ mod tests {
             FrameHeader::read(frame, seg.salt + 1).is_none(),
             "other salt"
         );
+        assert_eq!(
+            parse_resolutions(body, h.resolutions).unwrap(),
+            vec![(12, true), (15, false)]
+        );
         let mut seen = Vec::new();
-        parse_body(body, h.count, |i, ops| {
+        parse_body(body, h.resolutions, h.count, |i, ops| {
             seen.push((i, ops.iter().map(|o| o.delta()).sum::<i64>(), ops.len()))
         })
         .unwrap();
-        assert_eq!(seen, vec![(0, 0, 2), (1, 0, 1)]);
+        assert_eq!(seen, vec![(0, 0, 2), (1, 0, 1), (2, 0, 1)]);
         assert!(
-            parse_body(body, 3, |_, _| {}).is_err(),
+            parse_body(body, h.resolutions, 4, |_, _| {}).is_err(),
             "a missing transaction"
         );
+        assert!(
+            parse_body(body, 0, h.count, |_, _| {}).is_err(),
+            "resolutions read as a transaction"
+        );
+        assert!(parse_resolutions(body, 1 << 30).is_err());
         for at in [0, 5, 9, 30, 41] {
             let mut bad = frame.to_vec();
             bad[at] ^= 1;

@@ -22,8 +22,8 @@ use faultless_runtime::fs::File;
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::wal::format::{
-    parse_body, FrameHeader, LoggedOp, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_MAGIC,
-    SEGMENT_HEADER_LEN,
+    parse_body, parse_resolutions, FrameHeader, LoggedOp, SegmentHeader, FRAME_ALIGN,
+    FRAME_HEADER_LEN, FRAME_MAGIC, SEGMENT_HEADER_LEN,
 };
 use crate::wal::{segment_path, MAX_SEGMENTS};
 
@@ -53,6 +53,10 @@ pub struct LogRecovery {
     /// for frames after the log's end. About the segments' total size at most: each byte is
     /// read once.
     pub read_bytes: u64,
+    /// Puts replayed whose key's existence the log never recorded (a crash came before a
+    /// later frame could say it), looked up in the tree to count the keys: at most the last
+    /// frames' worth.
+    pub looked_up: u64,
 }
 
 impl fmt::Display for LogRecovery {
@@ -71,6 +75,9 @@ impl fmt::Display for LogRecovery {
                 "; a torn record at {} offset {at} was cut off (never acknowledged)",
                 path.display()
             )?;
+        }
+        if self.looked_up > 0 {
+            write!(f, ", {} key(s) looked up to count keys", self.looked_up)?;
         }
         if self.discarded_frames > 0 {
             write!(
@@ -300,12 +307,22 @@ async fn open_segments(base: &Path, meta: &Meta) -> Result<(Vec<SlotState>, Vec<
     Ok((slots, readers))
 }
 
-/// Reads the log beside the store at `base` and calls `replay(txid, ops)` for every commit
-/// after the checkpoint `meta` records, in order.
+/// What recovery hands to its caller, in log order.
+pub(crate) enum Replayed<'a> {
+    /// A commit after the checkpoint: its id and ops.
+    Commit(u64, &'a [LoggedOp<'a>]),
+    /// Whether the key of the unresolved put of an earlier commit existed (the commit may
+    /// be one the checkpoint already holds).
+    Resolution { txid: u64, existed: bool },
+}
+
+/// Reads the log beside the store at `base` and calls `replay` for every commit after the
+/// checkpoint `meta` records, in order, and for the resolutions of unresolved puts as the
+/// log meets them.
 pub(crate) async fn recover(
     base: &Path,
     meta: &Meta,
-    mut replay: impl FnMut(u64, &[LoggedOp<'_>]),
+    mut replay: impl FnMut(Replayed<'_>),
 ) -> Result<Recovered> {
     let (mut slots, mut readers) = open_segments(base, meta).await?;
     let mut order: Vec<usize> = (0..slots.len())
@@ -390,9 +407,26 @@ pub(crate) async fn recover(
                 }
             };
             let body = reader.body(off, &fh).await?;
+            let at = format!("log segment {} at offset {off}", slots[i].path.display());
+            let resolutions = parse_resolutions(body, fh.resolutions)
+                .map_err(|e| Error::corrupt(None, format!("{at}: {e}")))?;
+            if fh.last_txid() >= expected {
+                for (txid, existed) in resolutions {
+                    if txid >= fh.first_txid {
+                        return Err(Error::corrupt(
+                            None,
+                            format!(
+                                "{at}: a resolution for commit {txid}, which does not come \
+                                 before the frame's"
+                            ),
+                        ));
+                    }
+                    replay(Replayed::Resolution { txid, existed });
+                }
+            }
             let mut bad = None;
             let mut replayed = false;
-            let parsed = parse_body(body, fh.count, |k, ops| {
+            let parsed = parse_body(body, fh.resolutions, fh.count, |k, ops| {
                 let txid = fh.first_txid + k as u64;
                 if txid < expected {
                     return;
@@ -401,14 +435,13 @@ pub(crate) async fn recover(
                     bad = Some(txid);
                     return;
                 }
-                replay(txid, ops);
+                replay(Replayed::Commit(txid, ops));
                 expected = txid + 1;
                 replayed = true;
                 report.replayed_commits += 1;
                 report.oldest_txid.get_or_insert(txid);
                 report.newest_txid = Some(txid);
             });
-            let at = format!("log segment {} at offset {off}", slots[i].path.display());
             if let Err(e) = parsed {
                 return Err(Error::corrupt(None, format!("{at}: {e}")));
             }

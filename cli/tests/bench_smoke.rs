@@ -117,3 +117,69 @@ fn bench_runs_every_path_and_writes_json() {
     assert!(dir.join("plots/hot_latency_cdf.svg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `faultless bench store`, run small: every engine measured, the commit rounds taken in
+/// turns, and the crash-reopen check finding no acknowledged write lost.
+#[test]
+fn bench_store_measures_every_engine_and_loses_nothing_at_the_crash() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-store-smoke-{}", std::process::id()));
+    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-store-smoke-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_faultless"))
+        .args([
+            "bench",
+            "store",
+            "--keys",
+            "3000",
+            "--seconds",
+            "0.1",
+            "--rounds",
+            "2",
+            "--kill-after",
+            "0.5",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench store failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 writer vs lmdb, round by round"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for engine in ["faultless", "lmdb", "redb"] {
+        for key in [
+            "hot_gets_per_s",
+            "cold_gets_per_s",
+            "commits_1_writer_per_s",
+            "commits_64_writers_per_s",
+        ] {
+            assert!(
+                report[engine][key].as_f64().is_some_and(|v| v > 0.0),
+                "{engine}.{key}: {report}"
+            );
+        }
+    }
+    assert_eq!(report["commit_rounds"].as_array().unwrap().len(), 2);
+    assert!(
+        report["wal"]["reopen_acked_writes"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["wal"]["reopen_lost_writes"].as_u64(),
+        Some(0),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&json);
+}

@@ -6,7 +6,9 @@
 //! thread, the others from one thread, where every miss is a blocking page fault or pread),
 //! and durable commits per second with 1 and 64 concurrent writers (faultless: `Store::put`,
 //! logged with group commit and checkpointed into the tree in the background; LMDB and
-//! redb: one transaction per put, each synced).
+//! redb: one transaction per put, each synced). The commit measurements take turns in
+//! rounds (`--rounds`): a shared disk's sync rate moves within seconds, so one turn each
+//! would compare the engines on different disks; each round's ratios are printed too.
 //!
 //! faultless alone, after that: puts/s from 800 concurrent tasks (the server's pipelined
 //! SET pattern, 50 clients x 16) under `always` and `everysec`, and the time to reopen the
@@ -53,6 +55,10 @@ pub struct StoreBenchArgs {
     /// Seconds per engine under pressure.
     #[arg(long, default_value_t = 20.0, value_parser = super::data::parse_seconds)]
     pressure_seconds: f64,
+    /// Rounds of the durable-commit measurements: the three engines take turns, `seconds`
+    /// each per round, and each rate is the mean over the rounds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Seconds the writer child runs before it is killed, for the reopen measurement.
     #[arg(long, default_value_t = 3.0, value_parser = super::data::parse_seconds)]
     pub(super) kill_after: f64,
@@ -93,6 +99,8 @@ struct StoreReport {
     lmdb: Engine,
     redb: Engine,
     wal: WalReport,
+    /// Each round's durable commits/s, 1 writer then 64: faultless, LMDB, redb.
+    commit_rounds: Vec<[[f64; 3]; 2]>,
     pressure: Option<super::store_pressure::StorePressure>,
 }
 
@@ -333,64 +341,32 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         None => None,
     };
 
-    // Durable commits.
-    eprintln!("durable commits ...");
-    for writers in [1u64, 64] {
-        let rate = rt.block_on(async {
-            let store = Store::open(&fl_path, StoreOptions::new()).await?;
-            let deadline = Instant::now() + dur;
-            tasks_rate(writers, |t| {
-                let store = store.clone();
-                let value = value.clone();
-                async move {
-                    let mut rng = Rng(t + 99);
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        store.put(&key(rng.next() % n), &value).await?;
-                        done += 1;
-                    }
-                    Ok(done)
-                }
-            })
-            .await
-        })?;
-        let lmdb_rate = {
-            let env = lmdb_env(&lmdb_dir)?;
-            let r = env.read_txn().map_err(other)?;
-            let db: heed::Database<Bytes, Bytes> = env
-                .open_database(&r, None)
-                .map_err(other)?
-                .ok_or_else(|| other("no db"))?;
-            drop(r);
-            threaded_commits(writers, dur, |rng| {
-                let mut w = env.write_txn().map_err(other)?;
-                db.put(&mut w, &key(rng.next() % n), &value)
-                    .map_err(other)?;
-                w.commit().map_err(other)
-            })?
-        };
-        let redb_rate = {
-            let db = redb::Database::create(&redb_path).map_err(other)?;
-            threaded_commits(writers, dur, |rng| {
-                let w = db.begin_write().map_err(other)?;
-                {
-                    let mut t = w.open_table(TABLE).map_err(other)?;
-                    t.insert(key(rng.next() % n).as_slice(), value.as_slice())
-                        .map_err(other)?;
-                }
-                w.commit().map_err(other)
-            })?
-        };
-        if writers == 1 {
-            fl.commits_1_writer_per_s = rate;
-            lm.commits_1_writer_per_s = lmdb_rate;
-            rd.commits_1_writer_per_s = redb_rate;
-        } else {
-            fl.commits_64_writers_per_s = rate;
-            lm.commits_64_writers_per_s = lmdb_rate;
-            rd.commits_64_writers_per_s = redb_rate;
+    // Durable commits, the engines taking turns.
+    eprintln!("durable commits ({} rounds) ...", args.rounds);
+    let mut commit_rounds = Vec::new();
+    for round in 0..args.rounds as u64 {
+        let mut rates = [[0f64; 3]; 2];
+        for (w, writers) in [1u64, 64].into_iter().enumerate() {
+            let paths = (fl_path.as_path(), lmdb_dir.as_path(), redb_path.as_path());
+            rates[w] = durable_commits(&rt, paths, n, &value, writers, round, dur)?;
         }
+        eprintln!(
+            "  round {}: 1 writer {:.2}x LMDB, 64 writers {:.2}x LMDB",
+            round + 1,
+            rates[0][0] / rates[0][1].max(1e-9),
+            rates[1][0] / rates[1][1].max(1e-9)
+        );
+        commit_rounds.push(rates);
     }
+    let mean = |w: usize, e: usize| {
+        commit_rounds.iter().map(|r| r[w][e]).sum::<f64>() / commit_rounds.len() as f64
+    };
+    fl.commits_1_writer_per_s = mean(0, 0);
+    lm.commits_1_writer_per_s = mean(0, 1);
+    rd.commits_1_writer_per_s = mean(0, 2);
+    fl.commits_64_writers_per_s = mean(1, 0);
+    lm.commits_64_writers_per_s = mean(1, 1);
+    rd.commits_64_writers_per_s = mean(1, 2);
 
     // The server's write pattern: many tasks, each waiting for its own put.
     eprintln!("800 concurrent writers ...");
@@ -441,6 +417,7 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
         lmdb: lm,
         redb: rd,
         wal,
+        commit_rounds,
         pressure,
     };
     print_table(&report);
@@ -474,8 +451,74 @@ where
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Durable commits per second from `writers` threads each running `commit` in a loop.
-fn threaded_commits<F>(writers: u64, dur: Duration, commit: F) -> io::Result<f64>
+/// One round of durable commits from `writers` writers on each engine in turn (faultless,
+/// LMDB, redb: the stores at `paths`), `dur` each; returns their commits/s. Keys are random
+/// in `0..n`, from a sequence of the round's own.
+fn durable_commits(
+    rt: &faultless::Runtime,
+    (fl_path, lmdb_dir, redb_path): (&Path, &Path, &Path),
+    n: u64,
+    value: &[u8],
+    writers: u64,
+    round: u64,
+    dur: Duration,
+) -> io::Result<[f64; 3]> {
+    let seed = move |t: u64| Rng(t + 99 + round * 7919);
+    let fl = rt.block_on(async {
+        let store = Store::open(fl_path, StoreOptions::new()).await?;
+        let deadline = Instant::now() + dur;
+        tasks_rate(writers, |t| {
+            let store = store.clone();
+            let value = value.to_vec();
+            async move {
+                let mut rng = seed(t);
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    store.put(&key(rng.next() % n), &value).await?;
+                    done += 1;
+                }
+                Ok(done)
+            }
+        })
+        .await
+    })?;
+    let lmdb = {
+        let env = lmdb_env(lmdb_dir)?;
+        let r = env.read_txn().map_err(other)?;
+        let db: heed::Database<Bytes, Bytes> = env
+            .open_database(&r, None)
+            .map_err(other)?
+            .ok_or_else(|| other("no db"))?;
+        drop(r);
+        threaded_commits(writers, dur, seed, |rng| {
+            let mut w = env.write_txn().map_err(other)?;
+            db.put(&mut w, &key(rng.next() % n), value).map_err(other)?;
+            w.commit().map_err(other)
+        })?
+    };
+    let redb = {
+        let db = redb::Database::create(redb_path).map_err(other)?;
+        threaded_commits(writers, dur, seed, |rng| {
+            let w = db.begin_write().map_err(other)?;
+            {
+                let mut t = w.open_table(TABLE).map_err(other)?;
+                t.insert(key(rng.next() % n).as_slice(), value)
+                    .map_err(other)?;
+            }
+            w.commit().map_err(other)
+        })?
+    };
+    Ok([fl, lmdb, redb])
+}
+
+/// Durable commits per second from `writers` threads each running `commit` in a loop, writer
+/// `t` with the random sequence `seed(t)`.
+fn threaded_commits<F>(
+    writers: u64,
+    dur: Duration,
+    seed: impl Fn(u64) -> Rng + Sync,
+    commit: F,
+) -> io::Result<f64>
 where
     F: Fn(&mut Rng) -> io::Result<()> + Sync,
 {
@@ -485,9 +528,9 @@ where
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..writers {
-            let (stop, total, failed, commit) = (&stop, &total, &failed, &commit);
+            let (stop, total, failed, commit, seed) = (&stop, &total, &failed, &commit, &seed);
             s.spawn(move || {
-                let mut rng = Rng(t + 99);
+                let mut rng = seed(t);
                 while !stop.load(Ordering::Relaxed) {
                     if let Err(e) = commit(&mut rng) {
                         *failed.lock().unwrap() = Some(e);
@@ -550,6 +593,14 @@ fn print_table(r: &StoreReport) {
         "{:<28} {:>12.2} {:>12.2} {:>12.2}",
         "build seconds", r.faultless.build_s, r.lmdb.build_s, r.redb.build_s
     );
+    for (w, name) in [(0, "1 writer"), (1, "64 writers")] {
+        let ratios: Vec<String> = r
+            .commit_rounds
+            .iter()
+            .map(|rd| format!("{:.2}x", rd[w][0] / rd[w][1].max(1e-9)))
+            .collect();
+        println!("{name} vs lmdb, round by round: {}", ratios.join(" "));
+    }
     let w = &r.wal;
     println!("\nfaultless alone:");
     println!(

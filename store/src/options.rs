@@ -93,8 +93,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Defaults: the `auto` prefetch path, 64 GiB of address space reserved, read-write,
-    /// created if missing, [`Durability::Always`], a checkpoint at least every second while
-    /// there are writes, or after 64 MiB of log, or 256 MiB of recent writes in memory.
+    /// created if missing, [`Durability::Always`], a checkpoint at least every 3 seconds
+    /// while there are writes, or after 32 MiB of log, or 256 MiB of recent writes in memory.
     pub fn new() -> StoreOptions {
         StoreOptions {
             backend: Backend::Auto,
@@ -102,8 +102,8 @@ impl StoreOptions {
             read_only: false,
             create: true,
             durability: Durability::Always,
-            checkpoint_interval: Duration::from_secs(1),
-            checkpoint_log_bytes: 64 << 20,
+            checkpoint_interval: Duration::from_secs(3),
+            checkpoint_log_bytes: 32 << 20,
             memtable_bytes: 256 << 20,
             residency: ResidencyMode::Auto,
             resident_budget: None,
@@ -118,12 +118,15 @@ impl StoreOptions {
         self
     }
     /// The longest a commit's changes stay only in the log (and in memory) before a
-    /// checkpoint writes them into the tree (default 1 s). A crash replays the log written
-    /// since the last checkpoint, so this bounds the replay at reopen: about this long, plus
-    /// the checkpoint in progress, of writes (replaying them is in-memory work: ~80 ms for
-    /// 28,000 commits measured). Longer intervals make checkpoints cheaper per commit when
-    /// writes are spread over a large store (more changed keys per rewritten leaf: at 64
-    /// random writers on 1,000,000 keys, 1 s gave ~40% more puts/s than 500 ms).
+    /// checkpoint writes them into the tree (default 3 s). A crash replays the log written
+    /// since the last checkpoint, so this and [`checkpoint_log_bytes`](Self::checkpoint_log_bytes)
+    /// bound the replay at reopen: about this long, or that many bytes, plus the checkpoint
+    /// in progress, of writes (replaying is in-memory work: 305,088 commits, 36 MB of log,
+    /// in 308 ms measured). Longer intervals make checkpoints cheaper per commit when writes
+    /// are spread over a large store (more changed keys per rewritten leaf: at 64 random
+    /// writers on 1,000,000 keys, 1 s gave ~40% more puts/s than 500 ms, and 3 s 1.4x-1.6x
+    /// more than 1 s, checkpoints included; see `docs/results.md`), at the cost of memory
+    /// for the recent writes and a longer replay.
     /// `Duration::MAX` leaves checkpoints to the size limits and
     /// [`Store::checkpoint`](crate::Store::checkpoint).
     pub fn checkpoint_interval(mut self, d: Duration) -> Self {
@@ -131,7 +134,8 @@ impl StoreOptions {
         self
     }
     /// Bytes of log since the last checkpoint that start the next one at once (default
-    /// 64 MiB).
+    /// 32 MiB: with the checkpoint in progress, a replay of at most ~64 MiB, well under a
+    /// second).
     pub fn checkpoint_log_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_log_bytes = bytes.max(1);
         self

@@ -172,6 +172,14 @@ pub(super) fn lmdb_env(dir: &Path) -> io::Result<heed::Env> {
     .map_err(other)
 }
 
+/// The unnamed database of an environment `lmdb_env` opened (the bench's keys).
+pub(super) fn lmdb_db(env: &heed::Env) -> io::Result<heed::Database<Bytes, Bytes>> {
+    let r = env.read_txn().map_err(other)?;
+    env.open_database(&r, None)
+        .map_err(other)?
+        .ok_or_else(|| other("no db"))
+}
+
 /// Runs the store benchmark and prints the table.
 pub fn run(args: StoreBenchArgs) -> io::Result<()> {
     if let Some(path) = std::env::var_os(super::store_reopen::CHILD_ENV) {
@@ -259,11 +267,8 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
     })?;
     {
         let env = lmdb_env(&lmdb_dir)?;
+        let db = lmdb_db(&env)?;
         let r = env.read_txn().map_err(other)?;
-        let db: heed::Database<Bytes, Bytes> = env
-            .open_database(&r, None)
-            .map_err(other)?
-            .ok_or_else(|| other("no db"))?;
         for i in 0..n {
             db.get(&r, &key(i)).map_err(other)?;
         }
@@ -312,11 +317,8 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
     make_cold(&lmdb_dir.join("data.mdb"))?;
     {
         let env = lmdb_env(&lmdb_dir)?;
+        let db = lmdb_db(&env)?;
         let r = env.read_txn().map_err(other)?;
-        let db: heed::Database<Bytes, Bytes> = env
-            .open_database(&r, None)
-            .map_err(other)?
-            .ok_or_else(|| other("no db"))?;
         lm.cold_gets_per_s = sync_gets(n, 3, Until::Gets(cold_gets), |k| {
             Ok(db.get(&r, k).map_err(other)?.map(<[u8]>::len))
         })?;
@@ -499,12 +501,7 @@ fn durable_commits(
     })?;
     let lmdb = {
         let env = lmdb_env(lmdb_dir)?;
-        let r = env.read_txn().map_err(other)?;
-        let db: heed::Database<Bytes, Bytes> = env
-            .open_database(&r, None)
-            .map_err(other)?
-            .ok_or_else(|| other("no db"))?;
-        drop(r);
+        let db = lmdb_db(&env)?;
         threaded_commits(writers, dur, seed, |rng| {
             let mut w = env.write_txn().map_err(other)?;
             db.put(&mut w, &key(rng.next() % n), value).map_err(other)?;

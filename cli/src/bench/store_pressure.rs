@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use faultless::runtime::mem::{thread_faults, Backend};
 use faultless::store::{Store, StoreOptions};
-use heed::types::Bytes;
 use serde::Serialize;
 
-use super::store::{key, lmdb_env, make_cold, other, sync_gets, tasks_rate, Rng, Until};
+use super::store::{key, lmdb_db, lmdb_env, make_cold, other, sync_gets, tasks_rate, Rng, Until};
 use super::PageCacheLimit;
 
 /// One engine's run under pressure.
@@ -98,11 +97,8 @@ pub fn run(
     make_cold(&lmdb_dir.join("data.mdb"))?;
     {
         let env = lmdb_env(lmdb_dir)?;
+        let db = lmdb_db(&env)?;
         let r = env.read_txn().map_err(other)?;
-        let db: heed::Database<Bytes, Bytes> = env
-            .open_database(&r, None)
-            .map_err(other)?
-            .ok_or_else(|| other("no db"))?;
         let faults = thread_faults();
         let start = Instant::now();
         let rate = sync_gets(n, 5, Until::Elapsed(dur), |k| {

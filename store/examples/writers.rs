@@ -5,12 +5,14 @@
 //! ```text
 //! cargo run --release -p faultless-store --example writers -- \
 //!     [writers=64] [seconds=3] [keys=1000000] [durability=always] [interval-ms=1000] \
-//!     [dir=/tmp] [keyspace=keys]
+//!     [dir=/tmp] [keyspace=keys] [cold=0]
 //! ```
 //!
 //! `keys` are loaded first; the writers put random keys of `0..keyspace` (default `keys`;
 //! with `keys` 0 and `keyspace` 1000000 this is redis-benchmark's `-r 1000000` SET load on
-//! an empty server).
+//! an empty server). With `cold` 1 the store is closed after the load, its pages dropped
+//! from the page cache, and reopened: the puts' lookups then read the tree from the disk
+//! (beside their log writes: the report counts the puts staged before their lookups).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ fn main() {
     let interval: u64 = arg(4, "1000").parse().expect("interval-ms");
     let dir = std::path::PathBuf::from(arg(5, "/tmp"));
     let keyspace: u64 = arg(6, &keys.to_string()).parse().expect("keyspace");
+    let cold = arg(7, "0") == "1";
     let path = dir.join(format!("faultless-writers-{}.db", std::process::id()));
     let options = StoreOptions::new()
         .durability(durability)
@@ -41,7 +44,7 @@ fn main() {
         });
     let rt = Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = Store::open(&path, options).await.expect("open");
+        let store = Store::open(&path, options.clone()).await.expect("open");
         let value = vec![b'v'; 100];
         let t = Instant::now();
         if keys > 0 {
@@ -51,6 +54,13 @@ fn main() {
                 .expect("load");
         }
         eprintln!("loaded {keys} keys in {:.2}s", t.elapsed().as_secs_f64());
+        let store = if cold {
+            store.close().await.expect("close");
+            drop_page_cache(&path);
+            Store::open(&path, options).await.expect("reopen")
+        } else {
+            store
+        };
         let before = store.stats();
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let start = Instant::now();
@@ -99,4 +109,19 @@ fn main() {
     for slot in 0..3 {
         let _ = std::fs::remove_file(format!("{}-wal.{slot}", path.display()));
     }
+}
+
+/// Drops the file's pages from the page cache (no mapping of it is alive).
+fn drop_page_cache(path: &std::path::Path) {
+    let f = std::fs::File::open(path).expect("open the store file");
+    // SAFETY: advice about our own descriptor's file; it changes no memory of ours.
+    let r = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(r, 0, "posix_fadvise");
 }

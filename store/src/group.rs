@@ -8,8 +8,9 @@
 //! flight shares the next one: group commit, with no batching delay. A caller that stops
 //! waiting does not undo its commit: once staged, it is written like the others.
 //!
-//! A `put` does not wait for its lookup before staging: when the write lock is free and the
-//! key's tree page is not in memory, it stages the put *unresolved* (the value does not
+//! A lone `put` does not wait for its lookup before staging: when the write lock is free, no
+//! other caller is on its way to staging, no put is unresolved and the key's tree page is not
+//! in memory, it stages the put *unresolved* (the value does not
 //! depend on whether the key existed, only the key count does) and a task of its own looks
 //! the key up while the log writes the record; the frame is published once both are done,
 //! and the answer is logged at the start of a later frame (a crash before that leaves the
@@ -140,7 +141,7 @@ impl Store {
                     if let Some(r) = lookup.as_mut().now_or_never() {
                         return Ok((guard, Some(r?)));
                     }
-                    if defer {
+                    if defer && self.alone() {
                         return Ok((guard, None));
                     }
                     // A page is on its way: wait for it without the lock (the read goes on;
@@ -159,6 +160,15 @@ impl Store {
                 return Ok((guard, Some(existed)));
             }
         }
+    }
+
+    /// True if no other put or delete is on its way to staging and no put is unresolved:
+    /// then a put may stage unresolved without making anyone wait. (The log writer publishes
+    /// a frame only once its lookups are done, and writes the next frame after that, so a
+    /// commit staged behind an unresolved put waits for that lookup too: with other writers
+    /// about, the lookup runs before staging, as it always did, and their commits go on.)
+    fn alone(&self) -> bool {
+        self.inner.stagers.get() <= 1 && self.inner.commits.borrow().unresolved.is_empty()
     }
 
     /// Looks up, in a task of its own, whether `key` of the unresolved put just staged (the

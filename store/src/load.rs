@@ -167,7 +167,7 @@ impl Store {
         self.inner.meta.set(meta);
         self.inner.durable_meta.set(meta);
         let mut c = self.inner.commits.borrow_mut();
-        c.latest_entries = meta.entries;
+        c.set_latest_entries(meta.entries);
         c.visible_entries = meta.entries;
         drop(guard);
         Ok(())

@@ -56,8 +56,10 @@ pub(crate) struct Commits {
     pub(crate) latest: u64,
     /// The last commit new snapshots see (written to the log; durable under `Always`).
     pub(crate) visible: u64,
-    /// Keys after the last staged commit, but for the unresolved puts' share.
-    pub(crate) latest_entries: u64,
+    /// Keys after the last staged commit, but for the unresolved puts' share: signed, since
+    /// a delete of a key an unresolved put wrote counts before the put does (exact, and
+    /// not negative, once no put is unresolved: see [`Commits::latest_entries`]).
+    latest_keys: i64,
     /// Keys after the last visible commit.
     pub(crate) visible_entries: u64,
     /// Frames staged and not yet taken by the log writer.
@@ -92,12 +94,23 @@ pub(crate) struct Commits {
 }
 
 impl Commits {
+    /// Keys after the last staged commit; exact when no put is unresolved (a write
+    /// transaction waits for that: `Store::wait_unresolved`).
+    pub(crate) fn latest_entries(&self) -> u64 {
+        self.latest_keys.max(0) as u64
+    }
+
+    /// Sets the keys after the last staged commit (a bulk load, a roll-back).
+    pub(crate) fn set_latest_entries(&mut self, entries: u64) {
+        self.latest_keys = entries as i64;
+    }
+
     /// Commits as an open store finds them: everything up to `last` visible.
     pub(crate) fn new(last: u64, entries: u64) -> Commits {
         Commits {
             latest: last,
             visible: last,
-            latest_entries: entries,
+            latest_keys: entries as i64,
             visible_entries: entries,
             frames: VecDeque::new(),
             switch_at: None,
@@ -174,7 +187,7 @@ impl Store {
             let added = (staged.frame.len() - before) as u64;
             c.log_bytes += added;
             c.latest = txid;
-            c.latest_entries = c.latest_entries.saturating_add_signed(delta);
+            c.latest_keys += delta;
             c.committed += 1;
         }
         if !inner.writer_running.replace(true) {
@@ -239,7 +252,7 @@ impl Store {
             {
                 let (first, last, new_segment) =
                     (frame.first_txid, frame.last_txid(), frame.new_segment);
-                self.take_resolutions(&mut frame);
+                let carried = self.take_resolutions(&mut frame);
                 let covered = self.inner.meta.get().log_txid;
                 let durability = self.inner.durability.get();
                 let written = match wal.append(frame, covered, durability).await {
@@ -252,6 +265,10 @@ impl Store {
                 match written {
                     Ok(()) => self.publish(last, delta, waiters),
                     Err(e) => {
+                        // The answers it carried (for published commits) go with a later
+                        // frame; if this one reached the log after all, replay ignores the
+                        // second copy.
+                        self.inner.commits.borrow_mut().unlogged.extend(carried);
                         let mut failed: Vec<Staged> = batch.collect();
                         let switch_pending = (new_segment && !wal.current_starts_at(first))
                             || failed.iter().any(|s| s.frame.new_segment);
@@ -272,9 +289,10 @@ impl Store {
     }
 
     /// Moves into `frame` the resolutions of puts in earlier frames (a put's own frame is
-    /// sealed before its lookup can be known to be done).
-    fn take_resolutions(&self, frame: &mut FrameBuf) {
+    /// sealed before its lookup can be known to be done); returns them.
+    fn take_resolutions(&self, frame: &mut FrameBuf) -> Vec<(u64, bool)> {
         let first = frame.first_txid;
+        let mut taken = Vec::new();
         self.inner
             .commits
             .borrow_mut()
@@ -283,9 +301,11 @@ impl Store {
                 let earlier = txid < first;
                 if earlier {
                     frame.resolve(txid, existed);
+                    taken.push((txid, existed));
                 }
                 !earlier
             });
+        taken
     }
 
     /// Waits until every unresolved put up to commit `last` is resolved; fails if a lookup
@@ -319,7 +339,7 @@ impl Store {
             match existed {
                 Ok(existed) => {
                     let added = !existed as i64;
-                    c.latest_entries = c.latest_entries.saturating_add_signed(added);
+                    c.latest_keys += added;
                     c.resolved.insert(txid, added);
                     c.unlogged.push((txid, existed));
                 }
@@ -390,7 +410,7 @@ impl Store {
             waiters.extend(c.frames.drain(..).flat_map(|s| s.waiters));
             let watchers = std::mem::take(&mut c.watchers);
             c.latest = keep;
-            c.latest_entries = c.visible_entries;
+            c.latest_keys = c.visible_entries as i64;
             c.epoch += 1;
             // Every unresolved put is after the last visible commit (a frame is published
             // only once its puts are resolved); resolutions of visible ones stay to be logged.

@@ -243,8 +243,13 @@ impl Store {
         let lookups = unresolved
             .values()
             .map(|key| crate::read::tree_contains(&pager, meta.root, key));
-        for existed in futures::future::try_join_all(lookups).await? {
-            entries += !existed as i64;
+        for existed in futures::future::join_all(lookups).await {
+            match existed {
+                Ok(existed) => entries += !existed as i64,
+                // A damaged tree page: the store still opens (reads of that page fail, and
+                // `check` names it); the put is counted as replacing a key.
+                Err(_) => rec.report.uncounted += 1,
+            }
         }
         rec.report.looked_up = unresolved.len() as u64;
         if entries < 0 {

@@ -67,7 +67,7 @@ impl Store {
             meta,
             mems: self.inner.mem.borrow().clone(),
             writes: BTreeMap::new(),
-            entries: c.latest_entries,
+            entries: c.latest_entries(),
             epoch: c.epoch,
             _guard: guard,
         })
@@ -221,7 +221,7 @@ impl WriteTxn {
             meta: self.meta,
             commit_readers: self.store.inner.commit_readers.clone(),
             txid: c.latest,
-            entries: c.latest_entries,
+            entries: c.latest_entries(),
             mems: self.mems.clone(),
         })
     }

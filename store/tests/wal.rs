@@ -421,8 +421,9 @@ fn a_log_from_another_store_is_refused() {
 }
 
 /// A log written by a build of log format version 1 (no unresolved puts, no resolutions:
-/// the same bytes otherwise) is replayed; a version this build does not know is refused
-/// with an error that names it, never read as a log that ends early.
+/// the same bytes otherwise) is replayed, and its segment relabelled version 2 before new
+/// frames follow; a version this build does not know is refused with an error that names
+/// it, never read as a log that ends early.
 #[test]
 fn a_version_1_log_is_replayed_and_an_unknown_version_refused() {
     let path = TempPath::new("wal-version");
@@ -448,7 +449,12 @@ fn a_version_1_log_is_replayed_and_an_unknown_version_refused() {
             .unwrap();
         assert_eq!(store.log_recovery().replayed_commits, 5);
         assert_keys(&store, 0..5, 5..6).await;
+        // New frames (version 2) will follow in this segment: it is relabelled, so that a
+        // build reading only version 1 refuses it rather than stopping at them.
+        commits(&store, 10, 1).await;
     });
+    let seg = std::fs::read(path.wal(0)).unwrap();
+    assert_eq!(u32::from_le_bytes(seg[8..12].try_into().unwrap()), 2);
     set_version(3);
     let err = rt
         .block_on(Store::open(&path.0, options(Durability::Always)))

@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::format::{get_u32, get_u64, put_u32, put_u64};
 use crate::options::MAX_KEY_LEN;
 
+/// Offset of the version in a segment's header (outside its checksum, so that a segment of
+/// an older version can be relabelled in place: see `Wal::open`).
+pub(crate) const SEGMENT_VERSION_AT: u64 = 8;
 /// Bytes of the segment header page; the first frame starts here.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 4096;
 /// Bytes of a frame header.
@@ -55,6 +58,8 @@ pub(crate) const RESOLUTION_LEN: usize = 9;
 /// What a segment's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
+    /// The log format version its frames follow (this build writes [`LOG_VERSION`]).
+    pub(crate) version: u32,
     /// The store's id (the meta page's).
     pub(crate) store_id: u64,
     /// Orders segments: each new segment's is larger than every earlier one's.
@@ -74,7 +79,7 @@ impl SegmentHeader {
     pub(crate) fn write(&self, page: &mut [u8]) {
         page[..64].fill(0);
         page[0..8].copy_from_slice(SEGMENT_MAGIC);
-        put_u32(page, 8, LOG_VERSION);
+        put_u32(page, SEGMENT_VERSION_AT as usize, self.version);
         put_u64(page, 16, self.store_id);
         put_u64(page, 24, self.generation);
         put_u64(page, 32, self.salt);
@@ -108,6 +113,7 @@ impl SegmentHeader {
             ));
         }
         Ok(Some(SegmentHeader {
+            version,
             store_id: get_u64(page, 16),
             generation: get_u64(page, 24),
             salt: get_u64(page, 32),
@@ -378,6 +384,7 @@ mod tests {
     #[test]
     fn frame_round_trip_and_damage() {
         let seg = SegmentHeader {
+            version: LOG_VERSION,
             store_id: 9,
             generation: 4,
             salt: 0xabcdef,

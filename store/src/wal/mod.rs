@@ -224,7 +224,21 @@ impl Wal {
         for s in &rec.slots {
             let (seg, _) = Segment::open(s.path.clone(), false)?;
             if s.needed {
-                seg.header.set(s.header);
+                let mut header = s.header;
+                if let Some(h) = header.as_mut().filter(|h| h.version < format::LOG_VERSION) {
+                    // New frames go on after its own: label it with the version they
+                    // follow (synced below), so that a build reading only the older version
+                    // refuses the segment instead of taking the first new frame for the
+                    // log's end.
+                    let label = format::LOG_VERSION.to_le_bytes().to_vec();
+                    let (r, _) = seg
+                        .plain
+                        .write_all_at(label, format::SEGMENT_VERSION_AT)
+                        .await;
+                    r?;
+                    h.version = format::LOG_VERSION;
+                }
+                seg.header.set(header);
                 seg.end.set(s.end);
                 seg.last_txid.set(s.last_txid);
                 seg.plain.sync_data().await?;
@@ -326,6 +340,7 @@ impl Wal {
             }
         };
         let header = SegmentHeader {
+            version: format::LOG_VERSION,
             store_id: self.store_id,
             generation: self.next_generation.get(),
             salt: random_u64(),

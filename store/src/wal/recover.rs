@@ -57,6 +57,9 @@ pub struct LogRecovery {
     /// later frame could say it), looked up in the tree to count the keys: at most the last
     /// frames' worth.
     pub looked_up: u64,
+    /// Of those, the puts whose lookup failed (a damaged tree page): counted as replacing a
+    /// key, so the store's key count may be short by up to this many.
+    pub uncounted: u64,
 }
 
 impl fmt::Display for LogRecovery {
@@ -78,6 +81,13 @@ impl fmt::Display for LogRecovery {
         }
         if self.looked_up > 0 {
             write!(f, ", {} key(s) looked up to count keys", self.looked_up)?;
+            if self.uncounted > 0 {
+                write!(
+                    f,
+                    " ({} could not be read: the key count may be short by as many)",
+                    self.uncounted
+                )?;
+            }
         }
         if self.discarded_frames > 0 {
             write!(

@@ -121,7 +121,7 @@ impl Store {
     /// next open replays its log), as is a crash.
     ///
     /// The store's background tasks (the log writer, checkpoints, the keeper that starts
-    /// them) hold the store, and its file lock, while they run. `close` returns once none
+    /// them, the lookups of puts staged before their pages were read) hold the store, and its file lock, while they run. `close` returns once none
     /// does (and the runtime lets the kernel release the file when `block_on` returns);
     /// after a plain drop, the file stays locked until they finish or their runtime runs
     /// again or is dropped. So a program that opens the same store again on another runtime
@@ -143,6 +143,7 @@ impl Store {
         while self.inner.writer_running.get()
             || self.inner.keeper_busy.get()
             || self.inner.checkpoint.running.get()
+            || self.inner.lookups.get() > 0
         {
             faultless_runtime::time::sleep(Duration::from_millis(1)).await;
         }

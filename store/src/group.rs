@@ -55,6 +55,25 @@ impl Drop for Stager<'_> {
     }
 }
 
+/// The store as a lookup task holds it, counted in `lookups` while alive (`Store::close`
+/// waits until none is).
+struct Lookup(Store);
+
+impl Lookup {
+    fn new(store: Store) -> Lookup {
+        let n = &store.inner.lookups;
+        n.set(n.get() + 1);
+        Lookup(store)
+    }
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        let n = &self.0.inner.lookups;
+        n.set(n.get() - 1);
+    }
+}
+
 impl Store {
     /// Inserts or replaces `key`. Calls from many tasks share log writes (group commit);
     /// this returns once the value is committed: durable under `Durability::Always`, and
@@ -182,9 +201,10 @@ impl Store {
         };
         let meta = self.inner.meta.get();
         let reader = TreeGuard::new(self.inner.readers.clone(), meta.txid);
-        let store = self.clone();
+        let lookup = Lookup::new(self.clone());
         let key = key.to_vec();
         faultless_runtime::spawn(async move {
+            let store = &lookup.0;
             let existed = tree_contains(&store.inner.pager, meta.root, &key).await;
             drop(reader);
             store.resolve(epoch, txid, existed);

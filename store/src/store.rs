@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     /// The keeper task holds the store (between two sleeps): `close` waits for it, so that
     /// no suspended task keeps the file (and its lock) open after the runtime stops.
     pub(crate) keeper_busy: Cell<bool>,
+    /// Lookups of unresolved puts still running (`group.rs`): each holds the store.
+    pub(crate) lookups: Cell<usize>,
     /// The allocator's free runs between write transactions.
     pub(crate) free: FreeHome,
     pub(crate) file_len: Cell<u64>,
@@ -300,6 +302,7 @@ impl Store {
                 stagers: Cell::new(0),
                 keeper_running: Cell::new(false),
                 keeper_busy: Cell::new(false),
+                lookups: Cell::new(0),
                 free: FreeHome::default(),
                 file_len: Cell::new(len),
                 reserve: options.reserve.max(len),

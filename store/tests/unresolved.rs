@@ -243,3 +243,40 @@ fn a_put_whose_lookup_meets_a_damaged_page_fails_and_the_store_still_opens() {
         assert!(!store.check().await.unwrap().ok(), "check names the damage");
     });
 }
+
+#[test]
+fn a_put_whose_caller_goes_away_after_staging_is_kept_and_close_lets_the_file_go() {
+    let path = TempPath::new("unresolved-dropped");
+    let model = store_with_a_tree(&path);
+    let k = 2 * TREE_KEYS + 1;
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&path.0, options()).await.unwrap();
+        make_cold(&path);
+        {
+            let (kb, vb) = (key(k), value(k, 100));
+            let put = store.put(&kb, &vb);
+            let mut put = std::pin::pin!(put);
+            // One poll stages it (unresolved: its page is being read); then the caller goes.
+            assert!(futures::poll!(put.as_mut()).is_pending());
+        }
+        assert_eq!(store.stats().unresolved_puts, 1, "was the page cold?");
+        store.close().await.unwrap();
+    });
+    // The first runtime lives on: nothing of the closed store may hold the file.
+    let other = Runtime::new().unwrap();
+    other.block_on(async {
+        let store = Store::open(&path.0, options()).await.unwrap();
+        assert_eq!(
+            store.log_recovery().replayed_commits,
+            0,
+            "close checkpointed it"
+        );
+        assert_eq!(
+            store.get(&key(k)).await.unwrap().as_deref(),
+            Some(&value(k, 100)[..])
+        );
+        assert_eq!(store.stats().entries, model.len() as u64 + 1);
+    });
+    drop(rt);
+}

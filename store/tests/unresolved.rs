@@ -218,6 +218,8 @@ fn a_put_whose_lookup_meets_a_damaged_page_fails_and_the_store_still_opens() {
     for page in 2..pages {
         common::flip(&path.0, page * 4096 + 100, 0x40);
     }
+    // Written back, so that `make_cold` can drop them (dirty pages stay in the cache).
+    std::fs::File::open(&path.0).unwrap().sync_all().unwrap();
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open(&path.0, options()).await.unwrap();

@@ -10,12 +10,12 @@
 //!
 //! A lone `put` does not wait for its lookup before staging: when the write lock is free, no
 //! other caller is on its way to staging, no put is unresolved and the key's tree page is not
-//! in memory, it stages the put *unresolved* (the value does not
-//! depend on whether the key existed, only the key count does) and a task of its own looks
-//! the key up while the log writes the record; the frame is published once both are done,
-//! and the answer is logged at the start of a later frame (a crash before that leaves the
-//! lookup to recovery, which makes it against the same tree). A lone writer on a cold store
-//! thus waits for the longer of the page read and the log write, not their sum.
+//! in memory, it stages the put *unresolved* (the value does not depend on whether the key
+//! existed, only the key count does) and a task of its own looks the key up while the log
+//! writes the record; the frame is published once both are done, and the answer is logged
+//! at the start of a later frame (a crash before that leaves the lookup to recovery, which
+//! makes it against the same tree). A lone writer on a cold store thus waits for the longer
+//! of the page read and the log write, not their sum.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -139,7 +139,8 @@ impl Store {
     /// commit. When the lock is free and the answer is at hand (in a memtable, or on tree
     /// pages in memory), nothing waits; when it is free and the tree must wait for a page,
     /// and the caller can `defer` the answer, this returns `None` at once (the page's read
-    /// goes on; see the module docs); otherwise the key is looked up without the lock (the
+    /// goes on without this lookup, and the task that looks the key up again joins it; see
+    /// the module docs); otherwise the key is looked up without the lock (the
     /// lookup may wait for a page) and the answer confirmed under it.
     async fn lock_and_probe(
         &self,
@@ -163,8 +164,8 @@ impl Store {
                     if defer && self.alone() {
                         return Ok((guard, None));
                     }
-                    // A page is on its way: wait for it without the lock (the read goes on;
-                    // dropping it would cancel it), then confirm under the lock.
+                    // A page is on its way: wait for it without the lock (keeping this lookup,
+                    // which is already waiting for the page), then confirm under the lock.
                     drop(guard);
                     Probe::Tree {
                         tree: meta.txid,

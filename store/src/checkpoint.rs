@@ -121,8 +121,9 @@ impl Store {
     /// next open replays its log), as is a crash.
     ///
     /// The store's background tasks (the log writer, checkpoints, the keeper that starts
-    /// them, the lookups of puts staged before their pages were read) hold the store, and its file lock, while they run. `close` returns once none
-    /// does (and the runtime lets the kernel release the file when `block_on` returns);
+    /// them, the lookups of puts staged before their pages were read) hold the store, and its
+    /// file lock, while they run. `close` returns once none does (and the runtime lets the
+    /// kernel release the file when `block_on` returns);
     /// after a plain drop, the file stays locked until they finish or their runtime runs
     /// again or is dropped. So a program that opens the same store again on another runtime
     /// while the first one is still alive should close it first.

@@ -208,16 +208,7 @@ fn crash_child_grouped() {
         let store = Store::open(&path, busy_checkpoints().durability(durability))
             .await
             .unwrap();
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: advice about our own descriptor's file; it changes no memory of ours.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&f),
-                0,
-                0,
-                libc::POSIX_FADV_DONTNEED,
-            )
-        };
+        common::drop_from_page_cache(std::path::Path::new(&path));
         let tasks: Vec<_> = (0..16u64)
             .map(|t| {
                 let store = store.clone();

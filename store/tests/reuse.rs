@@ -138,16 +138,7 @@ fn cold_lookups_do_not_fault_the_executor() {
                 .await
                 .unwrap();
             // Make every page cold: a fresh mapping's pages, dropped from the page cache.
-            let f = std::fs::File::open(&path.0).unwrap();
-            // SAFETY: advice on our own fd.
-            unsafe {
-                libc::posix_fadvise(
-                    std::os::fd::AsRawFd::as_raw_fd(&f),
-                    0,
-                    0,
-                    libc::POSIX_FADV_DONTNEED,
-                )
-            };
+            common::drop_from_page_cache(&path.0);
             let before = thread_faults();
             let tasks: Vec<_> = (0..16u64)
                 .map(|t| {

@@ -37,20 +37,10 @@ fn store_with_a_tree(path: &TempPath) -> BTreeSet<u64> {
     (0..TREE_KEYS).map(|i| 2 * i).collect()
 }
 
-/// Drops the store file's pages from the page cache: a store just opened (its mapping has
-/// no page yet) must then read every tree page it looks at.
+/// Drops the store file's pages from the page cache: a store just opened must then read
+/// every tree page it looks at.
 fn make_cold(path: &TempPath) {
-    let f = std::fs::File::open(&path.0).unwrap();
-    // SAFETY: advice about our own descriptor's file; it changes no memory of ours.
-    let r = unsafe {
-        libc::posix_fadvise(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            0,
-            0,
-            libc::POSIX_FADV_DONTNEED,
-        )
-    };
-    assert_eq!(r, 0);
+    common::drop_from_page_cache(&path.0);
 }
 
 /// A key of `0..2 * TREE_KEYS + 500`, spread: about half exist in the tree, half are new.

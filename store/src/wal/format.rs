@@ -102,7 +102,7 @@ impl SegmentHeader {
                 "the log segment's header is damaged (its checksum fails)",
             ));
         }
-        let version = get_u32(page, 8);
+        let version = get_u32(page, SEGMENT_VERSION_AT as usize);
         if !(LOG_VERSION_MIN..=LOG_VERSION).contains(&version) {
             return Err(Error::corrupt(
                 None,

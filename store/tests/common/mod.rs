@@ -67,6 +67,23 @@ pub async fn put_from_tasks(store: &faultless_store::Store, tasks: u64, each: u6
     }
 }
 
+/// Drops the pages of the file at `path` from the page cache: a store opened just before
+/// (its mapping has no page yet) then reads every page it looks at from the disk. Only clean
+/// pages go: write damage back (sync) before calling this.
+pub fn drop_from_page_cache(path: &std::path::Path) {
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: advice about our own descriptor's file; it changes no memory of ours.
+    let r = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(r, 0, "posix_fadvise");
+}
+
 /// XORs the byte of the file at `path` at offset `at` with `mask` (damage for the
 /// corruption and log tests).
 pub fn flip(path: &std::path::Path, at: u64, mask: u8) {

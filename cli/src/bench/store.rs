@@ -8,9 +8,9 @@
 //! logged with group commit and checkpointed into the tree in the background; LMDB and
 //! redb: one transaction per put, each synced; a faultless turn ends with a checkpoint
 //! inside its timed window, so it pays for merging its commits into the tree). The commit
-//! measurements take turns in
-//! rounds (`--rounds`): a shared disk's sync rate moves within seconds, so one turn each
-//! would compare the engines on different disks; each round's ratios are printed too.
+//! measurements take turns in rounds (`--rounds`): a shared disk's sync rate moves within
+//! seconds, so one turn each would compare the engines on different disks; each round's
+//! ratios are printed too.
 //!
 //! faultless alone, after that: puts/s from 800 concurrent tasks (the server's pipelined
 //! SET pattern, 50 clients x 16) under `always` and `everysec`, and the time to reopen the
@@ -447,12 +447,22 @@ where
     Fut: std::future::Future<Output = io::Result<u64>> + 'static,
 {
     let start = Instant::now();
+    let total = tasks_total(tasks, body).await?;
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs `body(0..tasks)` as concurrent tasks; returns the sum of what they return.
+async fn tasks_total<F, Fut>(tasks: u64, body: F) -> io::Result<u64>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = io::Result<u64>> + 'static,
+{
     let handles: Vec<_> = (0..tasks).map(|t| faultless::spawn(body(t))).collect();
     let mut total = 0;
     for h in handles {
         total += h.await.map_err(other)??;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok(total)
 }
 
 /// One round of durable commits from `writers` writers on each engine in turn (faultless,
@@ -472,25 +482,20 @@ fn durable_commits(
         let store = Store::open(fl_path, StoreOptions::new()).await?;
         let start = Instant::now();
         let deadline = start + dur;
-        let writers: Vec<_> = (0..writers)
-            .map(|t| {
-                let store = store.clone();
-                let value = value.to_vec();
-                faultless::spawn(async move {
-                    let mut rng = seed(t);
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        store.put(&key(rng.next() % n), &value).await?;
-                        done += 1;
-                    }
-                    Ok::<_, io::Error>(done)
-                })
-            })
-            .collect();
-        let mut done = 0;
-        for w in writers {
-            done += w.await.map_err(other)??;
-        }
+        let done = tasks_total(writers, |t| {
+            let store = store.clone();
+            let value = value.to_vec();
+            async move {
+                let mut rng = seed(t);
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    store.put(&key(rng.next() % n), &value).await?;
+                    done += 1;
+                }
+                Ok(done)
+            }
+        })
+        .await?;
         // The commits still in the log go into the tree inside the timed window: the turn
         // pays for its own checkpoints (as LMDB's commits end in its tree) and leaves the
         // next turn, of any engine, none of its work.

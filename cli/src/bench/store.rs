@@ -381,17 +381,7 @@ pub fn run(args: StoreBenchArgs) -> io::Result<()> {
             let before = store.stats();
             let deadline = Instant::now() + dur;
             let rate = tasks_rate(800, |t| {
-                let store = store.clone();
-                let value = value.clone();
-                async move {
-                    let mut rng = Rng(t * 7919 + 3);
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        store.put(&key(rng.next() % n), &value).await?;
-                        done += 1;
-                    }
-                    Ok(done)
-                }
+                random_puts(store.clone(), value.clone(), n, Rng(t * 7919 + 3), deadline)
             })
             .await?;
             let s = store.stats();
@@ -451,6 +441,23 @@ where
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Puts random keys of `0..n` (from `rng`) with `value`, one at a time, until `deadline`;
+/// returns how many.
+async fn random_puts(
+    store: Store,
+    value: Vec<u8>,
+    n: u64,
+    mut rng: Rng,
+    deadline: Instant,
+) -> io::Result<u64> {
+    let mut done = 0u64;
+    while Instant::now() < deadline {
+        store.put(&key(rng.next() % n), &value).await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
 /// Runs `body(0..tasks)` as concurrent tasks; returns the sum of what they return.
 async fn tasks_total<F, Fut>(tasks: u64, body: F) -> io::Result<u64>
 where
@@ -483,17 +490,7 @@ fn durable_commits(
         let start = Instant::now();
         let deadline = start + dur;
         let done = tasks_total(writers, |t| {
-            let store = store.clone();
-            let value = value.to_vec();
-            async move {
-                let mut rng = seed(t);
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    store.put(&key(rng.next() % n), &value).await?;
-                    done += 1;
-                }
-                Ok(done)
-            }
+            random_puts(store.clone(), value.to_vec(), n, seed(t), deadline)
         })
         .await?;
         // The commits still in the log go into the tree inside the timed window: the turn
